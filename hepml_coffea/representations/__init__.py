@@ -1,0 +1,82 @@
+"""Representations: constituents -> fixed-shape float32 network inputs.
+
+Pure functions of ``(cands, jets, spec)``; training and inference share them.
+
+* :func:`build_sequence` -> ``{"features" (N, C, P), "mask" (N, 1, P), "lengths" (N,)}``
+* :func:`build_pointcloud` -> adds ``"points" (N, 2, P)`` (weaver ParticleNet contract)
+* :func:`build_image` -> ``(N, n_channels, npix, npix)``
+* :func:`knn_edges`, :func:`knn_indices`, :func:`to_pyg_batch`: kNN graphs in pure torch
+* :func:`build`: dispatch on ``spec.kind``
+"""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+
+from .features import (
+    FEATURES,
+    LOG_FLOOR,
+    STANDARD_FEATURES,
+    FeatureContext,
+    MissingFieldError,
+    known_features,
+    register_feature,
+    safe_log,
+    wrap_phi,
+)
+from .graph import knn_edges, knn_indices, to_pyg_batch
+from .image import build_image
+from .pointcloud import build_pointcloud
+from .sequence import build_sequence
+from .spec import (
+    IMAGE_CHANNELS,
+    InputSpec,
+    VarSpec,
+    default_image_spec,
+    default_pointcloud_spec,
+    default_sequence_spec,
+)
+
+__all__ = [
+    "FEATURES",
+    "IMAGE_CHANNELS",
+    "LOG_FLOOR",
+    "STANDARD_FEATURES",
+    "FeatureContext",
+    "InputSpec",
+    "MissingFieldError",
+    "VarSpec",
+    "build",
+    "build_image",
+    "build_pointcloud",
+    "build_sequence",
+    "default_image_spec",
+    "default_pointcloud_spec",
+    "default_sequence_spec",
+    "knn_edges",
+    "knn_indices",
+    "known_features",
+    "register_feature",
+    "safe_log",
+    "to_pyg_batch",
+    "wrap_phi",
+]
+
+
+def build(cands: ak.Array, jets: ak.Array, spec: InputSpec) -> dict[str, np.ndarray]:
+    """Build the representation named by ``spec.kind``.
+
+    Returns
+    -------
+    dict
+        ``sequence``: see :func:`build_sequence`; ``pointcloud``: see
+        :func:`build_pointcloud`; ``image``: ``{"image": (N, n_channels, npix, npix)}``.
+    """
+    if spec.kind == "sequence":
+        return build_sequence(cands, jets, spec)
+    if spec.kind == "pointcloud":
+        return build_pointcloud(cands, jets, spec)
+    if spec.kind == "image":
+        return {"image": build_image(cands, jets, spec)}
+    raise ValueError(f"unknown spec kind {spec.kind!r}")

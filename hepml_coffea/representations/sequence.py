@@ -1,0 +1,104 @@
+"""Padded constituent sequences (LSTM / PFN / ParticleNet features).
+
+One code path serves sequences and point clouds: constituents are flattened
+once, features are computed on the flat numpy arrays
+(:mod:`~hepml_coffea.representations.features`), and a numba kernel gathers
+the ``P`` hardest constituents of each jet into the padded output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import awkward as ak
+import numpy as np
+
+from . import _kernels
+from .features import FeatureContext, feature_matrix
+from .spec import InputSpec, VarSpec
+
+__all__ = ["build_sequence"]
+
+
+@dataclass
+class _Flat:
+    ctx: FeatureContext
+    counts: np.ndarray  # (n_jets,) int64
+    starts: np.ndarray  # (n_jets,) int64, into the flat arrays
+    order: np.ndarray  # (n_const,) int64 or (0,) when already sorted
+    use_order: bool
+
+
+def _flatten(cands: ak.Array, jets: ak.Array) -> _Flat:
+    """Flatten ``cands`` over jets and work out the pt ordering."""
+    cands = ak.Array(cands) if not isinstance(cands, ak.Array) else cands
+    jets = ak.Array(jets) if not isinstance(jets, ak.Array) else jets
+    if len(cands) != len(jets):
+        raise ValueError(f"cands has {len(cands)} jets but jets has {len(jets)}")
+    counts = np.asarray(ak.to_numpy(ak.num(cands, axis=1)), dtype=np.int64)
+    flat = ak.flatten(cands, axis=1)
+    starts = np.zeros(len(counts), dtype=np.int64)
+    if len(counts) > 1:
+        np.cumsum(counts[:-1], out=starts[1:])
+    ctx = FeatureContext(flat, jets, counts)
+    pt = ctx.cand("pt") if ctx.has_cand("pt") else None
+    if pt is None or ctx.n_constituents == 0 or _kernels.is_sorted_desc(pt, starts, counts):
+        order, use_order = np.zeros(0, dtype=np.int64), False
+    else:
+        order, use_order = _kernels.argsort_desc_per_jet(pt, starts, counts), True
+    return _Flat(ctx, counts, starts, order, use_order)
+
+
+def _transform_params(varspecs: list[VarSpec]) -> tuple[np.ndarray, ...]:
+    center = np.array([v.center for v in varspecs], dtype=np.float64)
+    scale = np.array([v.scale for v in varspecs], dtype=np.float64)
+    cmin = np.array([-np.inf if v.clip_min is None else v.clip_min for v in varspecs], dtype=np.float64)
+    cmax = np.array([np.inf if v.clip_max is None else v.clip_max for v in varspecs], dtype=np.float64)
+    pad = np.array([v.pad_value for v in varspecs], dtype=np.float64)
+    return center, scale, cmin, cmax, pad
+
+
+def _padded(flat: _Flat, varspecs: list[VarSpec], P: int, transform: bool = True) -> np.ndarray:
+    """``(n_jets, len(varspecs), P)`` float32 padded feature block."""
+    n_jets = len(flat.counts)
+    names = [v.name for v in varspecs]
+    F = feature_matrix(flat.ctx, names, np.float32)
+    out = np.empty((n_jets, len(varspecs), P), dtype=np.float32)
+    center, scale, cmin, cmax, pad = _transform_params(varspecs)
+    _kernels.fill_padded(
+        F, flat.starts, flat.counts, flat.order, flat.use_order, P,
+        center, scale, cmin, cmax, pad, transform, out,
+    )
+    return out
+
+
+def _mask_lengths(counts: np.ndarray, P: int) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.minimum(counts, P).astype(np.int64)
+    mask = (np.arange(P)[None, :] < lengths[:, None]).astype(np.float32)[:, None, :]
+    return mask, lengths
+
+
+def build_sequence(cands: ak.Array, jets: ak.Array, spec: InputSpec) -> dict[str, np.ndarray]:
+    """Padded per-constituent feature sequences.
+
+    Parameters
+    ----------
+    cands
+        ``n_jets * var * {pt, eta, phi, mass, energy, charge, pdgId, ...}``.
+        Need not be sorted: the ``P`` hardest (by pt) are kept, in decreasing pt.
+    jets
+        ``n_jets`` records with ``pt, eta, phi, mass, energy``.
+    spec
+        :class:`InputSpec`; uses ``features`` and ``length``.
+
+    Returns
+    -------
+    dict
+        ``features``: ``(n_jets, C, P)`` float32, transformed real entries,
+        ``pad_value`` on padding; ``mask``: ``(n_jets, 1, P)`` float32 (1 real,
+        0 pad); ``lengths``: ``(n_jets,)`` int64, constituent count capped at P.
+    """
+    flat = _flatten(cands, jets)
+    P = spec.length
+    mask, lengths = _mask_lengths(flat.counts, P)
+    return {"features": _padded(flat, spec.features, P), "mask": mask, "lengths": lengths}

@@ -1,0 +1,217 @@
+"""Declarative input specification, saved next to every trained model.
+
+A spec is plain data (dataclasses of str/float/int/bool/list), so it round-trips
+exactly through :meth:`InputSpec.to_dict` / :meth:`InputSpec.from_dict` and
+YAML (:meth:`InputSpec.to_yaml` / :meth:`InputSpec.from_yaml`, ``yaml.safe_load``).
+
+Per-feature transform (as in weaver's data config)::
+
+    y = clip((x - center) * scale, clip_min, clip_max)    # real entries
+    y = pad_value                                         # padded entries
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+from .features import FEATURES, STANDARD_FEATURES, known_features
+
+__all__ = [
+    "IMAGE_CHANNELS",
+    "InputSpec",
+    "VarSpec",
+    "default_image_spec",
+    "default_pointcloud_spec",
+    "default_sequence_spec",
+]
+
+#: Image channels understood by :func:`~hepml_coffea.representations.image.build_image`.
+IMAGE_CHANNELS: tuple[str, ...] = ("pt", "charged_pt", "neutral_pt", "multiplicity")
+KINDS: tuple[str, ...] = ("sequence", "pointcloud", "image")
+PAD_MODES: tuple[str, ...] = ("constant",)
+SPEC_VERSION = 1
+
+
+def _opt_float(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+@dataclass
+class VarSpec:
+    """One per-constituent input variable and its transform.
+
+    Parameters
+    ----------
+    name
+        Registered feature name (see :data:`~hepml_coffea.representations.features.FEATURES`).
+    center, scale
+        Real entries become ``(x - center) * scale``.
+    clip_min, clip_max
+        Optional clipping applied after centring/scaling (``None``: no bound).
+    pad_value
+        Value written into padded slots (not transformed).
+    """
+
+    name: str
+    center: float = 0.0
+    scale: float = 1.0
+    clip_min: float | None = None
+    clip_max: float | None = None
+    pad_value: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise TypeError(f"VarSpec.name must be a str, got {self.name!r}")
+        if self.name not in FEATURES:
+            raise ValueError(f"unknown feature {self.name!r}; known features: {known_features()}")
+        self.center = float(self.center)
+        self.scale = float(self.scale)
+        self.clip_min = _opt_float(self.clip_min)
+        self.clip_max = _opt_float(self.clip_max)
+        self.pad_value = float(self.pad_value)
+        if self.clip_min is not None and self.clip_max is not None and self.clip_min > self.clip_max:
+            raise ValueError(f"VarSpec {self.name!r}: clip_min > clip_max")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | str) -> "VarSpec":
+        """Build from a dict (or a bare feature name)."""
+        if isinstance(d, str):
+            return cls(d)
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown VarSpec keys {sorted(unknown)}")
+        return cls(**d)
+
+
+def _default_features() -> list[VarSpec]:
+    return [VarSpec(n) for n in STANDARD_FEATURES]
+
+
+@dataclass
+class InputSpec:
+    """How to turn constituents into a fixed-shape network input.
+
+    Parameters
+    ----------
+    kind
+        ``"sequence"`` (features + mask), ``"pointcloud"`` (points + features +
+        mask, weaver ParticleNet contract) or ``"image"``.
+    length
+        Number of constituent slots ``P`` (hardest ``P`` kept, rest zero-padded).
+    pad_mode
+        Only ``"constant"`` (pad with each ``VarSpec.pad_value``).
+    features
+        Per-constituent variables (sequence / pointcloud).
+    points
+        Coordinate features of a point cloud (unscaled, zero on padding).
+    npix, extent
+        Image: ``npix x npix`` pixels over ``[-extent, extent)`` in (deta, dphi).
+    centre, rotate, flip
+        Image preprocessing switches (see :mod:`~hepml_coffea.representations.image`).
+    channels
+        Image channels, a subset of :data:`IMAGE_CHANNELS`.
+    """
+
+    kind: Literal["sequence", "pointcloud", "image"] = "sequence"
+    length: int = 100
+    pad_mode: str = "constant"
+    features: list[VarSpec] = field(default_factory=_default_features)
+    points: list[str] = field(default_factory=lambda: ["deta", "dphi"])
+    npix: int = 40
+    extent: float = 0.8
+    centre: bool = True
+    rotate: bool = True
+    flip: bool = True
+    channels: list[str] = field(default_factory=lambda: ["pt"])
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown kind {self.kind!r}; expected one of {list(KINDS)}")
+        if self.pad_mode not in PAD_MODES:
+            raise ValueError(f"unknown pad_mode {self.pad_mode!r}; expected one of {list(PAD_MODES)}")
+        if int(self.length) != self.length or self.length < 1:
+            raise ValueError(f"length must be a positive integer, got {self.length!r}")
+        self.length = int(self.length)
+        self.features = [f if isinstance(f, VarSpec) else VarSpec.from_dict(f) for f in self.features]
+        self.points = [str(p) for p in self.points]
+        for p in self.points:
+            if p not in FEATURES:
+                raise ValueError(f"unknown feature {p!r} in points; known features: {known_features()}")
+        if self.kind in ("sequence", "pointcloud") and not self.features:
+            raise ValueError(f"a {self.kind!r} spec needs at least one feature")
+        if int(self.npix) != self.npix or self.npix < 1:
+            raise ValueError(f"npix must be a positive integer, got {self.npix!r}")
+        self.npix = int(self.npix)
+        self.extent = float(self.extent)
+        if not (self.extent > 0 and math.isfinite(self.extent)):
+            raise ValueError(f"extent must be positive and finite, got {self.extent!r}")
+        self.centre, self.rotate, self.flip = bool(self.centre), bool(self.rotate), bool(self.flip)
+        self.channels = [str(c) for c in self.channels]
+        for c in self.channels:
+            if c not in IMAGE_CHANNELS:
+                raise ValueError(f"unknown image channel {c!r}; known channels: {list(IMAGE_CHANNELS)}")
+        if self.kind == "image" and not self.channels:
+            raise ValueError("an image spec needs at least one channel")
+
+    # -- convenience ------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.features)
+
+    # -- serialisation ----------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["features"] = [f.to_dict() for f in self.features]
+        d["points"] = list(self.points)
+        d["channels"] = list(self.channels)
+        return {"version": SPEC_VERSION, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "InputSpec":
+        d = dict(d)
+        version = d.pop("version", SPEC_VERSION)
+        if version != SPEC_VERSION:
+            raise ValueError(f"unsupported InputSpec version {version!r} (this code reads {SPEC_VERSION})")
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown InputSpec keys {sorted(unknown)}")
+        if "features" in d:
+            d["features"] = [VarSpec.from_dict(f) for f in d["features"]]
+        return cls(**d)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "InputSpec":
+        d = yaml.safe_load(text)
+        if not isinstance(d, dict):
+            raise ValueError("InputSpec YAML must be a mapping")
+        return cls.from_dict(d)
+
+
+def default_sequence_spec(length: int = 100) -> InputSpec:
+    """The 7 ParticleNet features, ``P = length``, centre 0 / scale 1."""
+    return InputSpec(kind="sequence", length=length)
+
+
+def default_pointcloud_spec(length: int = 100) -> InputSpec:
+    """ParticleNet point cloud: points (deta, dphi) + the 7 standard features."""
+    return InputSpec(kind="pointcloud", length=length)
+
+
+def default_image_spec(npix: int = 40, extent: float = 0.8) -> InputSpec:
+    """40x40 pT image over [-0.8, 0.8)^2, centred, rotated, flipped."""
+    return InputSpec(kind="image", npix=npix, extent=extent, channels=["pt"])
