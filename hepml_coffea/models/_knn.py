@@ -61,8 +61,9 @@ def knn_indices(x: Tensor, mask: Tensor, k: int) -> Tuple[Tensor, Tensor]:
     invalid_col = mask < 0.5  # (N, 1, P): padded particles as candidates
     eye = torch.eye(num_points, dtype=torch.bool, device=x.device).unsqueeze(0)
     d = d.masked_fill(invalid_col | eye, float("inf"))
-    if num_points < k:
-        d = F.pad(d, (0, k - num_points), value=float("inf"))
+    # k extra always-invalid columns: topk(k) works even when P <= k, without a
+    # data-dependent Python branch (so torch.jit.trace generalises over P).
+    d = F.pad(d, (0, k), value=float("inf"))
     dist, idx = d.topk(k, dim=-1, largest=False, sorted=True)
     valid = torch.isfinite(dist)
     idx = idx.clamp(max=num_points - 1)

@@ -45,7 +45,8 @@ def fill_padded(
     Slot ``p`` of jet ``i`` takes constituent ``starts[i] + p`` (or
     ``order[starts[i] + p]`` when ``use_order``) for ``p < min(counts[i], P)``;
     the rest get ``pad[k]``.  Real entries are transformed
-    ``clip((x - center) * scale, cmin, cmax)`` when ``transform``.
+    ``clip((x - center) * scale, cmin, cmax)`` for the rows where
+    ``transform[k]`` is true (identity rows are copied as they are).
     """
     n_jets = counts.shape[0]
     K = F.shape[0]
@@ -53,23 +54,21 @@ def fill_padded(
         s = starts[i]
         n = min(counts[i], P)
         for k in range(K):
-            c = center[k]
-            sc = scale[k]
-            lo = cmin[k]
-            hi = cmax[k]
-            for p in range(n):
-                src = order[s + p] if use_order else s + p
-                x = np.float64(F[k, src])
-                if transform:
-                    x = (x - c) * sc
-                    if x < lo:
-                        x = lo
-                    if x > hi:
-                        x = hi
-                out[i, k, p] = x
-            pv = pad[k]
-            for p in range(n, P):
-                out[i, k, p] = pv
+            dst = out[i, k]
+            if use_order:
+                for p in range(n):
+                    dst[p] = F[k, order[s + p]]
+            else:
+                dst[:n] = F[k, s : s + n]
+            if transform[k]:
+                c = center[k]
+                sc = scale[k]
+                lo = cmin[k]
+                hi = cmax[k]
+                for p in range(n):
+                    x = (np.float64(dst[p]) - c) * sc
+                    dst[p] = min(max(x, lo), hi)
+            dst[n:] = pad[k]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -143,6 +142,8 @@ def fill_image(
             q2 = 0.0  # x<0,  y>=0
             q3 = 0.0  # x<0,  y<0
             for j in range(n):
+                if not (abs(xs[j]) < R and abs(ys[j]) < R):
+                    continue  # only what ends up in the image counts
                 if xs[j] >= 0.0:
                     if ys[j] >= 0.0:
                         q0 += ws[j]

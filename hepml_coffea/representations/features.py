@@ -109,7 +109,12 @@ def safe_log(x: np.ndarray) -> np.ndarray:
 def wrap_phi(dphi: np.ndarray) -> np.ndarray:
     """Wrap an angle difference into ``[-pi, pi)``."""
     pi = np.pi
-    return np.mod(dphi + pi, 2 * pi) - pi
+    d = np.mod(dphi + pi, 2 * pi) - pi
+    # float rounding can land exactly on +pi; fold it back (rare, cheap check)
+    hi = d >= pi
+    if hi.any():
+        d[hi] -= 2 * pi
+    return d
 
 
 def _float(a: np.ndarray) -> np.ndarray:

@@ -15,14 +15,16 @@ Conventions
 
 Preprocessing (each switchable in the spec, applied in this order to the
 continuous coordinates *before* pixelisation, using all constituents with
-weights ``w = pt / pt_jet``):
+weights ``w = pt / pt_jet``; centroid and moments use all constituents,
+including those that fall outside the image):
 
 1. ``centre``: subtract the w-weighted centroid ``(sum w x, sum w y) / sum w``.
 2. ``rotate``: rotate about the origin so that the major principal axis of the
    w-weighted second-moment tensor ``[[sum w x^2, sum w x y], [., sum w y^2]]``
    (angle ``theta = atan2(2 Ixy, Ixx - Iyy) / 2``) becomes vertical (rotation by
    ``pi/2 - theta``).  For an isotropic jet ``theta = 0`` by convention.
-3. ``flip``: compute the summed ``w`` in the quadrants (x>=0, y>=0), (x>=0, y<0),
+3. ``flip``: compute the summed ``w`` of the constituents inside the image
+   (``|x| < R`` and ``|y| < R``) in the quadrants (x>=0, y>=0), (x>=0, y<0),
    (x<0, y>=0), (x<0, y<0); flip the sign of x and/or y so the quadrant with the
    largest sum ends up at x>=0, y>=0 (upper right).  Ties keep the first in that
    list (no flip preferred).

@@ -65,9 +65,11 @@ def _padded(flat: _Flat, varspecs: list[VarSpec], P: int, transform: bool = True
     F = feature_matrix(flat.ctx, names, np.float32)
     out = np.empty((n_jets, len(varspecs), P), dtype=np.float32)
     center, scale, cmin, cmax, pad = _transform_params(varspecs)
+    identity = (center == 0) & (scale == 1) & np.isinf(cmin) & np.isinf(cmax)
+    active = ~identity if transform else np.zeros(len(varspecs), dtype=np.bool_)
     _kernels.fill_padded(
         F, flat.starts, flat.counts, flat.order, flat.use_order, P,
-        center, scale, cmin, cmax, pad, transform, out,
+        center, scale, cmin, cmax, pad, active, out,
     )
     return out
 

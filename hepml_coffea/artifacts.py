@@ -1,0 +1,278 @@
+"""Self-describing tagger artifacts: weights, architecture, input spec, metrics, hash.
+
+An artifact is a directory::
+
+    model.yaml           format, name, class_name, model_kwargs, input_spec, inputs,
+                         selection, training summary
+    weights.safetensors  torch weights (safetensors: loading runs no pickled code)
+    baseline.json        instead of weights, for the cut-based baseline
+    metrics.json         test AUC, accuracy, 1/eB at eS = 30 % and 50 %, working points
+    model.ts             optional TorchScript export for serving (never loaded implicitly)
+    roc.png, loss.png    optional plots
+    manifest.json        sha256 of every file above and the artifact hash
+
+:func:`load_artifact` recomputes every checksum and refuses an artifact whose files
+do not match (:class:`ArtifactIntegrityError`); the model is rebuilt only from
+classes in :data:`hepml_coffea.models.MODEL_REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hepml_coffea.representations import InputSpec
+
+__all__ = [
+    "FORMAT",
+    "ArtifactError",
+    "ArtifactIntegrityError",
+    "Artifact",
+    "INPUT_NAMES",
+    "save_artifact",
+    "load_artifact",
+    "shipped_taggers",
+    "resolve_artifact",
+]
+
+FORMAT = "hepml-coffea-artifact/1"
+HASHED = ("model.yaml", "weights.safetensors", "baseline.json", "metrics.json", "model.ts")
+
+#: forward() argument names per input kind, in order
+INPUT_NAMES: dict[str, tuple[str, ...]] = {
+    "image": ("image",),
+    "sequence": ("features", "mask"),
+    "pointcloud": ("points", "features", "mask"),
+    "observables": ("msoftdrop", "tau32"),
+}
+
+
+class ArtifactError(ValueError):
+    """An artifact is missing, malformed, or does not fit the request."""
+
+
+class ArtifactIntegrityError(ArtifactError):
+    """An artifact's files do not match their recorded checksums."""
+
+
+@dataclass
+class Artifact:
+    """A loaded artifact (model built on CPU, in eval mode)."""
+
+    path: Path
+    name: str
+    hash: str
+    class_name: str
+    input_kind: str
+    spec: InputSpec | None
+    model: Any
+    metrics: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return INPUT_NAMES[self.input_kind]
+
+    def working_points(self) -> dict[str, float]:
+        return dict(self.metrics.get("working_points", {}))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _combined(files: dict[str, str]) -> str:
+    text = "".join(f"{k}:{v}\n" for k, v in sorted(files.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def save_artifact(
+    out: str | os.PathLike[str],
+    *,
+    name: str,
+    model: Any,
+    input_kind: str,
+    spec: InputSpec | None,
+    metrics: dict[str, Any],
+    meta: dict[str, Any] | None = None,
+    torchscript: bool = True,
+    example_inputs: tuple[Any, ...] | None = None,
+    extra_files: dict[str, Path] | None = None,
+) -> str:
+    """Write an artifact directory atomically; return its hash.
+
+    ``model`` is a registry torch model (``config()`` gives its kwargs) or a
+    :class:`~hepml_coffea.models.CutBasedTopTagger`. With ``torchscript`` and
+    ``example_inputs`` a traced ``model.ts`` is written too.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    try:
+        doc: dict[str, Any] = {
+            "format": FORMAT,
+            "name": name,
+            "class_name": type(model).__name__,
+            "input_kind": input_kind,
+            "inputs": list(INPUT_NAMES[input_kind]),
+            "input_spec": spec.to_dict() if spec is not None else None,
+            **(meta or {}),
+        }
+        if input_kind == "observables":
+            (tmp / "baseline.json").write_text(json.dumps(model.to_dict()))
+            doc["model_kwargs"] = {}
+        else:
+            import torch
+            from safetensors.torch import save_file
+
+            doc["model_kwargs"] = model.config()
+            state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            save_file(state, str(tmp / "weights.safetensors"))
+            if torchscript and example_inputs is not None:
+                model.eval()
+                try:  # scripting keeps data-dependent control flow (packed LSTM)
+                    ts = torch.jit.script(model)
+                except Exception:  # noqa: BLE001 - fall back to tracing
+                    with torch.no_grad():
+                        ts = torch.jit.trace(model, example_inputs, check_trace=False)
+                ts.save(str(tmp / "model.ts"))
+        (tmp / "model.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        for fname, src in (extra_files or {}).items():
+            shutil.copy(src, tmp / fname)
+        files = {f: _sha256(tmp / f) for f in HASHED if (tmp / f).exists()}
+        digest = _combined(files)
+        (tmp / "manifest.json").write_text(json.dumps({"files": files, "hash": digest}, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return digest
+
+
+def _verify(path: Path) -> tuple[str, dict[str, str]]:
+    manifest = path / "manifest.json"
+    if not manifest.is_file():
+        msg = f"artifact {path} has no manifest.json (not a hepml-coffea artifact, or incomplete)"
+        raise ArtifactError(msg)
+    man = json.loads(manifest.read_text())
+    files: dict[str, str] = man.get("files", {})
+    for fname, digest in files.items():
+        p = path / fname
+        if not p.is_file():
+            msg = f"artifact {path}: file {fname} listed in manifest.json is missing"
+            raise ArtifactIntegrityError(msg)
+        actual = _sha256(p)
+        if actual != digest:
+            msg = f"artifact {path}: {fname} has sha256 {actual[:12]}..., manifest says {digest[:12]}...; refusing to load"
+            raise ArtifactIntegrityError(msg)
+    for fname in HASHED:
+        if (path / fname).exists() and fname not in files:
+            msg = f"artifact {path}: {fname} is not covered by manifest.json; refusing to load"
+            raise ArtifactIntegrityError(msg)
+    if _combined(files) != man.get("hash"):
+        msg = f"artifact {path}: manifest hash does not match its file list; refusing to load"
+        raise ArtifactIntegrityError(msg)
+    return str(man["hash"]), files
+
+
+def shipped_taggers() -> dict[str, Path]:
+    """Name -> path of the pretrained artifacts shipped inside the package."""
+    root = Path(str(resources.files("hepml_coffea") / "artifacts_data"))
+    if not root.is_dir():
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "manifest.json").is_file()}
+
+
+def resolve_artifact(name_or_path: str | os.PathLike[str]) -> Path:
+    """A shipped tagger name or an artifact directory -> its path (clear error if neither)."""
+    p = Path(name_or_path)
+    if p.is_dir():
+        return p
+    shipped = shipped_taggers()
+    if str(name_or_path) in shipped:
+        return shipped[str(name_or_path)]
+    msg = (
+        f"tagger {str(name_or_path)!r} not found: not an artifact directory and not a shipped "
+        f"tagger (shipped: {sorted(shipped) or 'none'})"
+    )
+    raise ArtifactError(msg)
+
+
+def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
+    """Verify and load an artifact (model on CPU, eval mode)."""
+    path = resolve_artifact(name_or_path)
+    digest, _ = _verify(path)
+    doc = yaml.safe_load((path / "model.yaml").read_text())
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        msg = f"artifact {path}: model.yaml format {doc.get('format') if isinstance(doc, dict) else None!r}, expected {FORMAT!r}"
+        raise ArtifactError(msg)
+    kind = doc["input_kind"]
+    if kind not in INPUT_NAMES:
+        msg = f"artifact {path}: unknown input_kind {kind!r}"
+        raise ArtifactError(msg)
+    spec = InputSpec.from_dict(doc["input_spec"]) if doc.get("input_spec") else None
+    metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").exists() else {}
+    if kind == "observables":
+        from hepml_coffea.models import CutBasedTopTagger
+
+        model: Any = CutBasedTopTagger.from_dict(json.loads((path / "baseline.json").read_text()))
+    else:
+        from safetensors.torch import load_file
+
+        from hepml_coffea.models import model_from_config
+
+        model = model_from_config(doc["class_name"], doc.get("model_kwargs", {}))
+        state = load_file(str(path / "weights.safetensors"))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            msg = f"artifact {path}: weights do not fit {doc['class_name']} (missing {missing[:5]}, unexpected {unexpected[:5]})"
+            raise ArtifactError(msg)
+        model.eval()
+        _check_spec_fits(path, doc, spec, model)
+    meta = {k: v for k, v in doc.items() if k not in ("input_spec",)}
+    return Artifact(
+        path=path, name=str(doc.get("name", path.name)), hash=digest, class_name=doc["class_name"],
+        input_kind=kind, spec=spec, model=model, metrics=metrics, meta=meta,
+    )
+
+
+def _check_spec_fits(path: Path, doc: dict[str, Any], spec: InputSpec | None, model: Any) -> None:
+    """Refuse an input spec that does not match the model's input size (at load time)."""
+    if spec is None:
+        msg = f"artifact {path}: a {doc['input_kind']} model needs an input_spec"
+        raise ArtifactError(msg)
+    kw = doc.get("model_kwargs", {})
+    if spec.kind in ("sequence", "pointcloud"):
+        want = kw.get("input_dims", kw.get("input_dim"))
+        if want is not None and int(want) != spec.n_features:
+            msg = (
+                f"artifact {path}: input spec has {spec.n_features} features {spec.feature_names} "
+                f"but the model expects {want}"
+            )
+            raise ArtifactError(msg)
+    elif spec.kind == "image":
+        if int(kw.get("in_channels", len(spec.channels))) != len(spec.channels) or int(kw.get("npix", spec.npix)) != spec.npix:
+            msg = (
+                f"artifact {path}: image spec {len(spec.channels)}x{spec.npix}x{spec.npix} does not fit "
+                f"the model ({kw.get('in_channels')} channels, npix {kw.get('npix')})"
+            )
+            raise ArtifactError(msg)
+    if spec.kind != doc["input_kind"]:
+        msg = f"artifact {path}: input spec kind {spec.kind!r} but model input kind {doc['input_kind']!r}"
+        raise ArtifactError(msg)

@@ -1,0 +1,260 @@
+"""Inference engine: models loaded once per process, kept on their device, mini-batched.
+
+* :func:`get_tagger` returns the process-wide cached, device-resident tagger for an
+  artifact (cache key: artifact hash + device), so a Dask worker loads each model
+  once, not once per chunk. :func:`cache_info` reports hits and misses.
+* :func:`predict` runs a model over numpy inputs in mini-batches: pinned host buffers
+  and non-blocking copies on CUDA, optional bf16/fp16 autocast on GPU (fp32 default;
+  always fp32 on CPU), and on CUDA out-of-memory the batch is halved and retried
+  (logged), so results are identical whatever the batch size.
+* Device choice: ``"auto"`` takes ``cuda`` when torch sees a GPU - under dask-cuda
+  each worker sees exactly one through ``CUDA_VISIBLE_DEVICES`` - else ``cpu``.
+
+Training evaluation and the processor both score through :func:`predict`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from hepml_coffea.artifacts import Artifact, ArtifactError, load_artifact
+
+__all__ = [
+    "Tagger",
+    "get_tagger",
+    "cache_info",
+    "clear_cache",
+    "predict",
+    "resolve_device",
+    "scores_from_output",
+    "load_torchscript_tagger",
+]
+
+log = logging.getLogger("hepml_coffea.inference")
+
+_LOCK = threading.RLock()
+_CACHE: dict[tuple[str, str, str], Tagger] = {}
+_STATS = {"hits": 0, "misses": 0, "oom_retries": 0}
+
+
+@dataclass
+class Tagger:
+    """A device-resident model plus what is needed to feed it."""
+
+    artifact: Artifact
+    model: Any
+    device: str
+    amp: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.artifact.name
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self.artifact.input_names
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` if torch sees a GPU else ``"cpu"``; others pass through."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        msg = f"device {device!r} requested but torch sees no CUDA device (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})"
+        raise RuntimeError(msg)
+    return device
+
+
+def get_tagger(name_or_path: str | os.PathLike[str], device: str = "auto", amp: str | None = None) -> Tagger:
+    """The cached tagger for an artifact on ``device`` (loaded and warmed on first use)."""
+    dev = resolve_device(device)
+    path = Path(str(name_or_path))
+    with _LOCK:
+        # cheap key first: the manifest hash (verification happens on load)
+        from hepml_coffea.artifacts import resolve_artifact
+
+        apath = resolve_artifact(path)
+        try:
+            import json
+
+            digest = json.loads((apath / "manifest.json").read_text())["hash"]
+        except (OSError, ValueError, KeyError) as err:
+            msg = f"artifact {apath}: unreadable manifest.json ({err})"
+            raise ArtifactError(msg) from err
+        key = (digest, dev, amp or "fp32")
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _STATS["hits"] += 1
+            return hit
+        _STATS["misses"] += 1
+        art = load_artifact(apath)
+        model = art.model
+        if art.input_kind != "observables":
+            import torch
+
+            model = model.to(dev).eval()
+            for p in model.parameters():
+                p.requires_grad_(False)
+            _ = torch  # model stays resident on its device
+        tagger = Tagger(artifact=art, model=model, device=dev, amp=amp)
+        _CACHE[key] = tagger
+        return tagger
+
+
+def cache_info() -> dict[str, int]:
+    """Process-wide cache statistics: ``hits``, ``misses``, ``entries``, ``oom_retries``."""
+    with _LOCK:
+        return {**_STATS, "entries": len(_CACHE)}
+
+
+def clear_cache() -> None:
+    """Forget cached taggers (tests, or to free GPU memory)."""
+    with _LOCK:
+        _CACHE.clear()
+        for k in _STATS:
+            _STATS[k] = 0
+
+
+def scores_from_output(out: Any) -> Any:
+    """Top score from a model output: softmax[:, 1] of (N, 2) logits, sigmoid of (N,)/(N, 1)."""
+    import torch
+
+    out = out.float()
+    if out.ndim == 2 and out.shape[1] == 2:
+        return torch.softmax(out, dim=1)[:, 1]
+    if out.ndim == 2 and out.shape[1] == 1:
+        out = out[:, 0]
+    if out.ndim == 1:
+        return torch.sigmoid(out)
+    msg = f"model output of shape {tuple(out.shape)}: expected (N, 2) logits or (N,)/(N, 1)"
+    raise ValueError(msg)
+
+
+def _forward(model: Any, args: list[Any]) -> Any:
+    """One forward pass (a seam for fault-injection tests)."""
+    return model(*args)
+
+
+def _is_oom(err: BaseException) -> bool:
+    import torch
+
+    return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+def predict(
+    model: Any,
+    inputs: list[np.ndarray],
+    *,
+    device: str = "cpu",
+    batch_size: int = 1024,
+    amp: str | None = None,
+    min_batch_size: int = 1,
+    on_oom: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Scores (float32, (N,)) of ``model`` on ``inputs`` (numpy arrays, first axis = jets).
+
+    Parameters
+    ----------
+    model : torch module (already on ``device``, eval mode)
+    inputs : arrays in forward() order, e.g. ``[points, features, mask]``
+    device : ``"cpu"`` or ``"cuda[:i]"``
+    batch_size : jets per forward pass; halved on CUDA out-of-memory (down to
+        ``min_batch_size``), which does not change the scores
+    amp : ``None`` (fp32), ``"bf16"`` or ``"fp16"`` autocast (CUDA only)
+    on_oom : called with the new batch size after each halving
+    """
+    import torch
+
+    n = len(inputs[0]) if inputs else 0
+    for a in inputs:
+        if len(a) != n:
+            msg = f"inputs have different lengths: {[len(x) for x in inputs]}"
+            raise ValueError(msg)
+    out = np.empty(n, dtype=np.float32)
+    if n == 0:
+        return out
+    cuda = device.startswith("cuda")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[amp]
+    tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in inputs]
+    bs = max(1, int(batch_size))
+    start = 0
+    pinned: list[Any] | None = None
+    with torch.inference_mode():
+        while start < n:
+            stop = min(start + bs, n)
+            try:
+                if cuda:
+                    if pinned is None or pinned[0].shape[0] < stop - start:
+                        pinned = [torch.empty((bs, *t.shape[1:]), dtype=torch.float32).pin_memory() for t in tensors]
+                    args = []
+                    for buf, t in zip(pinned, tensors):
+                        view = buf[: stop - start]
+                        view.copy_(t[start:stop])
+                        args.append(view.to(device, non_blocking=True))
+                else:
+                    args = [t[start:stop] for t in tensors]
+                if cuda and dtype is not None:
+                    with torch.autocast("cuda", dtype=dtype):
+                        res = _forward(model, args)
+                else:
+                    res = _forward(model, args)
+                out[start:stop] = scores_from_output(res).cpu().numpy()
+                start = stop
+            except (RuntimeError, MemoryError) as err:
+                if not _is_oom(err) or bs <= min_batch_size:
+                    raise
+                bs = max(min_batch_size, bs // 2)
+                pinned = None
+                _STATS["oom_retries"] += 1
+                log.warning("out of memory at batch size %d: retrying with %d", bs * 2, bs)
+                if cuda:
+                    torch.cuda.empty_cache()
+                if on_oom is not None:
+                    on_oom(bs)
+    return out
+
+
+def load_torchscript_tagger(
+    ts_path: str | os.PathLike[str],
+    spec_yaml: str | os.PathLike[str],
+    input_kind: str,
+    name: str | None = None,
+    device: str = "auto",
+) -> Tagger:
+    """Bring your own model: a TorchScript file plus an input-spec YAML.
+
+    Only paths the user names are loaded (TorchScript archives hold code). The model
+    must take the inputs of ``input_kind`` (see
+    :data:`hepml_coffea.artifacts.INPUT_NAMES`) and return (N, 2) logits or (N,) logits.
+    """
+    import torch
+
+    from hepml_coffea.artifacts import INPUT_NAMES
+    from hepml_coffea.representations import InputSpec
+
+    ts_path = Path(ts_path)
+    if not ts_path.is_file():
+        msg = f"TorchScript model {ts_path} does not exist"
+        raise ArtifactError(msg)
+    if input_kind not in INPUT_NAMES:
+        msg = f"unknown input kind {input_kind!r}; choose from {sorted(INPUT_NAMES)}"
+        raise ArtifactError(msg)
+    spec = InputSpec.from_yaml(Path(spec_yaml).read_text())
+    dev = resolve_device(device)
+    model = torch.jit.load(str(ts_path), map_location=dev).eval()
+    import hashlib
+
+    digest = hashlib.sha256(ts_path.read_bytes() + Path(spec_yaml).read_bytes()).hexdigest()
+    art = Artifact(path=ts_path, name=name or ts_path.stem, hash=digest, class_name="TorchScript",
+                   input_kind=input_kind, spec=spec, model=model)
+    return Tagger(artifact=art, model=model, device=dev)

@@ -1,0 +1,70 @@
+"""Physics metrics of a binary tagger: ROC, AUC, background rejection at fixed signal efficiency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["roc_curve", "auc", "rejection_at", "threshold_at", "tagger_metrics"]
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (signal efficiency, background efficiency, thresholds), thresholds descending.
+
+    Ties in score are merged (one ROC point per distinct score).
+    """
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    w = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if not np.all(np.isfinite(scores)):
+        msg = "scores contain NaN or inf; refusing to compute a ROC curve"
+        raise ValueError(msg)
+    order = np.argsort(-scores, kind="stable")
+    s, lab, w = scores[order], labels[order], w[order]
+    tps = np.cumsum(w * lab)
+    fps = np.cumsum(w * ~lab)
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1] if len(s) else np.zeros(0, dtype=int)
+    tps, fps, thr = tps[last], fps[last], s[last]
+    n_s = tps[-1] if len(tps) else 0.0
+    n_b = fps[-1] if len(fps) else 0.0
+    if n_s <= 0 or n_b <= 0:
+        msg = "need both signal and background jets for a ROC curve"
+        raise ValueError(msg)
+    return np.r_[0.0, tps / n_s], np.r_[0.0, fps / n_b], np.r_[np.inf, thr]
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (trapezoidal over distinct scores)."""
+    es, eb, _ = roc_curve(labels, scores)
+    return float(np.trapezoid(es, eb))
+
+
+def rejection_at(es: np.ndarray, eb: np.ndarray, target: float) -> float:
+    """1/eB at signal efficiency ``target`` (linear interpolation in the ROC curve)."""
+    e = float(np.interp(target, es, eb))
+    return float("inf") if e <= 0 else 1.0 / e
+
+
+def threshold_at(labels: np.ndarray, scores: np.ndarray, target: float) -> float:
+    """Score threshold whose selection keeps a fraction ``target`` of signal."""
+    sig = np.sort(np.asarray(scores, dtype=np.float64)[np.asarray(labels).astype(bool)])
+    if len(sig) == 0:
+        msg = "no signal jets"
+        raise ValueError(msg)
+    return float(np.quantile(sig, 1.0 - target))
+
+
+def tagger_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """AUC, accuracy (threshold 0.5), 1/eB at eS = 30% / 50%, working-point thresholds."""
+    labels = np.asarray(labels).astype(bool)
+    es, eb, _ = roc_curve(labels, scores)
+    return {
+        "auc": float(np.trapezoid(es, eb)),
+        "accuracy": float(np.mean((np.asarray(scores) > 0.5) == labels)),
+        "rejection_30": rejection_at(es, eb, 0.3),
+        "rejection_50": rejection_at(es, eb, 0.5),
+        "working_points": {f"eS{int(t * 100)}": threshold_at(labels, scores, t) for t in (0.3, 0.5, 0.7)},
+        "n_signal": int(labels.sum()),
+        "n_background": int((~labels).sum()),
+    }

@@ -1,0 +1,253 @@
+"""Train a tagger on generated files and write a self-describing artifact.
+
+``hepml-coffea train --model pfn --signal ttbar_*.root --background qcd_*.root --out DIR``
+calls :func:`train`. Data come through the same constituent, selection, truth and
+representation code as inference; the split is by event number (60/20/20); AdamW
+with a cosine schedule, early stopping on validation loss (best weights kept), seeds
+fixed. The artifact holds weights (safetensors), architecture, input spec, selection,
+metrics on the test split, a TorchScript export, ROC and loss plots.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hepml_coffea.artifacts import INPUT_NAMES, save_artifact
+from hepml_coffea.inference.engine import predict, resolve_device
+from hepml_coffea.representations import build
+from hepml_coffea.selection import Selection
+from hepml_coffea.training.dataset import TEST, TRAIN, VAL, JetDataset, load_dataset, standard_spec
+from hepml_coffea.training.metrics import roc_curve, tagger_metrics
+
+__all__ = ["TrainConfig", "train", "train_on_dataset", "model_inputs"]
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters and run options of one training."""
+
+    model: str = "pfn"
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 1
+    max_jets: int = 0
+    patience: int = 4
+    device: str = "auto"
+    threads: int = 0
+    length: int = 100
+    progress: bool = True
+
+
+def model_inputs(built: dict[str, np.ndarray], input_kind: str) -> list[np.ndarray]:
+    """The arrays a model of ``input_kind`` takes, in forward() order."""
+    return [built[k] for k in INPUT_NAMES[input_kind]]
+
+
+def _seed_all(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _train_baseline(ds: JetDataset, out: Path, cfg: TrainConfig, meta: dict[str, Any]) -> dict[str, Any]:
+    from hepml_coffea.models import CutBasedTopTagger
+
+    msd, tau32 = ds.observables()
+    tr = ds.split == TRAIN
+    te = ds.split == TEST
+    t0 = time.perf_counter()
+    model = CutBasedTopTagger().fit(msd[tr], tau32[tr], ds.labels[tr])
+    scores = model.score(msd[te], tau32[te])
+    metrics = tagger_metrics(ds.labels[te], scores)
+    metrics.update({"parameters": int(np.asarray(model.sig_hist).size * 2), "train_seconds": time.perf_counter() - t0})
+    plots = _plots(out, ds.labels[te], scores, None, cfg.model)
+    metrics.update(_sizes(ds))
+    save_artifact(out, name=cfg.model, model=model, input_kind="observables", spec=None, metrics=metrics,
+                  meta=meta, extra_files=plots)
+    return metrics
+
+
+def _sizes(ds: JetDataset) -> dict[str, int]:
+    return {
+        "n_train": int((ds.split == TRAIN).sum()),
+        "n_val": int((ds.split == VAL).sum()),
+        "n_test": int((ds.split == TEST).sum()),
+    }
+
+
+def _plots(out: Path, labels: np.ndarray, scores: np.ndarray, history: dict[str, list[float]] | None,
+           name: str) -> dict[str, Path]:
+    from hepml_coffea.plots import plot_loss, plot_roc
+
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"hepml_plots_{os.getpid()}_{name}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    es, eb, _ = roc_curve(labels, scores)
+    files = {"roc.png": plot_roc({name: (es, eb)}, tmp / "roc.png")}
+    if history:
+        files["loss.png"] = plot_loss(history, tmp / "loss.png")
+    _ = out
+    return files
+
+
+def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConfig,
+                     meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train ``cfg.model`` on an already-loaded dataset; write the artifact to ``out``."""
+    import torch
+    from torch import nn
+
+    from hepml_coffea.models import MODEL_REGISTRY, build_model, count_parameters
+
+    out = Path(out)
+    meta = dict(meta or {})
+    meta["training"] = {**meta.get("training", {}), "config": asdict(cfg)}
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    _seed_all(cfg.seed)
+    if cfg.model == "baseline":
+        return _train_baseline(ds, out, cfg, meta)
+    if cfg.model not in MODEL_REGISTRY:
+        msg = f"unknown model {cfg.model!r}; known: {sorted(MODEL_REGISTRY)} and 'baseline'"
+        raise ValueError(msg)
+    kind = MODEL_REGISTRY[cfg.model].input_kind
+    spec = standard_spec(kind, cfg.length)
+    t0 = time.perf_counter()
+    built = build(ds.cands, ds.jets, spec)
+    build_s = time.perf_counter() - t0
+    arrays = model_inputs(built, kind)
+    labels = ds.labels.astype(np.int64)
+    idx = {s: np.flatnonzero(ds.split == s) for s in (TRAIN, VAL, TEST)}
+    for s, name in ((TRAIN, "train"), (VAL, "validation"), (TEST, "test")):
+        if len(idx[s]) == 0 or len(np.unique(labels[idx[s]])) < 2:
+            msg = f"the {name} split needs jets of both classes (has {len(idx[s])} jets)"
+            raise ValueError(msg)
+
+    device = resolve_device(cfg.device)
+    model = build_model(cfg.model).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(idx[TRAIN]) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch),
+                                                pct_start=0.2)
+    loss_fn = nn.CrossEntropyLoss()
+    tensors = [torch.from_numpy(a) for a in arrays]
+    y = torch.from_numpy(labels)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history: dict[str, list[float]] = {"train": [], "validation": []}
+    best = (float("inf"), -1)
+    best_state: dict[str, Any] | None = None
+    bad_epochs = 0
+    t_train = time.perf_counter()
+
+    def val_loss() -> float:
+        model.eval()
+        total, n = 0.0, 0
+        with torch.inference_mode():
+            for start in range(0, len(idx[VAL]), 2048):
+                b = torch.from_numpy(idx[VAL][start:start + 2048])
+                logits = model(*[t[b].to(device) for t in tensors])
+                total += float(loss_fn(logits, y[b].to(device))) * len(b)
+                n += len(b)
+        return total / n
+
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        tqdm = None
+    for epoch in range(cfg.epochs):
+        model.train()
+        perm = torch.from_numpy(idx[TRAIN])[torch.randperm(len(idx[TRAIN]), generator=gen)]
+        running, seen = 0.0, 0
+        batches = range(0, len(perm), cfg.batch_size)
+        it = tqdm(batches, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                  disable=not cfg.progress or not sys.stderr.isatty()) if tqdm else batches
+        for start in it:
+            b = perm[start:start + cfg.batch_size]
+            if len(b) < 2:
+                continue
+            logits = model(*[t[b].to(device) for t in tensors])
+            loss = loss_fn(logits, y[b].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running += loss.item() * len(b)
+            seen += len(b)
+        vl = val_loss()
+        history["train"].append(running / max(seen, 1))
+        history["validation"].append(vl)
+        print(f"[{cfg.model}] epoch {epoch + 1}: train loss {history['train'][-1]:.4f}, val loss {vl:.4f}",
+              file=sys.stderr, flush=True)
+        if vl < best[0] - 1e-5:
+            best = (vl, epoch)
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            bad_epochs = 0
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                break
+    train_s = time.perf_counter() - t_train
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model = model.to("cpu").eval()
+
+    test_inputs = [a[idx[TEST]] for a in arrays]
+    t1 = time.perf_counter()
+    scores = predict(model, test_inputs, device="cpu", batch_size=512)
+    infer_s = time.perf_counter() - t1
+    metrics = tagger_metrics(labels[idx[TEST]], scores)
+    metrics.update({
+        "parameters": count_parameters(model),
+        "epochs_run": len(history["train"]),
+        "best_epoch": best[1] + 1,
+        "train_seconds": round(train_s, 1),
+        "build_seconds": round(build_s, 2),
+        "cpu_jets_per_s": len(scores) / infer_s if infer_s > 0 else None,
+        "torch_threads": torch.get_num_threads(),
+        "history": history,
+        **_sizes(ds),
+    })
+    example = tuple(torch.from_numpy(a[:8]) for a in test_inputs)
+    plots = _plots(out, labels[idx[TEST]], scores, history, cfg.model)
+    save_artifact(out, name=cfg.model, model=model, input_kind=kind, spec=spec, metrics=metrics, meta=meta,
+                  example_inputs=example, extra_files=plots)
+    return metrics
+
+
+def train(
+    signal: Sequence[str | os.PathLike[str]],
+    background: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    cfg: TrainConfig | None = None,
+    selection: Selection | None = None,
+) -> dict[str, Any]:
+    """Load files, train ``cfg.model``, write the artifact to ``out``; return test metrics."""
+    cfg = cfg or TrainConfig()
+    selection = selection or Selection()
+    ds = load_dataset(signal, background, selection, max_jets=cfg.max_jets)
+    meta = {
+        "selection": selection.to_dict(),
+        "training": {
+            "signal_files": [Path(f).name for f in signal],
+            "background_files": [Path(f).name for f in background],
+            "command": "hepml-coffea train --model {m} --signal ... --background ...".format(m=cfg.model),
+        },
+    }
+    metrics = train_on_dataset(ds, out, cfg, meta)
+    return {k: v for k, v in metrics.items() if k != "history"}
+
+

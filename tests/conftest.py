@@ -1,0 +1,46 @@
+"""Shared fixtures: small generated samples (made once per test session, seeds fixed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hepml_coffea.samples import generate
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("generated")
+
+
+@pytest.fixture(scope="session")
+def ttbar_file(sample_dir: Path) -> Path:
+    """300 ttbar events (seed 11), detector response on."""
+    return generate("ttbar", 300, 11, sample_dir / "ttbar_11.root")
+
+
+@pytest.fixture(scope="session")
+def qcd_file(sample_dir: Path) -> Path:
+    """300 QCD events (seed 21), detector response on."""
+    return generate("qcd", 300, 21, sample_dir / "qcd_21.root")
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(ttbar_file: Path, qcd_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every tagger kind trained for one epoch on the small generated samples.
+
+    Not good taggers - real artifacts of every kind, made in seconds, so processor,
+    engine and reliability tests do not depend on the shipped ones.
+    """
+    from hepml_coffea.training.dataset import load_dataset
+    from hepml_coffea.training.train import TrainConfig, train_on_dataset
+
+    root = tmp_path_factory.mktemp("artifacts")
+    ds = load_dataset([ttbar_file], [qcd_file])
+    out = {}
+    for name in ("baseline", "pfn", "cnn", "lstm", "particlenet-lite"):
+        cfg = TrainConfig(model=name, epochs=1, batch_size=64, progress=False, seed=3)
+        train_on_dataset(ds, root / name, cfg)
+        out[name] = root / name
+    return out
