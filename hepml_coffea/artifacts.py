@@ -39,6 +39,7 @@ __all__ = [
     "Artifact",
     "INPUT_NAMES",
     "save_artifact",
+    "import_torchscript",
     "load_artifact",
     "shipped_taggers",
     "resolve_artifact",
@@ -191,6 +192,47 @@ def _verify(path: Path) -> tuple[str, dict[str, str]]:
     return str(man["hash"]), files
 
 
+def import_torchscript(
+    ts_path: str | os.PathLike[str],
+    spec: InputSpec,
+    out: str | os.PathLike[str],
+    name: str | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> str:
+    """Bring your own model: wrap a TorchScript file and its input spec as an artifact.
+
+    The model must take the inputs of ``spec.kind`` in the order of
+    :data:`INPUT_NAMES` (e.g. weaver's ParticleNet: ``points, features, mask``) and
+    return (N, 2) logits or (N,) / (N, 1) logits. Returns the artifact hash.
+    """
+    ts_path = Path(ts_path)
+    if not ts_path.is_file():
+        msg = f"TorchScript model {ts_path} does not exist"
+        raise ArtifactError(msg)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    try:
+        shutil.copy(ts_path, tmp / "model.ts")
+        doc = {
+            "format": FORMAT, "name": name or ts_path.stem, "class_name": "TorchScript",
+            "input_kind": spec.kind, "inputs": list(INPUT_NAMES[spec.kind]), "input_spec": spec.to_dict(),
+            "model_kwargs": {}, "source": str(ts_path.resolve()),
+        }
+        (tmp / "model.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+        (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, sort_keys=True))
+        files = {f: _sha256(tmp / f) for f in HASHED if (tmp / f).exists()}
+        digest = _combined(files)
+        (tmp / "manifest.json").write_text(json.dumps({"files": files, "hash": digest}, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return digest
+
+
 def shipped_taggers() -> dict[str, Path]:
     """Name -> path of the pretrained artifacts shipped inside the package."""
     root = Path(str(resources.files("hepml_coffea") / "artifacts_data"))
@@ -228,7 +270,12 @@ def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
         raise ArtifactError(msg)
     spec = InputSpec.from_dict(doc["input_spec"]) if doc.get("input_spec") else None
     metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").exists() else {}
-    if kind == "observables":
+    if doc["class_name"] == "TorchScript":
+        import torch
+
+        # TorchScript archives hold code: loaded only from an artifact the user named
+        model = torch.jit.load(str(path / "model.ts"), map_location="cpu").eval()
+    elif kind == "observables":
         from hepml_coffea.models import CutBasedTopTagger
 
         model: Any = CutBasedTopTagger.from_dict(json.loads((path / "baseline.json").read_text()))
@@ -245,6 +292,9 @@ def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
             raise ArtifactError(msg)
         model.eval()
         _check_spec_fits(path, doc, spec, model)
+    if spec is None and kind != "observables":
+        msg = f"artifact {path}: a {kind} model needs an input_spec"
+        raise ArtifactError(msg)
     meta = {k: v for k, v in doc.items() if k not in ("input_spec",)}
     return Artifact(
         path=path, name=str(doc.get("name", path.name)), hash=digest, class_name=doc["class_name"],

@@ -72,6 +72,40 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_condor_split(args: argparse.Namespace) -> int:
+    from hepml_coffea.condor import write_jobs
+
+    paths = write_jobs(
+        args.fileset, args.outdir, files_per_job=args.files_per_job, n_jobs=args.n_jobs,
+        taggers=args.taggers, chunksize=args.chunksize, python=args.python, env_setup=args.env_setup or [],
+        request_cpus=args.request_cpus, request_memory=args.request_memory, request_disk=args.request_disk,
+        request_gpus=args.request_gpus, device=args.device, skip_bad_files=args.skip_bad_files,
+        transfer_taggers=args.transfer_taggers,
+    )
+    print(f"wrote {len(paths['jobs'])} job fileset(s), {paths['script']} and {paths['submit']}")
+    print(f"submit with:  cd {paths['submit'].parent} && condor_submit {paths['submit'].name}")
+    return 0
+
+
+def _cmd_condor_merge(args: argparse.Namespace) -> int:
+    from hepml_coffea.condor import merge_outputs
+
+    merged = merge_outputs(args.outputs, out=args.out)
+    print(merged["report"])
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_condor_cluster_script(args: argparse.Namespace) -> int:
+    from hepml_coffea.condor import htcondor_job_script
+
+    print(htcondor_job_script(
+        kind=args.kind, cores=args.cores, memory=args.memory, disk=args.disk, gpus=args.gpus,
+        env_setup=args.env_setup or [], python=args.python, log_directory=args.log_directory,
+    ))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="hepml-coffea", description=__doc__.splitlines()[0])
@@ -133,6 +167,44 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--events", type=int, default=0, help="0 = the bundled samples as they are")
     d.add_argument("--executor", choices=["iterative", "futures", "dask", "dask-cuda"], default="dask")
     d.set_defaults(func=_cmd_demo)
+
+    co = sub.add_parser("condor", help="HTCondor: split a fileset into batch jobs, merge job outputs, "
+                                       "show a Dask worker job")
+    csub = co.add_subparsers(dest="condor_command", required=True)
+    cs = csub.add_parser("split", help="write per-job filesets, run_job.sh and jobs.sub into OUTDIR")
+    cs.add_argument("fileset", help="fileset JSON")
+    cs.add_argument("--outdir", required=True)
+    how = cs.add_mutually_exclusive_group()
+    how.add_argument("--files-per-job", type=int, default=1)
+    how.add_argument("--n-jobs", type=int, default=None)
+    cs.add_argument("--taggers", nargs="+", default=None, help="shipped tagger names or artifact paths")
+    cs.add_argument("--transfer-taggers", action="store_true",
+                    help="let HTCondor copy the artifact directories into each job")
+    cs.add_argument("--chunksize", type=int, default=10000)
+    cs.add_argument("--device", default="auto")
+    cs.add_argument("--skip-bad-files", action="store_true")
+    cs.add_argument("--python", default=None, help="python on the worker nodes (default: hepml-coffea on PATH)")
+    cs.add_argument("--env-setup", action="append", default=None, metavar="LINE",
+                    help="shell line run before the job (repeatable), e.g. '. /path/venv/bin/activate'")
+    cs.add_argument("--request-cpus", type=int, default=1)
+    cs.add_argument("--request-memory", default="4GB")
+    cs.add_argument("--request-disk", default="4GB")
+    cs.add_argument("--request-gpus", type=int, default=0)
+    cs.set_defaults(func=_cmd_condor_split)
+    cm = csub.add_parser("merge", help="add job outputs (.coffea) into one output")
+    cm.add_argument("outputs", nargs="+")
+    cm.add_argument("--out", required=True)
+    cm.set_defaults(func=_cmd_condor_merge)
+    cc = csub.add_parser("cluster-script", help="print the submit description of one Dask worker job")
+    cc.add_argument("--kind", choices=["cpu", "gpu"], default="cpu")
+    cc.add_argument("--cores", type=int, default=1)
+    cc.add_argument("--memory", default="4GB")
+    cc.add_argument("--disk", default="4GB")
+    cc.add_argument("--gpus", type=int, default=1)
+    cc.add_argument("--python", default=None)
+    cc.add_argument("--log-directory", default=None)
+    cc.add_argument("--env-setup", action="append", default=None, metavar="LINE")
+    cc.set_defaults(func=_cmd_condor_cluster_script)
     return p
 
 

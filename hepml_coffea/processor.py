@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import awkward as ak
-import hist
 import numpy as np
 from coffea import processor
 
@@ -339,5 +338,3 @@ def _empty_inputs(spec: Any) -> dict[str, np.ndarray]:
         "lengths": np.zeros(0, dtype=np.int64),
     }
 
-
-_ = hist

@@ -34,7 +34,6 @@ __all__ = [
     "predict",
     "resolve_device",
     "scores_from_output",
-    "load_torchscript_tagger",
 ]
 
 log = logging.getLogger("hepml_coffea.inference")
@@ -222,39 +221,3 @@ def predict(
                 if on_oom is not None:
                     on_oom(bs)
     return out
-
-
-def load_torchscript_tagger(
-    ts_path: str | os.PathLike[str],
-    spec_yaml: str | os.PathLike[str],
-    input_kind: str,
-    name: str | None = None,
-    device: str = "auto",
-) -> Tagger:
-    """Bring your own model: a TorchScript file plus an input-spec YAML.
-
-    Only paths the user names are loaded (TorchScript archives hold code). The model
-    must take the inputs of ``input_kind`` (see
-    :data:`hepml_coffea.artifacts.INPUT_NAMES`) and return (N, 2) logits or (N,) logits.
-    """
-    import torch
-
-    from hepml_coffea.artifacts import INPUT_NAMES
-    from hepml_coffea.representations import InputSpec
-
-    ts_path = Path(ts_path)
-    if not ts_path.is_file():
-        msg = f"TorchScript model {ts_path} does not exist"
-        raise ArtifactError(msg)
-    if input_kind not in INPUT_NAMES:
-        msg = f"unknown input kind {input_kind!r}; choose from {sorted(INPUT_NAMES)}"
-        raise ArtifactError(msg)
-    spec = InputSpec.from_yaml(Path(spec_yaml).read_text())
-    dev = resolve_device(device)
-    model = torch.jit.load(str(ts_path), map_location=dev).eval()
-    import hashlib
-
-    digest = hashlib.sha256(ts_path.read_bytes() + Path(spec_yaml).read_bytes()).hexdigest()
-    art = Artifact(path=ts_path, name=name or ts_path.stem, hash=digest, class_name="TorchScript",
-                   input_kind=input_kind, spec=spec, model=model)
-    return Tagger(artifact=art, model=model, device=dev)

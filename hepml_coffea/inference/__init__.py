@@ -1,0 +1,1 @@
+"""Inference: per-process model cache, batching, devices; the Dask worker plugin."""

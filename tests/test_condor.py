@@ -1,0 +1,294 @@
+"""HTCondor recipe: worker job scripts, fileset splitting, batch submit files, merging.
+
+No HTCondor here: the Dask cluster is constructed (its scheduler starts, bound to
+localhost) but never scaled, so condor_submit is never called; batch "jobs" are run
+in-process with the iterative executor.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hepml_coffea.condor import (
+    MergeError,
+    htcondor_cluster,
+    htcondor_job_script,
+    merge_outputs,
+    split_fileset,
+    write_jobs,
+)
+
+pytest.importorskip("dask_jobqueue")
+
+ENV = [". /shared/venv/bin/activate", "export HEPML_TEST=1"]
+
+
+# --------------------------------------------------------------------------- Dask on HTCondor
+def test_cpu_cluster_job_script(tmp_path: Path) -> None:
+    cluster = htcondor_cluster("cpu", cores=2, memory="8GB", disk="2GB", env_setup=ENV,
+                               python="/shared/venv/bin/python", log_directory=tmp_path / "logs",
+                               dashboard_address="127.0.0.1:0", scheduler_options={"host": "127.0.0.1"})
+    try:
+        script = cluster.job_script()
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        assert "127.0.0.1" in cluster.dashboard_link
+    finally:
+        cluster.close()
+    assert "MY.DaskWorkerCores = 2" in script
+    assert "RequestCpus = MY.DaskWorkerCores" in script
+    assert "MY.DaskWorkerMemory = 8000000000" in script
+    assert "RequestMemory = floor(MY.DaskWorkerMemory / 1048576)" in script
+    assert "MY.DaskWorkerDisk = 2000000000" in script
+    assert "request_gpus" not in script.lower()
+    args = next(line for line in script.splitlines() if line.startswith("Arguments"))
+    # environment first, then the worker: two single-threaded worker processes
+    assert args.index(". /shared/venv/bin/activate") < args.index("export HEPML_TEST=1") < args.index("/shared/venv/bin/python")
+    assert "/shared/venv/bin/python -m distributed.cli.dask_worker tcp://127.0.0.1:" in args
+    assert "--nthreads 1 " in args
+    assert "--nworkers 2" in args
+    assert str(tmp_path / "logs") in script
+    assert "CUDA_VISIBLE_DEVICES" not in script
+
+
+def test_gpu_job_script() -> None:
+    script = htcondor_job_script("gpu", cores=4, gpus=2, memory="16GB", env_setup=ENV, python="python3",
+                                 scheduler="tcp://10.0.0.1:8786")
+    assert "request_gpus = 2" in script
+    assert "MY.DaskWorkerCores = 4" in script
+    args = next(line for line in script.splitlines() if line.startswith("Arguments"))
+    assert "python3 -m dask cuda worker tcp://10.0.0.1:8786" in args
+    assert "--nthreads 2 " in args  # 4 cores over 2 GPU workers
+    assert "--nworkers" not in args  # dask cuda worker starts one worker per GPU itself
+    assert ". /shared/venv/bin/activate" in args
+    assert "CUDA_VISIBLE_DEVICES" not in script  # left to HTCondor
+    with pytest.raises(ValueError, match="kind"):
+        htcondor_job_script("tpu")
+
+
+def test_gpu_cluster_job_script(tmp_path: Path) -> None:
+    cluster = htcondor_cluster("gpu", env_setup=ENV[:1], log_directory=tmp_path / "logs",
+                               dashboard_address="127.0.0.1:0", scheduler_options={"host": "127.0.0.1"})
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "request_gpus = 1" in script
+    assert "-m dask cuda worker tcp://127.0.0.1:" in script
+    assert "--nthreads 1 " in script
+
+
+
+def test_tls_cluster_job_script(tmp_path: Path) -> None:
+    from distributed.security import Security
+
+    cluster = htcondor_cluster("cpu", log_directory=tmp_path / "logs", dashboard_address="127.0.0.1:0",
+                               scheduler_options={"host": "127.0.0.1"}, protocol="tls",
+                               security=Security.temporary(), shared_temp_directory=str(tmp_path))
+    try:
+        script = cluster.job_script()
+        assert cluster.scheduler_address.startswith("tls://127.0.0.1:")
+    finally:
+        cluster.close()
+    assert "--tls-ca-file " + str(tmp_path) in script
+    assert "--tls-cert " in script and "--tls-key " in script
+
+# --------------------------------------------------------------------------- batch jobs
+def _fileset(ttbar_file: Path, qcd_file: Path, tmp_path: Path) -> dict[str, list[str]]:
+    """Four files (two copies of each sample) in two datasets."""
+    files = {}
+    for name, src in (("ttbar", ttbar_file), ("qcd", qcd_file)):
+        files[name] = []
+        for k in (1, 2):
+            dst = tmp_path / f"{name}_{k}.root"
+            shutil.copy(src, dst)
+            files[name].append(str(dst))
+    return files
+
+
+def _all_files(jobs: list[dict]) -> list[tuple[str, str]]:
+    return [(ds, f) for job in jobs for ds, e in job.items() for f in e["files"]]
+
+
+def test_split_covers_every_file_once(ttbar_file: Path, qcd_file: Path, tmp_path: Path) -> None:
+    fs = _fileset(ttbar_file, qcd_file, tmp_path)
+    fs["extra"] = {"files": {str(tmp_path / "ttbar_1.root"): "Events"}, "metadata": {"xs": 1.5}}
+    expected = sorted((ds, str(Path(f))) for ds, e in fs.items() for f in (e["files"] if isinstance(e, dict) else e))
+    for kw, n in (({"files_per_job": 1}, 5), ({"files_per_job": 2}, 3), ({"files_per_job": 10}, 1),
+                  ({"n_jobs": 2}, 2), ({"n_jobs": 3}, 3), ({"n_jobs": 50}, 5)):
+        jobs = split_fileset(fs, **kw)
+        assert len(jobs) == n, kw
+        got = _all_files(jobs)
+        assert sorted(got) == expected, kw  # each (dataset, file) exactly once
+        assert all(job for job in jobs)
+        for job in jobs:
+            for entry in job.values():
+                assert set(entry["files"].values()) == {"Events"}
+    # relative paths of a fileset JSON are resolved against its folder and made absolute
+    (tmp_path / "sub").mkdir()
+    rel = tmp_path / "sub" / "fileset.json"
+    rel.write_text(json.dumps({"ttbar": ["../ttbar_1.root"], "qcd": ["root://host//store/qcd.root"]}))
+    jobs = split_fileset(rel, n_jobs=2)
+    assert _all_files(jobs) == [("ttbar", str(tmp_path / "ttbar_1.root")), ("qcd", "root://host//store/qcd.root")]
+    extra = [job["extra"] for job in split_fileset(fs, files_per_job=1) if "extra" in job]
+    assert extra[0]["metadata"] == {"xs": 1.5}
+    with pytest.raises(ValueError, match="exactly one"):
+        split_fileset(fs)
+
+
+def test_write_jobs_submit_description(ttbar_file: Path, qcd_file: Path, tmp_path: Path) -> None:
+    pfn = tmp_path / "artifacts" / "pfn"  # only its path matters here: nothing is loaded
+    pfn.mkdir(parents=True)
+    fs_json = tmp_path / "fileset.json"
+    fs_json.write_text(json.dumps(_fileset(ttbar_file, qcd_file, tmp_path)))
+    paths = write_jobs(fs_json, tmp_path / "sub", files_per_job=3, taggers=[str(pfn)],
+                       chunksize=5000, env_setup=ENV, request_memory="2GB", request_gpus=1, request_cpus=2,
+                       transfer_taggers=True)
+    assert [p.name for p in paths["jobs"]] == ["job_0.json", "job_1.json"]
+    assert paths["joblist"].read_text() == "0\n1\n"
+    assert sorted(_all_files([json.loads(p.read_text()) for p in paths["jobs"]])) == \
+        sorted(_all_files(split_fileset(fs_json, files_per_job=1)))
+    sub = paths["submit"].read_text()
+    lines = {k.strip(): v.strip() for k, _, v in (ln.partition("=") for ln in sub.splitlines()
+                                                   if "=" in ln and not ln.startswith("#"))}
+    assert lines["universe"] == "vanilla"
+    assert lines["executable"] == "run_job.sh"
+    assert lines["arguments"] == "$(job)"
+    assert lines["request_cpus"] == "2"
+    assert lines["request_memory"] == "1908"  # MiB of 2 GB
+    assert int(lines["request_disk"]) > 0
+    assert lines["request_gpus"] == "1"
+    assert lines["getenv"] == "false"
+    assert lines["should_transfer_files"] == "YES"
+    assert lines["transfer_input_files"].split(", ") == ["job_$(job).json", str(pfn.resolve())]
+    assert "out/job_$(job).coffea" in lines["transfer_output_remaps"]
+    assert lines["output"] == "logs/job_$(job).out" and lines["log"] == "logs/jobs.log"
+    assert sub.rstrip().endswith("queue job from jobs.txt")
+    sh = paths["script"].read_text()
+    assert sh.startswith("#!/bin/bash")
+    assert paths["script"].stat().st_mode & 0o111
+    assert sh.index(ENV[0]) < sh.index("hepml-coffea run")
+    assert "hepml-coffea run --executor iterative --chunksize 5000 --device auto --taggers pfn" in sh
+    assert '--fileset "job_${JOB}.json" --out "job_${JOB}.coffea"' in sh
+    # CPU jobs: no request_gpus; python -m form when python is given
+    cpu = write_jobs(fs_json, tmp_path / "cpu", n_jobs=4, python="/shared/venv/bin/python")
+    assert "request_gpus" not in cpu["submit"].read_text()
+    assert "/shared/venv/bin/python -m hepml_coffea.cli run" in cpu["script"].read_text()
+    assert len(cpu["jobs"]) == 4
+
+
+# --------------------------------------------------------------------------- jobs + merge == one run
+@pytest.fixture(scope="module")
+def job_outputs(ttbar_file: Path, qcd_file: Path, tiny_artifacts: dict[str, Path],
+                tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from hepml_coffea.processor import TaggerProcessor
+    from hepml_coffea.run import run_fileset
+
+    tmp = tmp_path_factory.mktemp("condor_jobs")
+    proc = TaggerProcessor(taggers=[str(p) for p in tiny_artifacts.values()])
+    fileset = {"ttbar": [str(ttbar_file)], "qcd": [str(qcd_file)]}
+    job_dir = tmp / "sub"
+    paths = write_jobs(fileset, job_dir, files_per_job=1)
+    outs = []
+    for i, job_json in enumerate(paths["jobs"]):  # what run_job.sh does, job by job
+        out = paths["out"] / f"job_{i}.coffea"
+        run_fileset(job_json, out=out, executor="iterative", processor_instance=proc, status=False)
+        outs.append(out)
+    whole = run_fileset(fileset, executor="iterative", processor_instance=proc, status=False)
+    return {"outs": outs, "whole": whole, "tmp": tmp}
+
+
+def test_merge_equals_single_run(job_outputs: dict) -> None:
+    from coffea.util import load
+
+    whole = job_outputs["whole"]
+    merged_path = job_outputs["tmp"] / "merged.coffea"
+    merged = merge_outputs(job_outputs["outs"], out=merged_path)
+    assert merged_path.is_file()
+    assert not list(merged_path.parent.glob(".merged.coffea.*"))
+    datasets = {"ttbar", "qcd"}
+    assert {k for k in merged if k not in ("skipped", "report", "taggers")} == datasets
+    for ds in datasets:
+        assert merged[ds]["scores"].values().sum() > 0
+        np.testing.assert_array_equal(merged[ds]["scores"].values(), whole[ds]["scores"].values())
+        np.testing.assert_array_equal(merged[ds]["working_points"].values(), whole[ds]["working_points"].values())
+        assert merged[ds]["cutflow"] == whole[ds]["cutflow"]
+        assert merged[ds]["tagger_counts"] == whole[ds]["tagger_counts"]
+        assert merged[ds]["chunks"] == whole[ds]["chunks"]
+    assert merged["taggers"] == whole["taggers"]
+    assert merged["skipped"] == whole["skipped"] == []
+    assert "merged from 2 job output(s)" in merged["report"]
+    reloaded = load(merged_path)
+    np.testing.assert_array_equal(reloaded["qcd"]["scores"].values(), whole["qcd"]["scores"].values())
+    # the CLI does the same
+    from hepml_coffea.cli import main
+
+    cli_out = job_outputs["tmp"] / "cli_merged.coffea"
+    assert main(["condor", "merge", *map(str, job_outputs["outs"]), "--out", str(cli_out)]) == 0
+    assert load(cli_out)["ttbar"]["cutflow"] == whole["ttbar"]["cutflow"]
+
+
+def test_merge_rejects_different_taggers(job_outputs: dict) -> None:
+    from coffea.util import load, save
+
+    other = load(job_outputs["outs"][1])
+    other["taggers"][0] = {**other["taggers"][0], "hash": "0" * 64}
+    bad = job_outputs["tmp"] / "bad_job.coffea"
+    save(other, bad)
+    with pytest.raises(MergeError, match="different taggers"):
+        merge_outputs([job_outputs["outs"][0], bad], out=job_outputs["tmp"] / "never.coffea")
+    assert not (job_outputs["tmp"] / "never.coffea").exists()
+    with pytest.raises(MergeError, match="does not exist"):
+        merge_outputs([job_outputs["outs"][0], job_outputs["tmp"] / "missing.coffea"])
+    # skipped lists concatenate
+    a, b = load(job_outputs["outs"][0]), load(job_outputs["outs"][1])
+    a["skipped"] = [{"dataset": "ttbar", "file": "x.root", "reason": "r1"}]
+    b["skipped"] = [{"dataset": "qcd", "file": "y.root", "reason": "r2"}]
+    assert [s["reason"] for s in merge_outputs([a, b])["skipped"]] == ["r1", "r2"]
+
+
+def test_cli_split_and_cluster_script(ttbar_file: Path, qcd_file: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from hepml_coffea.cli import main
+
+    fs_json = tmp_path / "fileset.json"
+    fs_json.write_text(json.dumps({"ttbar": [str(ttbar_file)], "qcd": [str(qcd_file)]}))
+    assert main(["condor", "split", str(fs_json), "--outdir", str(tmp_path / "jobs"), "--n-jobs", "2",
+                 "--env-setup", ENV[0], "--request-gpus", "1"]) == 0
+    assert (tmp_path / "jobs" / "jobs.sub").is_file() and (tmp_path / "jobs" / "job_1.json").is_file()
+    assert "request_gpus            = 1" in (tmp_path / "jobs" / "jobs.sub").read_text()
+    capsys.readouterr()
+    assert main(["condor", "cluster-script", "--kind", "gpu", "--env-setup", ENV[0]]) == 0
+    printed = capsys.readouterr().out
+    assert "request_gpus = 1" in printed and "dask cuda worker" in printed
+
+
+def test_run_job_sh_in_a_scratch_folder(ttbar_file: Path, tiny_artifacts: dict[str, Path], tmp_path: Path) -> None:
+    """Do by hand what HTCondor does with jobs.sub: copy the transfer_input_files into an
+    empty folder, run ``run_job.sh <id>`` there, expect ``job_<id>.coffea``."""
+    import subprocess
+    import sys
+
+    from coffea.util import load
+
+    paths = write_jobs({"ttbar": [str(ttbar_file)]}, tmp_path / "sub", files_per_job=1,
+                       taggers=[str(tiny_artifacts["baseline"])], transfer_taggers=True, python=sys.executable,
+                       env_setup=["export HEPML_JOB_ENV=ok", 'test "$HEPML_JOB_ENV" = ok'])
+    sub = paths["submit"].read_text()
+    transfer = next(ln.split("=", 1)[1] for ln in sub.splitlines() if ln.startswith("transfer_input_files"))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    for item in (s.strip().replace("$(job)", "0") for s in transfer.split(",")):
+        src = Path(item) if Path(item).is_absolute() else paths["submit"].parent / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, scratch / src.name)
+    shutil.copy(paths["script"], scratch / "run_job.sh")
+    proc = subprocess.run(["bash", "run_job.sh", "0"], cwd=scratch, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = load(scratch / "job_0.coffea")
+    assert out["ttbar"]["cutflow"]["events"] == 300
+    assert len(out["taggers"]) == 1
+    assert Path(out["taggers"][0]["path"]).parent == scratch.resolve()  # the transferred copy was used

@@ -1,0 +1,233 @@
+"""TaggerProcessor, inference engine and Runner executors."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import awkward as ak
+import cloudpickle
+import hist
+import numpy as np
+import pytest
+
+from hepml_coffea.artifacts import ArtifactError, import_torchscript, load_artifact
+from hepml_coffea.histograms import roc_from_hist
+from hepml_coffea.inference import engine
+from hepml_coffea.io import load_events
+from hepml_coffea.processor import TaggerProcessor
+from hepml_coffea.run import FilesetError, check_fileset, load_fileset, run_fileset
+from hepml_coffea.selection import Selection
+from hepml_coffea.training.metrics import roc_curve
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+@pytest.fixture(scope="module")
+def proc(tiny_artifacts):
+    return TaggerProcessor(taggers=[str(p) for p in tiny_artifacts.values()], device="cpu")
+
+
+@pytest.fixture(scope="module")
+def fileset(ttbar_file, qcd_file):
+    return {"ttbar": [str(ttbar_file)], "qcd": [str(qcd_file)], "cms_v15": [str(SAMPLES / "nano_tt_v15.root")]}
+
+
+@pytest.fixture(scope="module")
+def iterative_output(proc, fileset):
+    return run_fileset(fileset, None, executor="iterative", chunksize=120, processor_instance=proc, status=False)
+
+
+def _same(a, b, datasets=("ttbar", "qcd", "cms_v15")):
+    for ds in datasets:
+        assert np.array_equal(a[ds]["scores"].values(), b[ds]["scores"].values()), ds
+        assert np.array_equal(a[ds]["working_points"].values(), b[ds]["working_points"].values()), ds
+        assert a[ds]["cutflow"] == b[ds]["cutflow"], ds
+
+
+def test_output_content(iterative_output, proc):
+    out = iterative_output
+    cf = out["ttbar"]["cutflow"]
+    assert cf["events"] == 300 and cf["selected"] > 50 and cf["scored"] == cf["selected"]
+    h = out["ttbar"]["scores"]
+    assert h.axes["score"].size >= 1000
+    assert set(h.axes.name) == {"tagger", "score", "pt", "msoftdrop", "truth"}
+    for t in proc.tagger_names:
+        # every scored jet lands in the histogram once per tagger
+        assert h[{"tagger": t}].sum() == cf["scored"], t
+    # truth labels: ttbar has top jets, QCD none; CMS v15 has no jets in the window
+    assert h[{"truth": hist.loc(1)}].sum() > 0 and out["qcd"]["scores"][{"truth": hist.loc(1)}].sum() == 0
+    assert out["cms_v15"]["cutflow"]["selected"] == 0
+    assert out["skipped"] == []
+    assert "infer" in out["report"]
+    wp = out["ttbar"]["working_points"]
+    assert wp[{"tagger": "pfn", "wp": "eS50"}].sum() == cf["scored"]
+
+
+@pytest.mark.slow
+def test_executors_identical(iterative_output, proc, fileset):
+    fut = run_fileset(fileset, None, executor="futures", workers=2, chunksize=120, processor_instance=proc, status=False)
+    _same(iterative_output, fut)
+    for n in (1, 2):
+        dsk = run_fileset(fileset, None, executor="dask", workers=n, chunksize=120, processor_instance=proc,
+                          status=False, dashboard_address="127.0.0.1:0")
+        _same(iterative_output, dsk)
+
+
+def test_chunk_size_does_not_change_histograms(iterative_output, proc, fileset):
+    other = run_fileset(fileset, None, executor="iterative", chunksize=1000, processor_instance=proc, status=False)
+    _same(iterative_output, other)
+
+
+def test_processor_pickles_small_without_tensors(proc):
+    blob = cloudpickle.dumps(proc)
+    assert len(blob) < 50_000
+    assert b"torch" not in blob and b"safetensors" not in blob
+    again = pickle.loads(blob)
+    assert again.tagger_names == proc.tagger_names
+
+
+def test_zero_event_chunk_and_no_selected_jets(proc, ttbar_file):
+    events = load_events(ttbar_file, entry_start=0, entry_stop=0)
+    events.metadata["dataset"] = "empty"
+    out = proc.process(events)["empty"]
+    assert out["cutflow"]["events"] == 0 and out["scores"].sum() == 0
+    events = load_events(ttbar_file, entry_start=0, entry_stop=50)
+    events.metadata["dataset"] = "nosel"
+    far = TaggerProcessor(taggers=[t["path"] for t in proc.taggers], selection=Selection(pt_min=5000, pt_max=6000))
+    out = far.process(events)["nosel"]
+    assert out["cutflow"]["fat_jets"] > 0 and out["cutflow"]["selected"] == 0 and out["scores"].sum() == 0
+
+
+def test_model_cache_hit_on_second_chunk(proc, ttbar_file):
+    engine.clear_cache()
+    for k, (a, b) in enumerate(((0, 100), (100, 200))):
+        events = load_events(ttbar_file, entry_start=a, entry_stop=b)
+        events.metadata["dataset"] = "x"
+        proc.process(events)
+        info = engine.cache_info()
+        n_models = len(proc.taggers)
+        assert info["misses"] == n_models
+        assert info["hits"] == k * n_models
+
+
+def test_roc_from_histograms_matches_per_jet_scores(proc, fileset, tmp_path):
+    scored = TaggerProcessor(taggers=[t["path"] for t in proc.taggers], save_scores=tmp_path / "scores")
+    out = run_fileset({k: fileset[k] for k in ("ttbar", "qcd")}, None, executor="iterative", chunksize=150,
+                      processor_instance=scored, status=False)
+    table = ak.concatenate([ak.from_parquet(p) for p in sorted((tmp_path / "scores").glob("*.parquet"))])
+    assert len(table) == out["ttbar"]["cutflow"]["scored"] + out["qcd"]["cutflow"]["scored"]
+    truth = ak.to_numpy(table.truth)
+    keep = truth >= 0
+    for t in ("pfn", "particlenet-lite"):
+        s = ak.to_numpy(table[f"score_{t}"])[keep]
+        # per-jet scores put on the histogram's bin edges give exactly the histogram's ROC
+        binned = np.minimum(np.floor(s.astype(np.float64) * 1000), 999) / 1000
+        es, eb, _ = roc_curve(truth[keep] == 1, binned)
+        auc_jets = np.trapezoid(es, eb)
+        es_raw, eb_raw, _ = roc_curve(truth[keep] == 1, s)
+        sig = out["ttbar"]["scores"][{"tagger": t, "truth": hist.loc(1)}].project("score").values() + \
+            out["qcd"]["scores"][{"tagger": t, "truth": hist.loc(1)}].project("score").values()
+        bkg = out["ttbar"]["scores"][{"tagger": t, "truth": hist.loc(0)}].project("score").values() + \
+            out["qcd"]["scores"][{"tagger": t, "truth": hist.loc(0)}].project("score").values()
+        hes, heb = roc_from_hist(None, t, sig, bkg)
+        assert abs(np.trapezoid(hes, heb) - auc_jets) < 1e-9
+        assert abs(np.trapezoid(hes, heb) - np.trapezoid(es_raw, eb_raw)) < 1e-2
+    # the per-jet file names carry no partial (temporary) files
+    assert not list((tmp_path / "scores").glob("*.tmp"))
+
+
+def test_batch_size_does_not_change_scores(tiny_artifacts):
+    art = load_artifact(tiny_artifacts["particlenet-lite"])
+    rng = np.random.default_rng(0)
+    pts = rng.normal(0, 0.2, (37, 2, 100)).astype(np.float32)
+    fts = rng.normal(0, 1, (37, 7, 100)).astype(np.float32)
+    mask = (np.arange(100)[None, None, :] < rng.integers(1, 100, (37, 1, 1))).astype(np.float32)
+    pts *= mask
+    fts *= mask
+    a = engine.predict(art.model, [pts, fts, mask], batch_size=37)
+    b = engine.predict(art.model, [pts, fts, mask], batch_size=5)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_oom_halves_batch_and_gives_identical_scores(tiny_artifacts, monkeypatch):
+    import torch
+
+    art = load_artifact(tiny_artifacts["pfn"])
+    rng = np.random.default_rng(1)
+    fts = rng.normal(0, 1, (64, 7, 100)).astype(np.float32)
+    mask = np.ones((64, 1, 100), dtype=np.float32)
+    ref = engine.predict(art.model, [fts, mask], batch_size=64)
+    real = engine._forward
+    sizes = []
+
+    def flaky(model, args):
+        sizes.append(len(args[0]))
+        if len(args[0]) > 16:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(model, args)
+
+    monkeypatch.setattr(engine, "_forward", flaky)
+    halved = []
+    got = engine.predict(art.model, [fts, mask], batch_size=64, on_oom=halved.append)
+    assert halved == [32, 16]
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
+    # a non-OOM error is not swallowed
+    monkeypatch.setattr(engine, "_forward", lambda m, a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        engine.predict(art.model, [fts, mask], batch_size=64)
+
+
+def test_byo_torchscript_equals_coffea_torch_wrapper(tiny_artifacts, ttbar_file, tmp_path):
+    import torch
+    from coffea.ml_tools.torch_wrapper import torch_wrapper
+
+    from hepml_coffea.constituents import fatjet_constituents
+    from hepml_coffea.io import read_arrays
+    from hepml_coffea.representations import build
+
+    src = load_artifact(tiny_artifacts["particlenet-lite"])
+    ts = tmp_path / "pn.ts"
+    torch.jit.script(src.model).save(str(ts))
+    import_torchscript(ts, src.spec, tmp_path / "byo", name="byo-pn")
+    byo = load_artifact(tmp_path / "byo")
+    assert byo.class_name == "TorchScript"
+    jc = fatjet_constituents(read_arrays(ttbar_file))
+    jc = jc.select(Selection().mask(jc) & jc.valid)
+    built = build(jc.cands, jc.jets, byo.spec)
+
+    class Wrapper(torch_wrapper):
+        def prepare_awkward(self, points, features, mask):
+            return (points, features, mask), {}
+
+    wrapped = Wrapper(str(ts))
+    logits = wrapped(ak.Array(built["points"]), ak.Array(built["features"]), ak.Array(built["mask"]))
+    ref = torch.softmax(torch.from_numpy(np.asarray(ak.to_numpy(logits))), dim=1)[:, 1].numpy()
+    ours = engine.predict(byo.model, [built[k] for k in byo.input_names], batch_size=50)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-6)
+    # and through the processor
+    p = TaggerProcessor(taggers=[tmp_path / "byo"])
+    assert p.tagger_names == ["byo-pn"]
+
+
+def test_missing_or_tampered_artifact_refused_at_start(tiny_artifacts, tmp_path):
+    with pytest.raises(ArtifactError, match="not found"):
+        TaggerProcessor(taggers=[tmp_path / "nope"])
+    import shutil
+
+    bad = tmp_path / "pfn"
+    shutil.copytree(tiny_artifacts["pfn"], bad)
+    with open(bad / "weights.safetensors", "r+b") as f:
+        f.seek(200)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(ArtifactError, match="sha256"):
+        TaggerProcessor(taggers=[bad])
+
+
+def test_fileset_errors(tmp_path, ttbar_file):
+    with pytest.raises(FilesetError, match="does not exist"):
+        load_fileset(tmp_path / "missing.json")
+    with pytest.raises(FilesetError, match="nofile.root: file does not exist"):
+        check_fileset(load_fileset({"x": [str(tmp_path / "nofile.root")]}))
+    with pytest.raises(FilesetError, match="no tree 'Evts'"):
+        check_fileset(load_fileset({"x": {"files": {str(ttbar_file): "Evts"}}}))
