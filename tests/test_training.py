@@ -1,0 +1,114 @@
+"""Training loop, metrics and artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hepml_coffea.artifacts import ArtifactError, ArtifactIntegrityError, load_artifact, save_artifact
+from hepml_coffea.cli import main as cli_main
+from hepml_coffea.inference.engine import predict
+from hepml_coffea.models import build_model
+from hepml_coffea.training.dataset import TEST, TRAIN, VAL, load_dataset, split_of, standard_spec
+from hepml_coffea.training.metrics import auc, rejection_at, roc_curve, tagger_metrics
+from hepml_coffea.training.train import TrainConfig, train_on_dataset
+
+
+def test_metrics_exact_values():
+    labels = np.array([1, 1, 0, 0, 1, 0])
+    scores = np.array([0.9, 0.8, 0.7, 0.1, 0.2, 0.3])
+    # pairs (s, b) ordered correctly: 0.9 and 0.8 beat all 3; 0.2 beats only 0.1 -> 7/9
+    assert auc(labels, scores) == pytest.approx(7 / 9)
+    es, eb, thr = roc_curve(labels, scores)
+    assert es.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 2 / 3, 2 / 3, 1, 1])
+    assert rejection_at(es, eb, 0.5) == np.inf
+    m = tagger_metrics(labels, scores)
+    assert m["accuracy"] == pytest.approx(5 / 6)
+    assert m["working_points"]["eS50"] == pytest.approx(np.quantile([0.9, 0.8, 0.2], 0.5))
+    with pytest.raises(ValueError, match="NaN"):
+        roc_curve(labels, np.array([np.nan, 1, 0, 0, 1, 0]))
+
+
+def test_split_is_deterministic_by_event_number():
+    ev = np.arange(1000, dtype=np.uint64)
+    s = split_of(ev)
+    assert (s == TRAIN).sum() == 600 and (s == VAL).sum() == 200 and (s == TEST).sum() == 200
+    assert np.array_equal(s, split_of(ev.copy()))
+
+
+def test_dataset_classes(ttbar_file, qcd_file):
+    ds = load_dataset([ttbar_file], [qcd_file])
+    assert set(np.unique(ds.labels)) == {0, 1}
+    pt = np.asarray(ds.jets.pt)
+    assert np.all((pt > 550) & (pt < 650))
+    capped = load_dataset([ttbar_file], [qcd_file], max_jets=10)
+    assert (capped.labels == 1).sum() == 10 and (capped.labels == 0).sum() == 10
+
+
+@pytest.mark.parametrize("name", ["pfn", "cnn", "lstm", "particlenet-lite"])
+def test_artifact_round_trip_bit_identical(name, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    kind = {"cnn": "image", "particlenet-lite": "pointcloud"}.get(name, "sequence")
+    spec = standard_spec(kind)
+    rng = np.random.default_rng(0)
+    if kind == "image":
+        inputs = [rng.random((6, 1, 40, 40), dtype=np.float32)]
+    else:
+        mask = (np.arange(100)[None, None, :] < np.array([3, 50, 100, 1, 20, 70])[:, None, None]).astype(np.float32)
+        fts = rng.normal(size=(6, 7, 100)).astype(np.float32) * mask
+        inputs = [fts, mask]
+        if kind == "pointcloud":
+            inputs = [rng.normal(0, 0.3, (6, 2, 100)).astype(np.float32) * mask, fts, mask]
+    ref = predict(model, inputs)
+    save_artifact(tmp_path / name, name=name, model=model, input_kind=kind, spec=spec, metrics={"auc": 0.5},
+                  example_inputs=tuple(torch.from_numpy(a) for a in inputs))
+    art = load_artifact(tmp_path / name)
+    assert art.spec == spec and art.class_name == type(model).__name__
+    assert np.array_equal(predict(art.model, inputs), ref)
+    ts = torch.jit.load(str(tmp_path / name / "model.ts"))
+    assert np.allclose(predict(ts, inputs), ref, atol=1e-6)
+
+
+def test_tampered_artifacts_refused(tiny_artifacts, tmp_path):
+    import shutil
+
+    for fname in ("metrics.json", "model.yaml", "weights.safetensors"):
+        bad = tmp_path / fname.replace(".", "_")
+        shutil.copytree(tiny_artifacts["pfn"], bad)
+        with open(bad / fname, "ab") as f:
+            f.write(b"\n ")
+        with pytest.raises(ArtifactIntegrityError, match=fname):
+            load_artifact(bad)
+    bad = tmp_path / "nomanifest"
+    shutil.copytree(tiny_artifacts["pfn"], bad)
+    (bad / "manifest.json").unlink()
+    with pytest.raises(ArtifactError, match="manifest"):
+        load_artifact(bad)
+
+
+def test_training_lowers_loss_and_writes_artifact(ttbar_file, qcd_file, tmp_path):
+    ds = load_dataset([ttbar_file], [qcd_file])
+    cfg = TrainConfig(model="pfn", epochs=4, batch_size=32, lr=3e-3, progress=False, patience=10)
+    m = train_on_dataset(ds, tmp_path / "pfn", cfg)
+    hist_ = m["history"]["train"]
+    assert len(hist_) == 4 and hist_[-1] < hist_[0]
+    assert m["n_train"] + m["n_val"] + m["n_test"] == len(ds)
+    for f in ("model.yaml", "weights.safetensors", "metrics.json", "model.ts", "roc.png", "loss.png", "manifest.json"):
+        assert (tmp_path / "pfn" / f).is_file(), f
+    saved = json.loads((tmp_path / "pfn" / "metrics.json").read_text())
+    assert saved["auc"] == pytest.approx(m["auc"]) and 0 <= saved["auc"] <= 1
+    # same seed, same data -> same weights (deterministic training on CPU)
+    m2 = train_on_dataset(ds, tmp_path / "pfn2", cfg)
+    assert m2["auc"] == m["auc"]
+
+
+def test_cli_train_baseline(ttbar_file, qcd_file, tmp_path, capsys):
+    assert cli_main(["train", "--model", "baseline", "--signal", str(ttbar_file), "--background", str(qcd_file),
+                     "--out", str(tmp_path / "b")]) == 0
+    art = load_artifact(tmp_path / "b")
+    assert art.input_kind == "observables" and "auc" in art.metrics
+    assert '"auc"' in capsys.readouterr().out

@@ -1,0 +1,81 @@
+"""Train the shipped taggers (the artifacts in ``hepml_coffea/artifacts_data/``).
+
+    python workflows/make_training_set.py --files 12 --events 15000 --out data/train
+    python workflows/train_shipped.py --data data/train --out hepml_coffea/artifacts_data
+
+The dataset is loaded once (truth-matched top jets from ``ttbar_*.root``, all jets from
+``qcd_*.root``, 550 < pT < 650 GeV, |eta| < 2) and each model trains on its own
+per-class cap (``--caps``) with the epochs below. Each artifact's metrics.json records
+the exact configuration, sizes and timing; ``hepml-coffea train`` with the same
+options reproduces one model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hepml_coffea.training.dataset import load_dataset
+from hepml_coffea.training.train import TrainConfig, train_on_dataset
+
+#: model -> (per-class cap, epochs, batch size, learning rate)
+PLAN = {
+    "baseline": (0, 1, 256, 1e-3),
+    "pfn": (40000, 15, 256, 2e-3),
+    "cnn": (40000, 15, 256, 2e-3),
+    "lstm": (40000, 10, 256, 2e-3),
+    "particlenet-lite": (25000, 8, 128, 3e-3),
+}
+
+
+def _cap(ds, cap: int):  # noqa: ANN001, ANN202
+    if not cap:
+        return ds
+    keep = np.zeros(len(ds), dtype=bool)
+    for label in (0, 1):
+        idx = np.flatnonzero(ds.labels == label)[:cap]
+        keep[idx] = True
+    return ds.subset(keep)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="data/train")
+    ap.add_argument("--out", default="hepml_coffea/artifacts_data")
+    ap.add_argument("--models", nargs="+", default=list(PLAN))
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    data = Path(args.data)
+    sig = sorted(str(p) for p in data.glob("ttbar_*.root"))
+    bkg = sorted(str(p) for p in data.glob("qcd_*.root"))
+    t0 = time.perf_counter()
+    ds = load_dataset(sig, bkg)
+    print(f"loaded {int((ds.labels == 1).sum())} top and {int((ds.labels == 0).sum())} QCD jets "
+          f"from {len(sig)} + {len(bkg)} files in {time.perf_counter() - t0:.0f} s", flush=True)
+    for name in args.models:
+        cap, epochs, bs, lr = PLAN[name]
+        sub = _cap(ds, cap)
+        cfg = TrainConfig(model=name, epochs=epochs, batch_size=bs, lr=lr, seed=1, threads=args.threads,
+                          patience=4, progress=False)
+        meta = {
+            "selection": {"pt_min": 550.0, "pt_max": 650.0, "abs_eta_max": 2.0, "msd_min": None, "msd_max": None},
+            "training": {
+                "signal_files": [Path(f).name for f in sig],
+                "background_files": [Path(f).name for f in bkg],
+                "per_class_cap": cap,
+                "command": f"python workflows/train_shipped.py --data {args.data} --models {name}",
+            },
+        }
+        t1 = time.perf_counter()
+        metrics = train_on_dataset(sub, Path(args.out) / name, cfg, meta)
+        short = {k: metrics[k] for k in ("auc", "accuracy", "rejection_30", "rejection_50", "parameters",
+                                         "n_train", "n_test")}
+        print(f"{name}: {json.dumps(short)} in {time.perf_counter() - t1:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
