@@ -285,7 +285,12 @@ def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
         from hepml_coffea.models import model_from_config
 
         model = model_from_config(doc["class_name"], doc.get("model_kwargs", {}))
-        state = load_file(str(path / "weights.safetensors"))
+        try:
+            state = load_file(str(path / "weights.safetensors"))
+        except Exception as err:  # noqa: BLE001 - safetensors raises its own error type
+            msg = (f"artifact {path}: weights.safetensors is not a valid safetensors file "
+                   f"({type(err).__name__}: {err}); artifacts never load pickled weights")
+            raise ArtifactError(msg) from err
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             msg = f"artifact {path}: weights do not fit {doc['class_name']} (missing {missing[:5]}, unexpected {unexpected[:5]})"

@@ -17,6 +17,7 @@ import os
 import time
 import traceback
 import uuid
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,21 @@ __all__ = ["TaggerProcessor", "DEFAULT_TAGGERS"]
 DEFAULT_TAGGERS = ("particlenet-lite", "pfn", "cnn", "lstm", "baseline")
 
 _STAGES = ("read_constituents", "build_representation", "infer", "fill")
+
+
+def _bad_input_errors() -> tuple[type[BaseException], ...]:
+    """Errors of unreadable or corrupt input data (a decompression failure in a damaged
+    basket raises ``zlib.error``/``lzma.LZMAError``, a damaged basket header uproot's
+    ``DeserializationError``: none of them is an OSError/ValueError)."""
+    import lzma
+
+    from uproot.deserialization import DeserializationError
+
+    return (MissingBranchError, InvalidAssociationError, OSError, ValueError, KeyError, RuntimeError,
+            zlib.error, lzma.LZMAError, DeserializationError)
+
+
+_BAD_INPUT_ERRORS = _bad_input_errors()
 
 
 def _meter(label: str) -> Any:
@@ -160,7 +176,7 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
         acc = out[dataset]
         try:
             self._process(events, acc, meta)
-        except (MissingBranchError, InvalidAssociationError, OSError, ValueError, KeyError, RuntimeError) as err:
+        except _BAD_INPUT_ERRORS as err:
             if not self.skip_bad_inputs or isinstance(err, ArtifactError):
                 raise
             fresh = self._empty_output(dataset)[dataset]
@@ -184,6 +200,8 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
         with timer("read_constituents"):
             jc = fatjet_constituents(events, on_invalid="skip" if self.skip_bad_inputs else "raise")
             sel = self.selection.mask(jc)
+            # NaN/inf jet kinematics never pass the selection: count them, not drop them silently
+            n_unjudged = int(np.sum(~_jet_finite(jc) & ~sel))
             jc = jc.select(sel)
             if len(jc):
                 labels = top_labels(events, jc.event_index, ak.to_numpy(jc.jets.eta), ak.to_numpy(jc.jets.phi))
@@ -195,7 +213,7 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
         cf["fat_jets"] += int(sel.shape[0])
         cf["selected"] += len(jc)
         cf["no_constituents"] += int(np.sum(~jc.valid & _finite(jc)))
-        cf["nonfinite"] += int(np.sum(~_finite(jc)))
+        cf["nonfinite"] += int(np.sum(~_finite(jc))) + n_unjudged
         cf["bad_association_rows"] += int(jc.counts.get("bad_association_rows", 0))
         good = jc.select(jc.valid)
         good_labels = labels[jc.valid]

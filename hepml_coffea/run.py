@@ -93,6 +93,9 @@ def check_fileset(fileset: Mapping[str, Any], skip_bad_files: bool = False) -> t
                             problem = f"no tree {tree!r} in the file (trees: {trees})"
                         else:
                             _ = fh[tree].num_entries
+                            size = os.path.getsize(f) if "://" not in f else None
+                            if size is not None and size < fh.file.fEND:
+                                problem = f"truncated ({size} bytes, its header says {fh.file.fEND})"
                 except Exception as err:  # noqa: BLE001 - any read failure names the file
                     problem = f"cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})"
             if problem is None:

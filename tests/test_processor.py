@@ -231,3 +231,36 @@ def test_fileset_errors(tmp_path, ttbar_file):
         check_fileset(load_fileset({"x": [str(tmp_path / "nofile.root")]}))
     with pytest.raises(FilesetError, match="no tree 'Evts'"):
         check_fileset(load_fileset({"x": {"files": {str(ttbar_file): "Evts"}}}))
+
+
+def test_warm_up_and_worker_plugin(tiny_artifacts):
+    from types import SimpleNamespace
+
+    from hepml_coffea.inference.worker import TaggerWarmup
+
+    import torch
+
+    before = torch.get_num_threads()
+    engine.clear_cache()
+    plugin = TaggerWarmup([str(p) for p in tiny_artifacts.values()], device="cpu")
+    plugin.setup(SimpleNamespace(address="inproc://test", state=SimpleNamespace(nthreads=1)))
+    info = engine.cache_info()
+    assert info["misses"] == len(tiny_artifacts) and info["entries"] == len(tiny_artifacts)
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(before)
+
+
+def test_cli_run_and_plot(tiny_artifacts, ttbar_file, qcd_file, tmp_path):
+    import json as _json
+
+    from hepml_coffea.cli import main
+
+    fs = tmp_path / "fileset.json"
+    fs.write_text(_json.dumps({"ttbar": [str(ttbar_file)], "qcd": {"files": {str(qcd_file): "Events"}}}))
+    out = tmp_path / "out.coffea"
+    assert main(["run", "--fileset", str(fs), "--executor", "iterative", "--chunksize", "500", "--taggers",
+                 *[str(p) for p in tiny_artifacts.values()], "--out", str(out)]) == 0
+    assert out.is_file() and not list(tmp_path.glob(".*.tmp"))
+    assert main(["plot", str(out), "--outdir", str(tmp_path / "plots")]) == 0
+    pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
+    assert {"roc.png", "cutflow.png", "rejection_vs_pt.png", "score_pfn.png"} <= set(pngs)
