@@ -154,15 +154,20 @@ def save_artifact(
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         for fname, src in (extra_files or {}).items():
             shutil.copy(src, tmp / fname)
-        files = {f: _sha256(tmp / f) for f in HASHED if (tmp / f).exists()}
-        digest = _combined(files)
-        (tmp / "manifest.json").write_text(json.dumps({"files": files, "hash": digest}, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        return _seal(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _seal(tmp: Path, out: Path) -> str:
+    """Write manifest.json (sha256 of every file) in ``tmp`` and move it to ``out``."""
+    files = {f: _sha256(tmp / f) for f in HASHED if (tmp / f).exists()}
+    digest = _combined(files)
+    (tmp / "manifest.json").write_text(json.dumps({"files": files, "hash": digest}, indent=2))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
     return digest
 
 
@@ -221,16 +226,10 @@ def import_torchscript(
         }
         (tmp / "model.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
         (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, sort_keys=True))
-        files = {f: _sha256(tmp / f) for f in HASHED if (tmp / f).exists()}
-        digest = _combined(files)
-        (tmp / "manifest.json").write_text(json.dumps({"files": files, "hash": digest}, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        return _seal(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return digest
 
 
 def shipped_taggers() -> dict[str, Path]:

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hepml_coffea.run import FilesetError, load_fileset, stage_report
+from hepml_coffea.run import FilesetError, load_fileset, save_output, stage_report
 
 __all__ = [
     "MergeError",
@@ -404,7 +404,7 @@ def merge_outputs(
     then ``os.replace``).
     """
     from coffea.processor import accumulate
-    from coffea.util import load, save
+    from coffea.util import load
 
     if not paths:
         msg = "nothing to merge: no job outputs given"
@@ -445,15 +445,7 @@ def merge_outputs(
     merged["report"] = (stage_report(merged) + f"\nmerged from {len(outputs)} job output(s)")
 
     if out is not None:
-        target = Path(out)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            save(merged, tmp)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        save_output(merged, out)
     return merged
 
 

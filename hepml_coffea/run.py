@@ -26,7 +26,7 @@ import uproot
 from hepml_coffea.processor import TaggerProcessor
 
 __all__ = ["FilesetError", "load_fileset", "check_fileset", "make_cluster", "make_runner", "run_fileset",
-           "stage_report"]
+           "stage_report", "save_output"]
 
 
 class FilesetError(ValueError):
@@ -236,16 +236,22 @@ def run_fileset(
         for s in skipped:
             print(f"  {s['dataset']}: {s['file']} [{s.get('entrystart')}:{s.get('entrystop')}] {s['reason']}", file=sys.stderr)
     if out is not None:
-        from coffea.util import save
-
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        try:
-            save(result, tmp)
-            os.replace(tmp, out)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        save_output(result, out)
         print(f"wrote {out}", flush=True)
     return result
+
+
+def save_output(output: Any, out: str | os.PathLike[str]) -> Path:
+    """``coffea.util.save`` under a temporary name, then rename: never a partial file."""
+    from coffea.util import save
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        save(output, tmp)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out

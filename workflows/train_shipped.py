@@ -25,10 +25,10 @@ from hepml_coffea.training.train import TrainConfig, train_on_dataset
 #: model -> (per-class cap, epochs, batch size, learning rate)
 PLAN = {
     "baseline": (0, 1, 256, 1e-3),
-    "pfn": (40000, 15, 256, 2e-3),
-    "cnn": (40000, 15, 256, 2e-3),
-    "lstm": (40000, 10, 256, 2e-3),
-    "particlenet-lite": (25000, 8, 128, 3e-3),
+    "pfn": (40000, 6, 256, 2e-3),
+    "cnn": (40000, 6, 256, 2e-3),
+    "lstm": (40000, 5, 256, 2e-3),
+    "particlenet-lite": (20000, 5, 128, 3e-3),
 }
 
 
@@ -60,7 +60,7 @@ def main() -> None:
         cap, epochs, bs, lr = PLAN[name]
         sub = _cap(ds, cap)
         cfg = TrainConfig(model=name, epochs=epochs, batch_size=bs, lr=lr, seed=1, threads=args.threads,
-                          patience=4, progress=False)
+                          patience=2, progress=False)
         meta = {
             "selection": {"pt_min": 550.0, "pt_max": 650.0, "abs_eta_max": 2.0, "msd_min": None, "msd_max": None},
             "training": {
