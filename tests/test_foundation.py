@@ -218,3 +218,18 @@ def test_rntuple_copy_reads_the_same(ttbar_file, tmp_path):
         b = fatjet_constituents(events)
         assert ak.all(ak.num(a.cands) == ak.num(b.cands))
         assert np.array_equal(ak.to_numpy(ak.flatten(a.cands.pt)), ak.to_numpy(ak.flatten(b.cands.pt)))
+
+
+def test_multiprocess_generation_and_detector_switch(tmp_path):
+    from hepml_coffea.samples import generate
+
+    p = generate("qcd", 40, 5, tmp_path / "q.root", workers=2, detector=False, pthat_min=300.0)
+    meta = read_metadata(p)
+    assert meta["pythia_seeds"] == [5000, 5001] and meta["workers"] == 2 and meta["detector"] is False
+    ev = uproot.open(p)["Events"]["event"].array().to_numpy().astype(np.int64)
+    assert len(ev) == 40 and len(np.unique(ev)) == 40 and ev.min() == 5 * 10**8
+    # without the detector response, constituent momenta sum exactly to the jet (no thresholds)
+    events = load_events(p, mode="eager")
+    cons = events.FatJet.constituents.pf
+    rel = np.abs(ak.to_numpy(ak.flatten(ak.sum(cons.px, axis=-1) - events.FatJet.px))) / ak.to_numpy(ak.flatten(events.FatJet.pt))
+    assert rel.max() < 1e-4
