@@ -190,9 +190,14 @@ def write_events(sources: list[tuple[str, int, int]], dst: str | Path) -> int:
             out[k] = cat[k]
     for pre, fields in groups.items():
         out[pre] = ak.zip(fields)
-    with uproot.recreate(dst, compression=None) as f:
-        f["Events"] = out
-    return len(cat[keys[0]])
+    out = {k: (np.asarray(ak.to_numpy(v)) if v.ndim == 1 and not ak.fields(v) else v) for k, v in out.items()}
+    n = len(cat[keys[0]])
+    with uproot.recreate(dst, compression=None) as f:  # a TTree as the generator writes (mktree + extend)
+        types = {k: (v.dtype if isinstance(v, np.ndarray) else v.type.content) for k, v in out.items()}
+        tree = f.mktree("Events", types)
+        for a in range(0, max(n, 1), 10000):
+            tree.extend({k: v[a:a + 10000] for k, v in out.items()})
+    return n
 
 
 def _best(fn: Any, repeats: int) -> float:
@@ -577,8 +582,17 @@ proc = TaggerProcessor(taggers=paths, device="cpu")
 for p in paths:
     get_tagger(p, "cpu")          # a Dask worker loads these at start (TaggerWarmup)
 me = psutil.Process()
+def hwm():  # this process image's peak RSS (VmHWM; ru_maxrss would carry the forking parent's peak)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
 before = me.memory_info().rss
-peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak_before = hwm()
+try:  # reset the high-water mark to the current RSS, so the peak below is the chunk's
+    open("/proc/self/clear_refs", "w").write("5")
+    reset = True
+except OSError:
+    reset = False
 runner = processor.Runner(executor=processor.IterativeExecutor(status=False), schema=PFNanoAODSchema,
                           chunksize={chunksize}, maxchunks=1, savemetrics=False)
 t0 = time.perf_counter()
@@ -586,8 +600,10 @@ out = runner({{"mixed": [{file!r}]}}, proc, treename="Events")
 wall = time.perf_counter() - t0
 v = out["mixed"]
 print("RESULT " + json.dumps({{"events": v["cutflow"]["events"], "jets": v["cutflow"]["scored"],
-      "rss_after_models_bytes": before, "peak_before_chunk_bytes": peak_before,
-      "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+      "rss_after_models_bytes": before, "peak_before_chunk_bytes": peak_before, "hwm_reset": reset,
+      "peak_rss_bytes": max(hwm(), peak_before),
+      "peak_during_chunk_bytes": hwm() if reset else None,
+      "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
       "rss_end_bytes": me.memory_info().rss, "wall_s": wall, "timing": v["timing"]}}))
 """
 
@@ -605,7 +621,7 @@ def section_memory(taggers: dict[str, str], mem_file: str, chunk_sizes: list[int
         r = json.loads(line[7:])
         r["chunk_events"] = cs
         r["peak_rss_gb"] = r["peak_rss_bytes"] / 2**30
-        r["chunk_increment_gb"] = (r["peak_rss_bytes"] - r["peak_before_chunk_bytes"]) / 2**30
+        r["chunk_increment_gb"] = ((r["peak_during_chunk_bytes"] or r["peak_rss_bytes"]) - r["rss_after_models_bytes"]) / 2**30
         rows.append(r)
         log(f"  memory chunk={cs}: {r['events']} events, peak RSS {r['peak_rss_gb']:.2f} GB "
             f"(models loaded: {r['rss_after_models_bytes'] / 2**30:.2f} GB)")
@@ -614,8 +630,10 @@ def section_memory(taggers: dict[str, str], mem_file: str, chunk_sizes: list[int
            "setup": "fresh python process per chunk size: TaggerProcessor(all taggers, device='cpu'), models loaded "
                     "into the engine cache first (as TaggerWarmup does on a Dask worker), then coffea Runner + "
                     "IterativeExecutor on ONE chunk of exactly that many events (maxchunks=1) of a PFNano file "
-                    "concatenated from the generated ttbar and QCD files (NanoEvents, PFNanoAODSchema); peak = "
-                    "getrusage(RUSAGE_SELF).ru_maxrss of the whole process (python + torch + models + chunk)"}
+                    "concatenated from the generated ttbar and QCD files (NanoEvents, PFNanoAODSchema); peak RSS = "
+                    "VmHWM of the whole process (python + torch + models + chunk); the high-water mark is reset "
+                    "(/proc/self/clear_refs) after the models are loaded, so the peak is the maximum of the start-up "
+                    "peak and the peak while the chunk runs; 'increase' = chunk peak - RSS with models loaded"}
     if big and max(chunk_sizes) >= 50000:
         v = big[0]["peak_rss_gb"]
         out["targets"] = {"peak_rss_50k_gb": {"value": v, "target": TARGETS["rss_50k_gb"],
@@ -801,13 +819,16 @@ def to_markdown(res: dict[str, Any]) -> str:
     mem = s.get("memory")
     if mem and "error" not in mem:
         L += ["## 5. Worker peak memory (all taggers, CPU)", "", mem["setup"] + ".", "",
-              "| chunk events | jets | RSS after models [GB] | peak RSS [GB] | peak increase from the chunk [GB] | wall [s] |",
-              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "| chunk events | jets | start-up peak [GB] | RSS after models [GB] | peak during chunk [GB] | "
+              "worker peak RSS [GB] | increase from the chunk [GB] | wall [s] |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in mem["rows"]:
             if "error" in r:
-                L.append(f"| {r['chunk_events']} | failed |" + " |" * 4)
+                L.append(f"| {r['chunk_events']} | failed |" + " |" * 6)
                 continue
-            L.append(f"| {r['events']} | {r['jets']} | {r['rss_after_models_bytes'] / 2**30:.2f} | "
+            pc = r.get("peak_during_chunk_bytes")
+            L.append(f"| {r['events']} | {r['jets']} | {r['peak_before_chunk_bytes'] / 2**30:.2f} | "
+                     f"{r['rss_after_models_bytes'] / 2**30:.2f} | {(pc / 2**30) if pc else float('nan'):.2f} | "
                      f"{r['peak_rss_gb']:.2f} | {r['chunk_increment_gb']:.2f} | {r['wall_s']:.1f} |")
         L.append("")
     gp = s.get("gpu_processor")
@@ -916,10 +937,16 @@ def main(argv: list[str] | None = None) -> int:
 
             taggers = {k: str(v) for k, v in make_standins(Path(tempfile.mkdtemp()) / "standins").items()}
     res["taggers"], res["taggers_missing"] = taggers, missing
+    fallback = None
     for f in (args.signal, args.background):
         if not Path(f).is_file():
+            if args.gpu_only and (ROOT / "tests/samples/pfnano.root").is_file():
+                fallback = str(ROOT / "tests/samples/pfnano.root")
+                continue
             print(f"input file {f} does not exist (generate it with `hepml-coffea generate`)", file=sys.stderr)
             return 2
+    if fallback:
+        log(f"generated inputs missing: GPU model stage on synthetic jets, processor on {fallback}")
     sections = {int(x) for x in args.sections.split(",") if x.strip()}
     q = args.quick
     out_dir = Path(args.out)
@@ -943,7 +970,11 @@ def main(argv: list[str] | None = None) -> int:
         max_ev = 3000 if q else None
         files_jets = [args.signal, args.background]
         need_jets = bool(sections & {1, 2}) or args.gpu_only
-        if need_jets:
+        if need_jets and fallback:
+            cands, jets = BR.synthetic_jets(20000)
+            jets = ak.with_field(jets, ak.Array(np.full(len(jets), 150.0, dtype=np.float32)), "msoftdrop")
+            src = "synthetic jets (benchmarks/bench_representations.synthetic_jets, 20000)"
+        elif need_jets:
             cands, jets = load_jets(files_jets, max_ev)
             src = " + ".join(Path(f).name for f in files_jets) + (f" (first {max_ev} events each)" if max_ev else "")
             log(f"{len(jets)} selected jets from {src}")
@@ -953,22 +984,44 @@ def main(argv: list[str] | None = None) -> int:
         if extra is None:
             extra = [str(Path(args.signal).with_name("ttbar_102.root")), str(Path(args.background).with_name("qcd_202.root"))]
             extra = [f for f in extra if Path(f).is_file()]
-        if q:
-            qs, qb = work / "ttbar_q.root", work / "qcd_q.root"
+        if fallback or (args.gpu_only and not q):
+            fs3, cs3, fs4, cs4 = {}, 0, {}, 0
+        elif q:
+            qs, qb = work / f"{Path(sig).stem}_0_2000.root", work / f"{Path(bkg).stem}_0_2000.root"
             write_events([(sig, 0, 2000)], qs)
             write_events([(bkg, 0, 2000)], qb)
             fs3 = {"ttbar": [str(qs)], "qcd": [str(qb)]}
             cs3 = 1000
             fs4, cs4 = fs3, 1000
         else:
-            fs3, cs3 = {"ttbar": [sig], "qcd": [bkg]}, 10000
-            fs4 = {"ttbar": [sig] + [f for f in extra if "ttbar" in Path(f).name],
-                   "qcd": [bkg] + [f for f in extra if "qcd" in Path(f).name]}
-            cs4 = 10000
+            # slices keep the CPU runs to minutes (particlenet-lite scores a few hundred jets/s per core)
+            s3 = {"ttbar": [(sig, 0, 6000)], "qcd": [(bkg, 0, 6000)]}
+            s4 = {"ttbar": [(f, 0, 4000) for f in [sig] + [f for f in extra if "ttbar" in Path(f).name]],
+                  "qcd": [(f, 0, 4000) for f in [bkg] + [f for f in extra if "qcd" in Path(f).name]]}
+            fs3, fs4 = {}, {}
+            for fs, spec in ((fs3, s3), (fs4, s4)):
+                for ds, items in spec.items():
+                    for f, a, b in items:
+                        dst = work / f"{Path(f).stem}_{a}_{b}.root"
+                        if not dst.exists():
+                            write_events([(f, a, b)], dst)
+                        fs.setdefault(ds, []).append(str(dst))
+            cs3, cs4 = 3000, 2000
+        res["filesets"] = {"vs_torch_wrapper": {"chunksize": cs3, "files": {k: [Path(f).name for f in v] for k, v in fs3.items()}},
+                           "dask": {"chunksize": cs4, "files": {k: [Path(f).name for f in v] for k, v in fs4.items()}},
+                           "note": "NAME_A_B.root = entries [A, B) of data/train/NAME.root, rewritten uncompressed "
+                                   "(benchmarks/run_all.py write_events)" if not q else "quick-mode slices"}
 
         if args.gpu_only:
+            res["input"] = src
+            fsg = {"cms_pfnano": [fallback]} if fallback else {"ttbar": [sig], "qcd": [bkg]}
+            if q:
+                fsg, csg = fs3, 1000
+            else:
+                csg = 10000
+            res["filesets"] = {"gpu_processor": {"chunksize": csg, "files": fsg}}
             run_section("model_gpu", lambda: section_model_gpu(taggers, cands, jets, [1024, 4096, 16384], 3))
-            run_section("gpu_processor", lambda: section_gpu_processor(taggers, fs3, 10000 if not q else 1000))
+            run_section("gpu_processor", lambda: section_gpu_processor(taggers, fsg, csg))
         else:
             if 1 in sections:
                 run_section("representations", lambda: section_representations(

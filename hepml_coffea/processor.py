@@ -185,7 +185,7 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
                 "entrystart": meta.get("entrystart"),
                 "entrystop": meta.get("entrystop"),
                 "reason": f"{type(err).__name__}: {err}".splitlines()[0][:300],
-                "where": traceback.format_exc(limit=1).strip().splitlines()[-1][:200],
+                "where": _where(err),
             }]
             out[dataset] = fresh
         return out
@@ -312,6 +312,15 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         return accumulator
+
+
+def _where(err: BaseException) -> str:
+    """``file:line in function`` of the innermost frame that raised ``err``."""
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames:
+        return "?"
+    f = frames[-1]
+    return f"{f.filename}:{f.lineno} in {f.name}"[-200:]
 
 
 def _finite(jc: Any) -> np.ndarray:

@@ -190,6 +190,7 @@ def test_corrupt_basket(damage, proc, proc_skip, ref, ttbar_file, qcd_file, tmp_
     assert chunks == [(0, 150), (150, 300)]
     for s in out["skipped"]:
         assert s["file"] == str(bad) and s["dataset"] == "ttbar" and "compress" in s["reason"]
+        assert re.search(r"\.py:\d+ in \w+", s["where"]), s["where"]
     assert out["ttbar"]["cutflow"]["events"] == 0 and out["ttbar"]["scores"].sum() == 0
     assert _no_nan(out) == 2
     _same(out, ref, ["qcd"])
