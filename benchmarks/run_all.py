@@ -85,6 +85,23 @@ TARGETS = {
     "gpu_tagging_fraction": 0.10,
 }
 SCORE_ATOL = 1e-5
+#: HEPML_BENCH_GPU_DRYRUN=1 runs the GPU code paths on the CPU with tiny sizes (a smoke test
+#: of this script where there is no GPU; the figures mean nothing)
+DRYRUN = os.environ.get("HEPML_BENCH_GPU_DRYRUN") == "1"
+GPU_DEV = "cpu" if DRYRUN else "cuda"
+
+
+#: (batch sizes, repeats, jets per measurement) of the GPU model stage
+GPU_SIZES = ([64], 1, 64) if DRYRUN else ([1024, 4096, 16384], 3, 65536)
+
+
+def _sync() -> None:
+    if not DRYRUN:
+        torch.cuda.synchronize()
+
+
+def _gpu_name() -> str:
+    return "cpu (dry run)" if DRYRUN else torch.cuda.get_device_name(0)
 
 
 # ---------------------------------------------------------------------------
@@ -311,7 +328,7 @@ def section_model_gpu(taggers: dict[str, str], cands: ak.Array, jets: ak.Array, 
     from hepml_coffea.models import build_model
     from hepml_coffea.training.dataset import standard_spec
 
-    dev = "cuda"
+    dev = GPU_DEV
     models: dict[str, tuple[Any, list[np.ndarray], str]] = {}
     for name, path in taggers.items():
         art = load_artifact(path)
@@ -330,10 +347,10 @@ def section_model_gpu(taggers: dict[str, str], cands: ak.Array, jets: ak.Array, 
         for p in model.parameters():
             p.requires_grad_(False)
         reps = max(1, -(-min_jets // len(inputs[0])))
-        big = [np.ascontiguousarray(np.concatenate([a] * reps)[:max(min_jets, len(a))]) for a in inputs]
+        big = [np.ascontiguousarray(np.concatenate([a] * reps)[:min_jets]) for a in inputs]
         n = len(big[0])
         # CPU vs GPU fp32 agreement (TF32 as torch defaults, and with TF32 off)
-        k = min(4096, len(inputs[0]))
+        k = min(128 if DRYRUN else 4096, len(inputs[0]))
         cpu_model = model.to("cpu")
         set_threads(max(1, os.cpu_count() or 1))
         ref = predict(cpu_model, [a[:k] for a in inputs], batch_size=1024)
@@ -357,9 +374,9 @@ def section_model_gpu(taggers: dict[str, str], cands: ak.Array, jets: ak.Array, 
             for bs in batch_sizes:
                 try:
                     predict(m, big, device=dev, batch_size=bs, amp=amp)  # warm-up / compile (all shapes)
-                    torch.cuda.synchronize()
+                    _sync()
                     r = _rate(lambda m=m, bs=bs, amp=amp: predict(m, big, device=dev, batch_size=bs, amp=amp), n, repeats)
-                    rows.append({"tagger": name, "origin": origin, "device": torch.cuda.get_device_name(0),
+                    rows.append({"tagger": name, "origin": origin, "device": _gpu_name(),
                                  "precision": label, "batch_size": bs, "n_jets": n, "jets_per_s": r})
                     log(f"  gpu {name} {label} bs={bs}: {r:,.0f} jets/s")
                 except Exception as err:  # noqa: BLE001
@@ -367,7 +384,8 @@ def section_model_gpu(taggers: dict[str, str], cands: ak.Array, jets: ak.Array, 
                                  "error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]})
                     log(f"  gpu {name} {label} bs={bs}: FAILED {type(err).__name__}")
         model.to("cpu")
-        torch.cuda.empty_cache()
+        if not DRYRUN:
+            torch.cuda.empty_cache()
     best = {}
     for r in rows:
         if "jets_per_s" in r:
@@ -651,7 +669,7 @@ def section_gpu_processor(taggers: dict[str, str], fileset: dict[str, list[str]]
 
     n_events = sum(uproot.open(f)["Events"].num_entries for files in fileset.values() for f in files)
     rows = []
-    for dev, amp in (("cpu", None), ("cuda", None), ("cuda", "bf16")):
+    for dev, amp in (("cpu", None), (GPU_DEV, None), (GPU_DEV, "bf16")):
         set_threads(1)
         proc = TaggerProcessor(taggers=list(taggers.values()), device=dev, amp=amp)
         _runner(chunksize, maxchunks=1)(fileset, proc, treename="Events")  # warm-up
@@ -725,11 +743,15 @@ def to_markdown(res: dict[str, Any]) -> str:
          f"Load average (1/5/15 min) at start {res['loadavg_start']}, at end {res['loadavg_end']}"
          f"{' - the machine was shared (busy) during the run' if res.get('shared') else ''}.",
          "", "Versions: " + ", ".join(f"{k} {x}" for k, x in v.items()) + ".",
-         f"Taggers: {', '.join(f'{k} ({Path(p).parent.name}/{Path(p).name})' for k, p in res['taggers'].items())}"
-         + (f"; missing: {', '.join(res['taggers_missing'])}" if res["taggers_missing"] else "") + ".",
+         "Taggers: " + ", ".join(
+             f"{k} ({'STAND-IN: random weights, same architecture and input spec' if k in res.get('standins', []) else Path(p).parent.name + '/' + Path(p).name})"
+             for k, p in res["taggers"].items())
+         + (f"; not shipped yet when this ran: {', '.join(res['taggers_missing'])}" if res["taggers_missing"] else "") + ".",
          f"Total benchmark time {res['total_seconds']:.0f} s.", ""]
     L += ["## Targets", "", "| target | value | threshold | status |", "| --- | ---: | ---: | --- |"]
     for row in res["targets_table"]:
+        if res.get("gpu_only") and not row["target"].startswith("GPU"):
+            continue
         L.append(f"| {row['target']} | {row['value']} | {row['threshold']} | {row['status']} |")
     L.append("")
     s = res["sections"]
@@ -761,6 +783,22 @@ def to_markdown(res: dict[str, Any]) -> str:
                 cells = [next((f"{r['jets_per_s']:,.0f}" for r in rows if r["tagger"] == name and r["threads"] == th
                                and r["batch_size"] == b), "-") for b in bss]
                 L.append(f"| {name} | {th} | " + " | ".join(cells) + " |")
+        L.append("")
+    mp = s.get("malloc_probe")
+    if mp and "runs" in mp:
+        L += ["### Where the CPU model time goes: page faults of freshly mmapped tensors", "",
+              "benchmarks/probe_malloc.py: engine.predict, 1 thread, two fresh processes - glibc defaults vs "
+              f"`GLIBC_TUNABLES={mp['tunables']}` (big freed blocks are kept and reused instead of munmapped). "
+              "user/sys = CPU seconds of 3 passes; peak = RSS added by the passes; RSS = process RSS before them "
+              "(the models run one after another in one process, so the tuned RSS includes what it kept).", "",
+              "| tagger | batch | defaults jets/s | user s | sys s | peak +MB | RSS GB | tuned jets/s | user s | sys s | peak +MB | RSS GB |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        runs = list(mp["runs"].values())
+        if len(runs) == 2 and all(isinstance(r, list) for r in runs):
+            for a, b in zip(*runs):
+                L.append(f"| {a['tagger']} | {a['batch_size']} | {a['jets_per_s']:,.0f} | {a['user_s']:.2f} | "
+                         f"{a['sys_s']:.2f} | {a['peak_added_mb']:.0f} | {a['rss_gb']:.2f} | {b['jets_per_s']:,.0f} | "
+                         f"{b['user_s']:.2f} | {b['sys_s']:.2f} | {b['peak_added_mb']:.0f} | {b['rss_gb']:.2f} |")
         L.append("")
     g = s.get("model_gpu")
     L += ["### GPU model stage", ""]
@@ -912,6 +950,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gpu-only", action="store_true", help="only the GPU parts (exits cleanly without a GPU)")
     ap.add_argument("--sections", default="1,2,3,4,5", help="comma-separated subset of 1..5")
     ap.add_argument("--artifacts", default=None, help="folder of artifacts instead of the shipped taggers")
+    ap.add_argument("--fill-missing", action="store_true",
+                    help="stand in for shipped taggers that are not there yet with random-weight artifacts of the "
+                         "same architecture and spec (benchmarks/_standins.py; speed and memory only, labelled)")
     ap.add_argument("--signal", default=str(ROOT / "data/train/ttbar_101.root"))
     ap.add_argument("--background", default=str(ROOT / "data/train/qcd_201.root"))
     ap.add_argument("--extra-files", nargs="*", default=None,
@@ -919,7 +960,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     t_start = time.perf_counter()
-    gpu = torch.cuda.is_available()
+    gpu = torch.cuda.is_available() or DRYRUN
     if args.gpu_only and not gpu:
         print("no GPU: torch.cuda.is_available() is False on this machine; the GPU benchmarks were not run "
               "(run benchmarks/gpu.sh on a GPU host).", flush=True)
@@ -936,6 +977,15 @@ def main(argv: list[str] | None = None) -> int:
             from _standins import make_standins
 
             taggers = {k: str(v) for k, v in make_standins(Path(tempfile.mkdtemp()) / "standins").items()}
+    res["standins"] = []
+    if args.fill_missing and missing:
+        from _standins import make_standin
+
+        sroot = Path(tempfile.mkdtemp(prefix="hepml_standins_"))
+        for name in missing:
+            taggers[name] = str(make_standin(name, sroot / name))
+        taggers = {n: taggers[n] for n in DEFAULT_TAGGERS if n in taggers}
+        res["standins"] = list(missing)
     res["taggers"], res["taggers_missing"] = taggers, missing
     fallback = None
     for f in (args.signal, args.background):
@@ -1020,7 +1070,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 csg = 10000
             res["filesets"] = {"gpu_processor": {"chunksize": csg, "files": fsg}}
-            run_section("model_gpu", lambda: section_model_gpu(taggers, cands, jets, [1024, 4096, 16384], 3))
+            run_section("model_gpu", lambda: section_model_gpu(taggers, cands, jets, *GPU_SIZES))
             run_section("gpu_processor", lambda: section_gpu_processor(taggers, fsg, csg))
         else:
             if 1 in sections:
@@ -1029,8 +1079,19 @@ def main(argv: list[str] | None = None) -> int:
             if 2 in sections:
                 run_section("model_cpu", lambda: section_model_cpu(
                     taggers, cands, jets, [64, 256, 1024], [1, 2], 0.3 if q else 1.5, 1 if q else 2))
+                def malloc_probe() -> dict[str, Any]:
+                    import probe_malloc
+
+                    import contextlib
+                    import io
+
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        return probe_malloc.main(["--paths", json.dumps(taggers), "--files", args.signal,
+                                                  "--max-events", "2000" if q else "4000",
+                                                  "--batch-sizes", "256,1024"])
+                run_section("malloc_probe", malloc_probe)
                 if gpu:
-                    run_section("model_gpu", lambda: section_model_gpu(taggers, cands, jets, [1024, 4096, 16384], 3))
+                    run_section("model_gpu", lambda: section_model_gpu(taggers, cands, jets, *GPU_SIZES))
                 else:
                     res["sections"]["model_gpu"] = {"skipped": "not measured: no GPU in this session "
                                                                "(torch.cuda.is_available() is False)"}

@@ -41,6 +41,7 @@ class TrainConfig:
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    clip_grad: float = 0.0  # max gradient norm (0 = no clipping)
     seed: int = 1
     max_jets: int = 0
     patience: int = 4
@@ -183,6 +184,8 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
             loss = loss_fn(logits, y[b].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.clip_grad > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             opt.step()
             sched.step()
             running += loss.item() * len(b)
