@@ -22,13 +22,14 @@ import numpy as np
 from hepml_coffea.training.dataset import load_dataset
 from hepml_coffea.training.train import TrainConfig, train_on_dataset
 
-#: model -> (per-class cap, epochs, batch size, learning rate, max gradient norm or 0)
+#: model -> (per-class cap, epochs, batch size, learning rate, max gradient norm or 0,
+#: early-stopping patience in epochs; the best-validation weights are kept either way)
 PLAN = {
-    "baseline": (0, 1, 256, 1e-3, 0.0),
-    "pfn": (40000, 20, 256, 1e-3, 1.0),
-    "cnn": (40000, 6, 256, 2e-3, 0.0),
-    "lstm": (40000, 8, 256, 1e-3, 1.0),
-    "particlenet-lite": (20000, 5, 128, 3e-3, 0.0),
+    "baseline": (0, 1, 256, 1e-3, 0.0, 2),
+    "pfn": (40000, 12, 256, 1e-3, 1.0, 12),
+    "cnn": (40000, 6, 256, 2e-3, 0.0, 2),
+    "lstm": (40000, 8, 256, 1e-3, 1.0, 3),
+    "particlenet-lite": (20000, 5, 128, 3e-3, 0.0, 2),
 }
 
 
@@ -57,10 +58,10 @@ def main() -> None:
     print(f"loaded {int((ds.labels == 1).sum())} top and {int((ds.labels == 0).sum())} QCD jets "
           f"from {len(sig)} + {len(bkg)} files in {time.perf_counter() - t0:.0f} s", flush=True)
     for name in args.models:
-        cap, epochs, bs, lr, clip = PLAN[name]
+        cap, epochs, bs, lr, clip, patience = PLAN[name]
         sub = _cap(ds, cap)
         cfg = TrainConfig(model=name, epochs=epochs, batch_size=bs, lr=lr, seed=1, threads=args.threads,
-                          patience=2 if name in ("cnn", "particlenet-lite") else 3, clip_grad=clip, progress=False)
+                          patience=patience, clip_grad=clip, progress=False)
         meta = {
             "selection": {"pt_min": 550.0, "pt_max": 650.0, "abs_eta_max": 2.0, "msd_min": None, "msd_max": None},
             "training": {
