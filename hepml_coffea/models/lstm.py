@@ -41,6 +41,8 @@ class JetLSTM(nn.Module):
         bidirectional: read the sequence in both directions.
         dense: widths of the hidden fully connected layers (ReLU).
         num_classes: output logits.
+        reverse: read the real particles in increasing pT (hardest last, closest to the
+            final hidden state); the shipped tagger uses it.
 
     Shapes:
         features: (N, C, P)
@@ -58,6 +60,7 @@ class JetLSTM(nn.Module):
         bidirectional: bool = False,
         dense: Optional[List[int]] = None,
         num_classes: int = 2,
+        reverse: bool = False,
     ) -> None:
         super().__init__()
         dense = [int(d) for d in (dense if dense is not None else [64])]
@@ -68,7 +71,9 @@ class JetLSTM(nn.Module):
             "bidirectional": bool(bidirectional),
             "dense": dense,
             "num_classes": int(num_classes),
+            "reverse": bool(reverse),
         }
+        self.reverse = bool(reverse)
         self.bidirectional = bool(bidirectional)
         self.lstm = nn.LSTM(
             input_size=int(input_dim),
@@ -94,6 +99,12 @@ class JetLSTM(nn.Module):
         mask = mask.to(features.dtype)
         lengths = mask.sum(dim=(1, 2)).round().clamp_min(1.0).to(torch.int64).cpu()
         x = (features * mask).transpose(1, 2)  # (N, P, C)
+        if self.reverse:
+            # read the real particles softest first, so the hardest are read last
+            steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
+            n_real = lengths.to(x.device).unsqueeze(1)
+            order = torch.where(steps < n_real, n_real - 1 - steps, steps)
+            x = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, x.shape[2]))
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         _, (h_n, _) = self.lstm(packed)  # h_n: (num_layers * dirs, N, H), original batch order
         if self.bidirectional:
