@@ -1052,7 +1052,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"section {key} done in {time.perf_counter() - t0:.0f} s")
 
     try:
-        max_ev = 3000 if q else None
+        max_ev = 1500 if q else None
         files_jets = [args.signal, args.background]
         need_jets = bool(sections & {1, 2}) or args.gpu_only
         if need_jets and fallback:
@@ -1072,12 +1072,12 @@ def main(argv: list[str] | None = None) -> int:
         if fallback or (args.gpu_only and not q):
             fs3, cs3, fs4, cs4 = {}, 0, {}, 0
         elif q:
-            qs, qb = work / f"{Path(sig).stem}_0_2000.root", work / f"{Path(bkg).stem}_0_2000.root"
-            write_events([(sig, 0, 2000)], qs)
-            write_events([(bkg, 0, 2000)], qb)
+            qs, qb = work / f"{Path(sig).stem}_0_1000.root", work / f"{Path(bkg).stem}_0_1000.root"
+            write_events([(sig, 0, 1000)], qs)
+            write_events([(bkg, 0, 1000)], qb)
             fs3 = {"ttbar": [str(qs)], "qcd": [str(qb)]}
-            cs3 = 1000
-            fs4, cs4 = fs3, 1000
+            cs3 = 500
+            fs4, cs4 = fs3, 500
         else:
             # slices keep the CPU runs to minutes (particlenet-lite scores a few hundred jets/s per core)
             s3 = {"ttbar": [(sig, 0, 6000)], "qcd": [(bkg, 0, 6000)]}
@@ -1122,7 +1122,7 @@ def main(argv: list[str] | None = None) -> int:
 
                     with contextlib.redirect_stdout(io.StringIO()):
                         return probe_malloc.main(["--paths", json.dumps(taggers), "--files", args.signal,
-                                                  "--max-events", "2000" if q else "4000",
+                                                  "--max-events", "1000" if q else "4000",
                                                   "--batch-sizes", "256,1024"])
                 run_section("malloc_probe", malloc_probe)
                 if gpu:
@@ -1137,7 +1137,7 @@ def main(argv: list[str] | None = None) -> int:
             if 5 in sections:
                 def mem() -> dict[str, Any]:
                     if q:
-                        srcs, sizes = [(sig, 0, 2500), (bkg, 0, 2500)], [2000, 5000]
+                        srcs, sizes = [(sig, 0, 1000), (bkg, 0, 1000)], [1000, 2000]
                     else:
                         pool = [sig, bkg] + extra
                         srcs, left = [], 50000

@@ -91,7 +91,9 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
         artifact directories; default :data:`DEFAULT_TAGGERS` that are shipped
     selection : fat-jet selection (default: 550 < pT < 650 GeV, |eta| < 2)
     device : ``"auto"`` (GPU of the worker when there is one), ``"cpu"``, ``"cuda"``
-    batch_size : jets per forward pass (halved automatically on GPU out-of-memory)
+    batch_size : jets per forward pass; default 1024 on GPU, 128 on CPU (see
+        :func:`hepml_coffea.inference.engine.default_batch_size`); halved on GPU
+        out-of-memory
     amp : ``None`` (fp32), ``"bf16"`` or ``"fp16"`` autocast on GPU
     skip_bad_inputs : on a chunk that cannot be read or has corrupt data, record it in
         the output's ``skipped`` list instead of failing the run
@@ -107,7 +109,7 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
         taggers: Sequence[str | os.PathLike[str]] | None = None,
         selection: Selection | None = None,
         device: str = "auto",
-        batch_size: int = 1024,
+        batch_size: int | None = None,
         amp: str | None = None,
         skip_bad_inputs: bool = False,
         save_scores: str | os.PathLike[str] | None = None,
@@ -124,7 +126,7 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
             raise ValueError(msg)
         self.selection = selection or Selection()
         self.device = device
-        self.batch_size = int(batch_size)
+        self.batch_size = None if batch_size is None else int(batch_size)
         self.amp = amp
         self.skip_bad_inputs = bool(skip_bad_inputs)
         self.save_scores = None if save_scores is None else os.fspath(save_scores)

@@ -32,6 +32,7 @@ __all__ = [
     "cache_info",
     "clear_cache",
     "predict",
+    "default_batch_size",
     "resolve_device",
     "scores_from_output",
 ]
@@ -139,6 +140,13 @@ def scores_from_output(out: Any) -> Any:
     raise ValueError(msg)
 
 
+def default_batch_size(device: str) -> int:
+    """1024 jets on GPU; 128 on CPU, where large batches are slower: every forward pass
+    maps its big temporary tensors afresh and page-faults them (benchmarks/probe_malloc.py:
+    particlenet-lite 4x faster at 64 than at 1024 on one core) and the peak memory grows."""
+    return 1024 if device.startswith("cuda") else 128
+
+
 def _forward(model: Any, args: list[Any]) -> Any:
     """One forward pass (a seam for fault-injection tests)."""
     return model(*args)
@@ -155,7 +163,7 @@ def predict(
     inputs: list[np.ndarray],
     *,
     device: str = "cpu",
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     amp: str | None = None,
     min_batch_size: int = 1,
     on_oom: Callable[[int], None] | None = None,
@@ -167,8 +175,8 @@ def predict(
     model : torch module (already on ``device``, eval mode)
     inputs : arrays in forward() order, e.g. ``[points, features, mask]``
     device : ``"cpu"`` or ``"cuda[:i]"``
-    batch_size : jets per forward pass; halved on CUDA out-of-memory (down to
-        ``min_batch_size``), which does not change the scores
+    batch_size : jets per forward pass (default :func:`default_batch_size`); halved on
+        CUDA out-of-memory (down to ``min_batch_size``), which does not change the scores
     amp : ``None`` (fp32), ``"bf16"`` or ``"fp16"`` autocast (CUDA only)
     on_oom : called with the new batch size after each halving
     """
@@ -185,7 +193,7 @@ def predict(
     cuda = device.startswith("cuda")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[amp]
     tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in inputs]
-    bs = max(1, int(batch_size))
+    bs = max(1, int(batch_size or default_batch_size(device)))
     start = 0
     pinned: list[Any] | None = None
     with torch.inference_mode():
