@@ -99,6 +99,8 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
         the output's ``skipped`` list instead of failing the run
     save_scores : folder for per-jet scores (one parquet file per chunk) or ``None``
     score_bins : bins of the score axis on [0, 1] (>= 1000 for ROC curves)
+    jet_block : representations are built and scored this many jets at a time, so a
+        worker's memory does not grow with the chunk size
 
     Every artifact is verified (hash, spec vs model) here, when the processor is
     made, so a broken or mismatched model fails before any chunk runs.
@@ -114,6 +116,7 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
         skip_bad_inputs: bool = False,
         save_scores: str | os.PathLike[str] | None = None,
         score_bins: int = 1000,
+        jet_block: int = 8192,
     ) -> None:
         if taggers is None:
             shipped = shipped_taggers()
@@ -131,6 +134,7 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
         self.skip_bad_inputs = bool(skip_bad_inputs)
         self.save_scores = None if save_scores is None else os.fspath(save_scores)
         self.score_bins = int(score_bins)
+        self.jet_block = max(1, int(jet_block))
         self.taggers: list[dict[str, Any]] = []
         names: set[str] = set()
         for t in taggers:
@@ -193,9 +197,6 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
         return out
 
     def _process(self, events: Any, acc: dict[str, Any], meta: dict[str, Any]) -> None:
-        from hepml_coffea.inference.engine import get_tagger, predict
-        from hepml_coffea.representations import InputSpec, build
-
         timer = _StageTimer()
         n_events = len(events)
         acc["cutflow"]["events"] += n_events
@@ -221,6 +222,26 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
         good_labels = labels[jc.valid]
         cf["scored"] += len(good)
 
+        # build + infer in blocks of jets: memory stays bounded whatever the chunk size
+        n_good = len(good)
+        edges = list(range(0, n_good, self.jet_block)) + [n_good] if n_good else [0, 0]
+        parts = []
+        for a, b in zip(edges[:-1], edges[1:]):
+            block = good if (a, b) == (0, n_good) else good.select((np.arange(n_good) >= a) & (np.arange(n_good) < b))
+            parts.append(self._score_block(block, acc, timer))
+        scores = {name: np.concatenate([p_[name] for p_ in parts]) for name in self.tagger_names}
+        with timer("fill"):
+            self._fill(acc, good, good_labels, scores)
+            if self.save_scores:
+                self._write_scores(good, good_labels, scores, meta)
+        for k, v in timer.seconds.items():
+            acc["timing"][k] = acc["timing"].get(k, 0.0) + v
+
+    def _score_block(self, good: Any, acc: dict[str, Any], timer: _StageTimer) -> dict[str, np.ndarray]:
+        """Scores of every tagger for the jets of ``good`` (each representation built once)."""
+        from hepml_coffea.inference.engine import get_tagger, predict
+        from hepml_coffea.representations import InputSpec, build
+
         built: dict[str, dict[str, np.ndarray]] = {}
         scores: dict[str, np.ndarray] = {}
         for t in self.taggers:
@@ -237,7 +258,7 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
                     # one particle build serves sequence and point-cloud taggers alike
                     shared = _shared_key(t["spec"])
                     twin = next((k for k in built if _shared_key_of(k) == shared and "points" in built[k]), None)
-                    if twin is not None and kind == "sequence":
+                    if twin is not None and kind in ("sequence", "pointcloud"):
                         built[key] = built[twin]
                     else:
                         if kind == "sequence" and any(
@@ -254,12 +275,7 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
                 scores[t["name"]] = predict(tagger.model, arrays, device=tagger.device,
                                             batch_size=self.batch_size, amp=self.amp)
             acc["tagger_counts"][t["name"]]["scored"] += int(np.sum(np.isfinite(scores[t["name"]])))
-        with timer("fill"):
-            self._fill(acc, good, good_labels, scores)
-            if self.save_scores:
-                self._write_scores(good, good_labels, scores, meta)
-        for k, v in timer.seconds.items():
-            acc["timing"][k] = acc["timing"].get(k, 0.0) + v
+        return scores
 
     def _score_observables(self, t: dict[str, Any], good: Any, acc: dict[str, Any]) -> np.ndarray:
         from hepml_coffea.inference.engine import get_tagger

@@ -264,3 +264,17 @@ def test_cli_run_and_plot(tiny_artifacts, ttbar_file, qcd_file, tmp_path):
     assert main(["plot", str(out), "--outdir", str(tmp_path / "plots")]) == 0
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     assert {"roc.png", "cutflow.png", "rejection_vs_pt.png", "score_pfn.png"} <= set(pngs)
+
+
+def test_jet_blocks_and_tagger_order_do_not_change_histograms(iterative_output, proc, fileset):
+    paths = [t["path"] for t in proc.taggers]
+    small = TaggerProcessor(taggers=paths, jet_block=7)
+    out = run_fileset(fileset, None, executor="iterative", chunksize=120, processor_instance=small, status=False)
+    _same(iterative_output, out)
+    backwards = TaggerProcessor(taggers=list(reversed(paths)))
+    out = run_fileset({"ttbar": fileset["ttbar"]}, None, executor="iterative", chunksize=120,
+                      processor_instance=backwards, status=False)
+    for t in proc.tagger_names:
+        a = iterative_output["ttbar"]["scores"][{"tagger": t}].values()
+        b = out["ttbar"]["scores"][{"tagger": t}].values()
+        assert np.array_equal(a, b), t
