@@ -21,7 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     from hepml_coffea.selection import Selection
 
-__all__ = ["score_histogram", "working_point_histogram", "roc_from_hist", "plot_all"]
+__all__ = ["score_histogram", "working_point_histogram", "roc_from_hist", "signal_background", "plot_all"]
 
 TRUTH_LABELS = {-1: "unknown", 0: "not top", 1: "top"}
 
@@ -54,47 +54,64 @@ def working_point_histogram(taggers: Sequence[str], selection: Selection) -> his
     )
 
 
-def roc_from_hist(h: hist.Hist, tagger: str, signal: Any, background: Any) -> tuple[np.ndarray, np.ndarray]:
-    """ROC (eS, eB) of ``tagger`` from score histograms: cumulative counts above each bin edge.
+def roc_from_hist(signal: Any, background: Any) -> tuple[np.ndarray, np.ndarray]:
+    """ROC (eS, eB) from score histograms: fractions of jets at or above each bin edge.
 
-    ``signal``/``background`` are score histograms already projected on ``score``
-    (e.g. ``out['ttbar']['scores'][{'tagger': 'pfn', 'truth': 1}]``) or whole
-    histograms from which ``tagger`` is taken and summed over everything else.
+    ``signal`` / ``background`` are counts per score bin (e.g. from
+    :func:`signal_background`) or 1D ``hist.Hist`` over ``score``.
     """
-    def proj(x: Any) -> np.ndarray:
+    def counts(x: Any) -> np.ndarray:
         if isinstance(x, hist.Hist):
-            if "tagger" in x.axes.name:
-                x = x[{"tagger": tagger}]
             return np.asarray(x.project("score").values(), dtype=np.float64)
         return np.asarray(x, dtype=np.float64)
 
-    s = proj(signal)
-    b = proj(background)
-    # jets with score >= lower edge of bin i, for i from the top bin down
-    cs = np.cumsum(s[::-1])
+    s = counts(signal)
+    b = counts(background)
+    cs = np.cumsum(s[::-1])  # jets with score >= lower edge of bin i, from the top bin down
     cb = np.cumsum(b[::-1])
     if cs[-1] <= 0 or cb[-1] <= 0:
-        msg = f"ROC for {tagger}: need signal and background entries"
+        msg = "ROC needs signal and background entries"
         raise ValueError(msg)
-    _ = h
     return np.r_[0.0, cs / cs[-1]], np.r_[0.0, cb / cb[-1]]
 
 
-def _signal_background(acc: Mapping[str, Any], tagger: str) -> tuple[np.ndarray, np.ndarray]:
+def _background_datasets(acc: Mapping[str, Any]) -> list[str]:
+    """Datasets with no truth-matched top jet (pure background samples such as QCD)."""
+    out = []
+    for name, ds in acc.items():
+        if isinstance(ds, Mapping) and "scores" in ds and ds["scores"][{"truth": hist.loc(1)}].sum() == 0 \
+                and ds["scores"][{"truth": hist.loc(0)}].sum() > 0:
+            out.append(name)
+    return out
+
+
+def signal_background(acc: Mapping[str, Any], tagger: str, pt_bin: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Score distributions (counts per score bin) of signal and background jets.
+
+    Signal: truth-matched top jets of every dataset. Background: the not-top jets of the
+    background datasets (those with no top jet at all, e.g. QCD), so that partially
+    contained top jets of a ttbar sample do not count as background; if there is no such
+    dataset, every not-top jet. ``pt_bin`` restricts to one bin of the pT axis.
+    """
+    bkg_names = set(_background_datasets(acc))
     s = None
     b = None
-    for ds in acc.values():
+    for name, ds in acc.items():
         if not isinstance(ds, Mapping) or "scores" not in ds:
             continue
         h = ds["scores"]
         if tagger not in list(h.axes["tagger"]):
             continue
-        hs = h[{"tagger": tagger, "truth": hist.loc(1)}].project("score").values()
-        hb = h[{"tagger": tagger, "truth": hist.loc(0)}].project("score").values()
+        sel: dict[str, Any] = {"tagger": tagger}
+        if pt_bin is not None:
+            sel["pt"] = pt_bin
+        hs = h[{**sel, "truth": hist.loc(1)}].project("score").values()
         s = hs if s is None else s + hs
-        b = hb if b is None else b + hb
+        if not bkg_names or name in bkg_names:
+            hb = h[{**sel, "truth": hist.loc(0)}].project("score").values()
+            b = hb if b is None else b + hb
     if s is None or b is None:
-        msg = f"no histograms for tagger {tagger}"
+        msg = f"no signal or background histograms for tagger {tagger}"
         raise ValueError(msg)
     return s, b
 
@@ -138,8 +155,8 @@ def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any) -> list[Path]:
     curves = {}
     for t in taggers:
         try:
-            s, b = _signal_background(datasets, t)
-            curves[t] = roc_from_hist(None, t, s, b)  # type: ignore[arg-type]
+            s, b = signal_background(datasets, t)
+            curves[t] = roc_from_hist(s, b)
         except ValueError:
             continue
     if curves:
@@ -159,17 +176,13 @@ def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any) -> list[Path]:
             if edges is None:
                 continue
             for i in range(len(edges) - 1):
-                s_tot = b_tot = None
-                for ds in datasets.values():
-                    h = ds["scores"]
-                    if t not in list(h.axes["tagger"]):
-                        continue
-                    hs = h[{"tagger": t, "truth": hist.loc(1), "pt": i}].project("score").values()
-                    hb = h[{"tagger": t, "truth": hist.loc(0), "pt": i}].project("score").values()
-                    s_tot = hs if s_tot is None else s_tot + hs
-                    b_tot = hb if b_tot is None else b_tot + hb
                 try:
-                    es, eb = roc_from_hist(None, t, s_tot, b_tot)  # type: ignore[arg-type]
+                    s_tot, b_tot = signal_background(datasets, t, pt_bin=i)
+                except ValueError:
+                    rej.append(np.nan)
+                    continue
+                try:
+                    es, eb = roc_from_hist(s_tot, b_tot)
                     e = float(np.interp(0.5, es, eb))
                     rej.append(1.0 / e if e > 0 else np.nan)
                 except (ValueError, TypeError):

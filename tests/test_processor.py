@@ -130,7 +130,7 @@ def test_roc_from_histograms_matches_per_jet_scores(proc, fileset, tmp_path):
             out["qcd"]["scores"][{"tagger": t, "truth": hist.loc(1)}].project("score").values()
         bkg = out["ttbar"]["scores"][{"tagger": t, "truth": hist.loc(0)}].project("score").values() + \
             out["qcd"]["scores"][{"tagger": t, "truth": hist.loc(0)}].project("score").values()
-        hes, heb = roc_from_hist(None, t, sig, bkg)
+        hes, heb = roc_from_hist(sig, bkg)
         assert abs(np.trapezoid(hes, heb) - auc_jets) < 1e-9
         assert abs(np.trapezoid(hes, heb) - np.trapezoid(es_raw, eb_raw)) < 1e-2
     # the per-jet file names carry no partial (temporary) files
