@@ -27,6 +27,7 @@ The output contract, used by :mod:`hepml_coffea.representations`:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Literal
 
 import awkward as ak
@@ -145,6 +146,7 @@ def fatjet_constituents(
     jet_mask: Any = None,
     flavour: str | None = None,
     on_invalid: Literal["raise", "skip"] = "raise",
+    select: Callable[[ak.Array], np.ndarray] | None = None,
 ) -> JetConstituents:
     """Return the selected fat jets of ``events`` and their pT-sorted constituents.
 
@@ -154,6 +156,10 @@ def fatjet_constituents(
         collections ``FatJet``, an association collection and a candidate collection
     jet_mask : optional (events, var) boolean mask of fat jets to keep
     flavour : force a flavour from :data:`FLAVOURS` (default: detect)
+    select : optional function of the flat jet record (``pt, eta, phi, mass, energy``
+        and ``msoftdrop, tau1..3`` where present) returning a boolean keep-mask, applied
+        before constituents are gathered (e.g. :meth:`Selection.jet_mask`); jets with
+        non-finite kinematics it rejects are counted in ``counts["nonfinite_rejected"]``
     on_invalid : association rows pointing outside the collections raise
         :class:`InvalidAssociationError` (``"raise"``) or are dropped and counted in
         ``counts["bad_association_rows"]`` (``"skip"``)
@@ -203,37 +209,7 @@ def fatjet_constituents(
     gjet = jet_off[row_event] + row_jet  # global jet index of each row
     gcand = cand_off[row_event] + row_cand
 
-    cfields = ak.fields(cand)
-    c_pt = _flat(cand.pt)[gcand]
-    c_eta = _flat(cand.eta)[gcand]
-    c_phi = _wrap_phi(_flat(cand.phi)[gcand])
-    c_mass = _flat(cand.mass)[gcand]
-    c_charge = _flat(cand.charge)[gcand] if "charge" in cfields else np.zeros_like(c_pt)
-    c_pdg = _flat(cand.pdgId)[gcand] if "pdgId" in cfields else np.zeros_like(c_pt)
-    if "charge" not in cfields and "pdgId" in cfields:
-        # NanoAOD v15 PFCand has no charge: infer it from the particle type
-        apdg = np.abs(c_pdg)
-        sign = np.sign(c_pdg)
-        c_charge = np.where(np.isin(apdg, (11, 13)), -sign, np.where(np.isin(apdg, (211, 321, 2212)), sign, 0.0))
-
-    # rows -> jets: stable sort by (jet, -pt)
-    order = np.lexsort((-np.nan_to_num(c_pt, nan=-np.inf), gjet))
     n_jets_total = int(jet_off[-1])
-    counts = np.bincount(gjet, minlength=n_jets_total)
-    cols: dict[str, np.ndarray] = {
-        "pt": c_pt[order],
-        "eta": c_eta[order],
-        "phi": c_phi[order],
-        "mass": c_mass[order],
-        "energy": _energy(c_pt, c_eta, c_mass)[order],
-        "charge": c_charge[order],
-        "pdgId": c_pdg[order],
-    }
-    for extra in _CAND_EXTRAS:
-        if extra in cfields:
-            cols[extra] = _flat(cand[extra])[gcand][order]
-    cands_all = ak.unflatten(ak.zip(cols, depth_limit=1), counts)
-
     jfields = ak.fields(fatjet)
     j_pt, j_eta = _flat(fatjet.pt), _flat(fatjet.eta)
     j_phi, j_mass = _wrap_phi(_flat(fatjet.phi)), _flat(fatjet.mass)
@@ -258,6 +234,42 @@ def fatjet_constituents(
         if keep.shape[0] != n_jets_total:
             msg = f"jet_mask has {keep.shape[0]} entries for {n_jets_total} fat jets"
             raise ValueError(msg)
+    if select is not None:
+        keep = keep & np.asarray(select(jets_all), dtype=bool)
+
+    # only the constituents of kept jets are gathered (memory scales with the selection)
+    row_keep = keep[gjet]
+    gjet, gcand = gjet[row_keep], gcand[row_keep]
+
+    cfields = ak.fields(cand)
+    c_pt = _flat(cand.pt)[gcand]
+    c_eta = _flat(cand.eta)[gcand]
+    c_phi = _wrap_phi(_flat(cand.phi)[gcand])
+    c_mass = _flat(cand.mass)[gcand]
+    c_charge = _flat(cand.charge)[gcand] if "charge" in cfields else np.zeros_like(c_pt)
+    c_pdg = _flat(cand.pdgId)[gcand] if "pdgId" in cfields else np.zeros_like(c_pt)
+    if "charge" not in cfields and "pdgId" in cfields:
+        # NanoAOD v15 PFCand has no charge: infer it from the particle type
+        apdg = np.abs(c_pdg)
+        sign = np.sign(c_pdg)
+        c_charge = np.where(np.isin(apdg, (11, 13)), -sign, np.where(np.isin(apdg, (211, 321, 2212)), sign, 0.0))
+
+    # rows -> jets: stable sort by (jet, -pt)
+    order = np.lexsort((-np.nan_to_num(c_pt, nan=-np.inf), gjet))
+    counts = np.bincount(gjet, minlength=n_jets_total)
+    cols: dict[str, np.ndarray] = {
+        "pt": c_pt[order],
+        "eta": c_eta[order],
+        "phi": c_phi[order],
+        "mass": c_mass[order],
+        "energy": _energy(c_pt, c_eta, c_mass)[order],
+        "charge": c_charge[order],
+        "pdgId": c_pdg[order],
+    }
+    for extra in _CAND_EXTRAS:
+        if extra in cfields:
+            cols[extra] = _flat(cand[extra])[gcand][order]
+    cands_all = ak.unflatten(ak.zip(cols, depth_limit=1), counts)
 
     finite_jet = np.isfinite(j_pt) & np.isfinite(j_eta) & np.isfinite(j_phi) & np.isfinite(j_mass)
     cand_finite = np.isfinite(cols["pt"]) & np.isfinite(cols["eta"]) & np.isfinite(cols["phi"]) & np.isfinite(cols["energy"])
@@ -271,6 +283,7 @@ def fatjet_constituents(
         "nonfinite": int((keep & ~finite).sum()),
         "no_constituents": int((keep & finite & ~has_cands).sum()),
         "bad_association_rows": n_bad,
+        "nonfinite_rejected": int((~keep & ~finite_jet).sum()),
     }
     return JetConstituents(
         jets=jets_all[keep],

@@ -201,11 +201,11 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
         n_events = len(events)
         acc["cutflow"]["events"] += n_events
         with timer("read_constituents"):
-            jc = fatjet_constituents(events, on_invalid="skip" if self.skip_bad_inputs else "raise")
-            sel = self.selection.mask(jc)
+            jc = fatjet_constituents(events, on_invalid="skip" if self.skip_bad_inputs else "raise",
+                                     select=self.selection.jet_mask)
             # NaN/inf jet kinematics never pass the selection: count them, not drop them silently
-            n_unjudged = int(np.sum(~_jet_finite(jc) & ~sel))
-            jc = jc.select(sel)
+            n_unjudged = jc.counts["nonfinite_rejected"]
+            n_fat_jets = int(np.sum(ak.to_numpy(ak.num(events["FatJet"].pt, axis=1)))) if len(events) else 0
             if len(jc):
                 labels = top_labels(events, jc.event_index, ak.to_numpy(jc.jets.eta), ak.to_numpy(jc.jets.phi))
             else:
@@ -213,7 +213,7 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
             if "GenPart" not in ak.fields(events):
                 labels[:] = UNKNOWN
         cf = acc["cutflow"]
-        cf["fat_jets"] += int(sel.shape[0])
+        cf["fat_jets"] += n_fat_jets
         cf["selected"] += len(jc)
         cf["no_constituents"] += int(np.sum(~jc.valid & _finite(jc)))
         cf["nonfinite"] += int(np.sum(~_finite(jc))) + n_unjudged

@@ -29,15 +29,19 @@ class Selection:
 
     def mask(self, jc: JetConstituents) -> np.ndarray:
         """Boolean mask over ``jc``'s jets (NaN kinematics never pass)."""
-        pt = np.asarray(ak.to_numpy(jc.jets.pt), dtype=np.float64)
-        eta = np.asarray(ak.to_numpy(jc.jets.eta), dtype=np.float64)
+        return self.jet_mask(jc.jets)
+
+    def jet_mask(self, jets: ak.Array) -> np.ndarray:
+        """Boolean mask over a flat jet record (``pt``, ``eta``, optional ``msoftdrop``)."""
+        pt = np.asarray(ak.to_numpy(jets.pt), dtype=np.float64)
+        eta = np.asarray(ak.to_numpy(jets.eta), dtype=np.float64)
         with np.errstate(invalid="ignore"):
             m = (pt > self.pt_min) & (pt < self.pt_max) & (np.abs(eta) < self.abs_eta_max)
             if self.msd_min is not None or self.msd_max is not None:
-                if "msoftdrop" not in ak.fields(jc.jets):
+                if "msoftdrop" not in ak.fields(jets):
                     msg = "soft-drop mass window requested but the file has no FatJet_msoftdrop"
                     raise KeyError(msg)
-                msd = np.asarray(ak.to_numpy(jc.jets.msoftdrop), dtype=np.float64)
+                msd = np.asarray(ak.to_numpy(jets.msoftdrop), dtype=np.float64)
                 if self.msd_min is not None:
                     m &= msd > self.msd_min
                 if self.msd_max is not None:

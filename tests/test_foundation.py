@@ -168,7 +168,8 @@ def test_hand_made_event_with_zero_fat_jets_and_empty_jet():
     assert ak.to_list(jc.cands.pt[0]) == [30.0, 10.0]  # sorted by pT
     assert jc.event_index.tolist() == [0, 0] and jc.jet_index.tolist() == [0, 1]
     assert jc.valid.tolist() == [True, False]
-    assert jc.counts == {"jets": 2, "nonfinite": 0, "no_constituents": 1, "bad_association_rows": 0}
+    assert jc.counts == {"jets": 2, "nonfinite": 0, "no_constituents": 1, "bad_association_rows": 0,
+                         "nonfinite_rejected": 0}
     # jet mask selects; an all-false mask gives zero jets, not an error
     jc0 = fatjet_constituents(events, jet_mask=ak.Array([[False, False], []]))
     assert len(jc0) == 0 and len(jc0.cands) == 0
@@ -233,3 +234,16 @@ def test_multiprocess_generation_and_detector_switch(tmp_path):
     cons = events.FatJet.constituents.pf
     rel = np.abs(ak.to_numpy(ak.flatten(ak.sum(cons.px, axis=-1) - events.FatJet.px))) / ak.to_numpy(ak.flatten(events.FatJet.pt))
     assert rel.max() < 1e-4
+
+
+def test_select_before_gathering_equals_select_after(ttbar_file):
+    from hepml_coffea.selection import Selection
+
+    events = read_arrays(ttbar_file)
+    after = fatjet_constituents(events)
+    after = after.select(Selection().mask(after))
+    before = fatjet_constituents(events, select=Selection().jet_mask)
+    assert len(before) == len(after) > 0
+    assert ak.all(ak.num(before.cands) == ak.num(after.cands))
+    assert np.array_equal(ak.to_numpy(ak.flatten(before.cands.pt)), ak.to_numpy(ak.flatten(after.cands.pt)))
+    assert np.array_equal(before.event_index, after.event_index) and np.array_equal(before.valid, after.valid)
