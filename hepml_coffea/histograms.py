@@ -175,23 +175,25 @@ def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any) -> list[Path]:
                 break
             if edges is None:
                 continue
+            limits = []
             for i in range(len(edges) - 1):
                 try:
                     s_tot, b_tot = signal_background(datasets, t, pt_bin=i)
+                    es, eb = roc_from_hist(s_tot, b_tot)
                 except ValueError:
                     rej.append(np.nan)
+                    limits.append(np.nan)
                     continue
-                try:
-                    es, eb = roc_from_hist(s_tot, b_tot)
-                    e = float(np.interp(0.5, es, eb))
-                    rej.append(1.0 / e if e > 0 else np.nan)
-                except (ValueError, TypeError):
-                    rej.append(np.nan)
+                e = float(np.interp(0.5, es, eb))
+                # no background jet passes: only a lower limit, 1/eB > number of background jets
+                rej.append(1.0 / e if e > 0 else np.nan)
+                limits.append(np.nan if e > 0 else float(np.sum(b_tot)))
             centres = 0.5 * (edges[1:] + edges[:-1])
-            ax.plot(centres, rej, marker="o", label=t)
+            line = ax.plot(centres, rej, marker="o", label=t)[0]
+            ax.plot(centres, limits, marker="^", linestyle="none", color=line.get_color())
         ax.set_yscale("log")
         ax.set_xlabel("fat-jet $p_T$ [GeV]")
-        ax.set_ylabel("$1/\\epsilon_B$ at $\\epsilon_S$ = 50%")
+        ax.set_ylabel("$1/\\epsilon_B$ at $\\epsilon_S$ = 50% ($\\blacktriangle$: lower limit)")
         ax.legend(fontsize=12)
         p = outdir / "rejection_vs_pt.png"
         fig.savefig(p, dpi=80, bbox_inches="tight")
