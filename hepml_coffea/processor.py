@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 import traceback
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,23 +64,17 @@ def _meter(label: str) -> Any:
 
 
 class _StageTimer:
+    """Seconds per stage, also reported to Dask's fine performance metrics."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
 
-    def __call__(self, stage: str) -> Any:
-        timer = self
-
-        class _Ctx:
-            def __enter__(self) -> None:
-                self.t0 = time.perf_counter()
-                self.m = _meter(stage)
-                self.m.__enter__()
-
-            def __exit__(self, *exc: Any) -> None:
-                self.m.__exit__(*exc)
-                timer.seconds[stage] = timer.seconds.get(stage, 0.0) + time.perf_counter() - self.t0
-
-        return _Ctx()
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        with _meter(stage):
+            yield
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
 
 
 class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
@@ -215,8 +210,8 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
         cf = acc["cutflow"]
         cf["fat_jets"] += n_fat_jets
         cf["selected"] += len(jc)
-        cf["no_constituents"] += int(np.sum(~jc.valid & _finite(jc)))
-        cf["nonfinite"] += int(np.sum(~_finite(jc))) + n_unjudged
+        cf["no_constituents"] += jc.counts["no_constituents"]
+        cf["nonfinite"] += jc.counts["nonfinite"] + n_unjudged
         cf["bad_association_rows"] += int(jc.counts.get("bad_association_rows", 0))
         good = jc.select(jc.valid)
         good_labels = labels[jc.valid]
@@ -339,21 +334,6 @@ def _where(err: BaseException) -> str:
         return "?"
     f = frames[-1]
     return f"{f.filename}:{f.lineno} in {f.name}"[-200:]
-
-
-def _finite(jc: Any) -> np.ndarray:
-    """Jets whose kinematics (jet and constituents) are finite: ``valid`` or merely empty."""
-    n = np.asarray(ak.to_numpy(ak.num(jc.cands, axis=1))) if len(jc) else np.zeros(0, dtype=np.int64)
-    return np.asarray(jc.valid | (n == 0), dtype=bool) & _jet_finite(jc)
-
-
-def _jet_finite(jc: Any) -> np.ndarray:
-    if len(jc) == 0:
-        return np.zeros(0, dtype=bool)
-    out = np.ones(len(jc), dtype=bool)
-    for f in ("pt", "eta", "phi", "mass"):
-        out &= np.isfinite(np.asarray(ak.to_numpy(jc.jets[f]), dtype=np.float64))
-    return out
 
 
 def _spec_key(spec: dict[str, Any] | None) -> str:

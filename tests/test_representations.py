@@ -17,7 +17,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-SAMPLES = [Path(__file__).parent / "samples", Path("/work/shared/samples")]
+SAMPLES = [Path(__file__).parent / "samples", Path(__file__).resolve().parents[2] / "shared" / "samples"]
 TWO_PI = 2 * math.pi
 
 

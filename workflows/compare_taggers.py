@@ -68,7 +68,7 @@ def main() -> None:
         if art.input_kind == "observables":
             msd, tau32 = ds.observables()
             scores = art.model.score(msd, tau32)
-            n_params = int(np.asarray(art.model.sig_hist).size * 2)
+            n_params = int(art.metrics["parameters"])  # histogram bins, as recorded at training
         else:
             built = build(ds.cands, ds.jets, art.spec)
             t0 = time.perf_counter()

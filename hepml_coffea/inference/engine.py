@@ -15,6 +15,7 @@ Training evaluation and the processor both score through :func:`predict`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -24,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from hepml_coffea.artifacts import Artifact, ArtifactError, load_artifact
+from hepml_coffea.artifacts import Artifact, ArtifactError, load_artifact, resolve_artifact
 
 __all__ = [
     "Tagger",
@@ -80,13 +81,9 @@ def get_tagger(name_or_path: str | os.PathLike[str], device: str = "auto", amp: 
     dev = resolve_device(device)
     path = Path(str(name_or_path))
     with _LOCK:
-        # cheap key first: the manifest hash (verification happens on load)
-        from hepml_coffea.artifacts import resolve_artifact
-
+        # cheap key first: the manifest hash (full verification happens on load)
         apath = resolve_artifact(path)
         try:
-            import json
-
             digest = json.loads((apath / "manifest.json").read_text())["hash"]
         except (OSError, ValueError, KeyError) as err:
             msg = f"artifact {apath}: unreadable manifest.json ({err})"
@@ -99,13 +96,10 @@ def get_tagger(name_or_path: str | os.PathLike[str], device: str = "auto", amp: 
         _STATS["misses"] += 1
         art = load_artifact(apath)
         model = art.model
-        if art.input_kind != "observables":
-            import torch
-
+        if art.input_kind != "observables":  # torch model: resident on its device
             model = model.to(dev).eval()
             for p in model.parameters():
                 p.requires_grad_(False)
-            _ = torch  # model stays resident on its device
         tagger = Tagger(artifact=art, model=model, device=dev, amp=amp)
         _CACHE[key] = tagger
         return tagger

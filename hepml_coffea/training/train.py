@@ -77,7 +77,7 @@ def _train_baseline(ds: JetDataset, out: Path, cfg: TrainConfig, meta: dict[str,
     scores = model.score(msd[te], tau32[te])
     metrics = tagger_metrics(ds.labels[te], scores)
     metrics.update({"parameters": int(np.asarray(model.sig_hist).size * 2), "train_seconds": time.perf_counter() - t0})
-    plots = _plots(out, ds.labels[te], scores, None, cfg.model)
+    plots = _plots(ds.labels[te], scores, None, cfg.model)
     metrics.update(_sizes(ds))
     save_artifact(out, name=cfg.model, model=model, input_kind="observables", spec=None, metrics=metrics,
                   meta=meta, extra_files=plots)
@@ -92,8 +92,9 @@ def _sizes(ds: JetDataset) -> dict[str, int]:
     }
 
 
-def _plots(out: Path, labels: np.ndarray, scores: np.ndarray, history: dict[str, list[float]] | None,
+def _plots(labels: np.ndarray, scores: np.ndarray, history: dict[str, list[float]] | None,
            name: str) -> dict[str, Path]:
+    """ROC and loss PNGs in a scratch folder; save_artifact copies them in."""
     from hepml_coffea.plots import plot_loss, plot_roc
 
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"hepml_plots_{os.getpid()}_{name}"
@@ -102,7 +103,6 @@ def _plots(out: Path, labels: np.ndarray, scores: np.ndarray, history: dict[str,
     files = {"roc.png": plot_roc({name: (es, eb)}, tmp / "roc.png")}
     if history:
         files["loss.png"] = plot_loss(history, tmp / "loss.png")
-    _ = out
     return files
 
 
@@ -225,7 +225,7 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
         **_sizes(ds),
     })
     example = tuple(torch.from_numpy(a[:8]) for a in test_inputs)
-    plots = _plots(out, labels[idx[TEST]], scores, history, cfg.model)
+    plots = _plots(labels[idx[TEST]], scores, history, cfg.model)
     save_artifact(out, name=cfg.model, model=model, input_kind=kind, spec=spec, metrics=metrics, meta=meta,
                   example_inputs=example, extra_files=plots)
     return metrics
