@@ -23,6 +23,7 @@ from typing import Any
 
 import uproot
 
+from hepml_coffea.clusters import make_cluster
 from hepml_coffea.processor import TaggerProcessor
 
 __all__ = ["FilesetError", "load_fileset", "check_fileset", "make_cluster", "make_runner", "run_fileset",
@@ -108,27 +109,6 @@ def check_fileset(fileset: Mapping[str, Any], skip_bad_files: bool = False) -> t
         if files:
             good[ds] = {**entry, "files": files}
     return good, skipped
-
-
-def make_cluster(executor: str, workers: int = 2, dashboard_address: str = "127.0.0.1:8787",
-                 threads_per_worker: int = 1) -> tuple[Any, Any]:
-    """Start a local cluster and a client: ``"dask"`` -> LocalCluster, ``"dask-cuda"`` ->
-    LocalCUDACluster (falls back to LocalCluster with a message when there is no GPU)."""
-    from distributed import Client, LocalCluster
-
-    cluster = None
-    if executor == "dask-cuda":
-        try:
-            from dask_cuda import LocalCUDACluster
-
-            cluster = LocalCUDACluster(dashboard_address=dashboard_address, ip="127.0.0.1")
-        except Exception as err:  # noqa: BLE001 - no dask-cuda, no NVML, no GPU
-            print(f"dask-cuda unavailable ({type(err).__name__}: {str(err)[:120]}); "
-                  "falling back to a CPU LocalCluster", file=sys.stderr)
-    if cluster is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                               dashboard_address=dashboard_address, host="127.0.0.1")
-    return cluster, Client(cluster)
 
 
 def make_runner(executor: str, *, client: Any = None, workers: int = 1, chunksize: int = 10000,

@@ -1,0 +1,167 @@
+"""Dask clusters for the TaggerProcessor: local CPU, local GPUs, Slurm and HTCondor.
+
+:func:`make_cluster` is the one entry point the runner and the CLI use:
+
+=============== ======================================================= ======================
+executor        cluster                                                 workers
+=============== ======================================================= ======================
+``dask``        ``distributed.LocalCluster`` (processes, 1 thread each)  ``workers`` processes
+``dask-cuda``   ``dask_cuda.LocalCUDACluster`` (one worker per GPU)      one per visible GPU
+``slurm``       ``dask_jobqueue.SLURMCluster`` (:mod:`hepml_coffea.slurm`) ``workers`` Slurm jobs
+``htcondor``    ``dask_jobqueue.HTCondorCluster`` (:mod:`hepml_coffea.condor`) ``workers`` HTCondor jobs
+=============== ======================================================= ======================
+
+Every worker process gets :func:`worker_env`: one BLAS/OpenMP thread per Dask thread,
+plus the allocator settings of
+:func:`hepml_coffea.inference.worker.worker_environment` where that exists. Local
+workers get them before the worker process is spawned (``distributed.nanny.pre-spawn-environ``),
+batch workers as ``export`` lines in the job script, before Python starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["EXECUTORS", "BATCH_EXECUTORS", "make_cluster", "worker_env", "wait_for_workers"]
+
+#: executors served by a Dask cluster (:func:`make_cluster`)
+EXECUTORS = ("dask", "dask-cuda", "slurm", "htcondor")
+#: executors whose workers are batch jobs (dask-jobqueue)
+BATCH_EXECUTORS = ("slurm", "htcondor")
+
+
+def worker_env(threads_per_worker: int = 1) -> dict[str, str]:
+    """Environment variables every Dask worker process of ours starts with.
+
+    ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` equal to the
+    worker's Dask threads (torch on CPU runs one chunk per thread), merged with
+    ``hepml_coffea.inference.worker.worker_environment()`` (allocator settings) when the
+    engine provides it; its values win.
+    """
+    n = str(max(1, int(threads_per_worker)))
+    env = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+    try:
+        from hepml_coffea.inference.worker import worker_environment  # type: ignore[attr-defined]
+    except ImportError:
+        return env
+    env.update({str(k): str(v) for k, v in worker_environment().items()})
+    return env
+
+
+def _export_lines(env: Mapping[str, str]) -> list[str]:
+    import shlex
+
+    return [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+
+
+def make_cluster(
+    executor: str,
+    workers: int = 2,
+    dashboard_address: str = "127.0.0.1:8787",
+    threads_per_worker: int = 1,
+    **kw: Any,
+) -> tuple[Any, Any]:
+    """Start a cluster and a client connected to it.
+
+    Parameters
+    ----------
+    executor : ``"dask"``, ``"dask-cuda"``, ``"slurm"`` or ``"htcondor"`` (see the module table).
+    workers : local worker processes (``dask``) or batch jobs to submit (``slurm``,
+        ``htcondor``: ``cluster.scale(jobs=workers)``; each job is one worker with
+        ``threads_per_worker`` cores unless ``cores=`` says otherwise). Ignored by
+        ``dask-cuda`` (one worker per GPU).
+    dashboard_address : the scheduler's dashboard (``/status``,
+        ``/individual-fine-performance-metrics``); ``"127.0.0.1:0"`` picks a free port.
+    threads_per_worker : Dask threads per worker process.
+    **kw : for ``slurm`` the keywords of :func:`hepml_coffea.slurm.slurm_cluster`
+        (``kind``, ``memory``, ``walltime``, ``partition``, ``gpus``, ``env_setup``,
+        ``python``, ``log_directory``, ``scheduler_options`` ...), for ``htcondor`` those
+        of :func:`hepml_coffea.condor.htcondor_cluster`. Not accepted by the local ones.
+
+    Returns
+    -------
+    (cluster, client) : close the client, then the cluster (for batch clusters this
+        cancels the worker jobs).
+
+    ``dask-cuda`` falls back to a CPU ``LocalCluster`` with a message on stderr when
+    dask-cuda, NVML or a GPU is missing. Batch clusters return as soon as the jobs are
+    submitted; use :func:`wait_for_workers` to wait for the first ones.
+    """
+    import dask
+    from distributed import Client, LocalCluster
+
+    if executor not in EXECUTORS:
+        msg = f"unknown cluster executor {executor!r}; choose one of {', '.join(EXECUTORS)}"
+        raise ValueError(msg)
+    env = worker_env(threads_per_worker)
+    if executor in BATCH_EXECUTORS:
+        return _batch_cluster(executor, workers, dashboard_address, threads_per_worker, env, kw)
+    if kw:
+        msg = f"make_cluster({executor!r}) takes no options {sorted(kw)}; those are for 'slurm' / 'htcondor'"
+        raise TypeError(msg)
+    cluster = None
+    # pre-spawn: set in the environment the worker process is started with (allocator
+    # variables are read when the process starts, too late for the Nanny's `env=`)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": {
+            **dask.config.get("distributed.nanny.pre-spawn-environ", default={}), **env}}):
+        if executor == "dask-cuda":
+            try:
+                from dask_cuda import LocalCUDACluster
+
+                cluster = LocalCUDACluster(dashboard_address=dashboard_address, ip="127.0.0.1",
+                                           threads_per_worker=threads_per_worker)
+            except Exception as err:  # noqa: BLE001 - no dask-cuda, no NVML, no GPU
+                print(f"dask-cuda unavailable ({type(err).__name__}: {str(err)[:120]}); "
+                      "falling back to a CPU LocalCluster", file=sys.stderr)
+        if cluster is None:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                                   dashboard_address=dashboard_address, host="127.0.0.1")
+    return cluster, Client(cluster)
+
+
+def _batch_cluster(executor: str, workers: int, dashboard_address: str, threads_per_worker: int,
+                   env: Mapping[str, str], kw: dict[str, Any]) -> tuple[Any, Any]:
+    from distributed import Client
+
+    kw = dict(kw)
+    kw.setdefault("cores", threads_per_worker)
+    kw["env_setup"] = [*_export_lines(env), *kw.get("env_setup", ())]
+    if executor == "slurm":
+        from hepml_coffea.slurm import slurm_cluster
+
+        cluster = slurm_cluster(dashboard_address=dashboard_address, **kw)
+    else:
+        from hepml_coffea.condor import htcondor_cluster
+
+        cluster = htcondor_cluster(dashboard_address=dashboard_address, **kw)
+    try:
+        cluster.scale(jobs=int(workers))
+        client = Client(cluster, security=cluster.security)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster, client
+
+
+def wait_for_workers(client: Any, n: int = 1, timeout: float = 600.0, cluster: Any = None) -> None:
+    """Wait until ``n`` workers joined; on timeout say where the batch job logs are.
+
+    Raises
+    ------
+    TimeoutError : naming the scheduler, the number of workers seen and, for a
+        dask-jobqueue ``cluster``, its log directory and job ids.
+    """
+    try:
+        client.wait_for_workers(int(n), timeout=timeout)
+    except TimeoutError as err:
+        seen = len(client.scheduler_info().get("workers", {}))
+        where = ""
+        if cluster is not None and hasattr(cluster, "workers"):
+            jobs = [getattr(j, "job_id", None) for j in cluster.workers.values()]
+            logdir = getattr(cluster, "_job_kwargs", {}).get("log_directory")
+            where = f"; batch jobs {jobs}, worker logs in {logdir or 'the submit folder'}"
+        msg = (f"only {seen} of {n} Dask worker(s) joined {client.scheduler.address} within {timeout:.0f} s"
+               f"{where}; are the jobs still queued (squeue / condor_q), or can the workers not reach the scheduler?")
+        raise TimeoutError(msg) from err
