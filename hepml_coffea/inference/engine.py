@@ -1,8 +1,10 @@
 """Inference engine: models loaded once per process, kept on their device, mini-batched.
 
 * :func:`get_tagger` returns the process-wide cached, device-resident tagger for an
-  artifact (cache key: artifact hash + device), so a Dask worker loads each model
-  once, not once per chunk. :func:`cache_info` reports hits and misses.
+  artifact (cache key: artifact hash + device + amp + backend), so a Dask worker loads
+  each model once, not once per chunk. :func:`cache_info` reports hits and misses.
+  :meth:`Tagger.predict` scores a mapping of named input arrays, whatever the model
+  (torch network or the cut-based baseline).
 * :func:`predict` runs a model over numpy inputs in mini-batches: pinned host buffers
   and non-blocking copies on CUDA, optional bf16/fp16 autocast on GPU (fp32 default;
   always fp32 on CPU), and on CUDA out-of-memory the batch is halved and retried
@@ -21,6 +23,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
@@ -28,6 +31,7 @@ import numpy as np
 from hepml_coffea.artifacts import Artifact, ArtifactError, load_artifact, resolve_artifact
 
 __all__ = [
+    "BACKENDS",
     "Tagger",
     "get_tagger",
     "cache_info",
@@ -35,25 +39,41 @@ __all__ = [
     "predict",
     "default_batch_size",
     "resolve_device",
+    "resolve_backend",
     "scores_from_output",
 ]
 
 log = logging.getLogger("hepml_coffea.inference")
 
 _LOCK = threading.RLock()
-_CACHE: dict[tuple[str, str, str], Tagger] = {}
+_CACHE: dict[tuple[str, str, str, str], Tagger] = {}
+
+#: selectable execution backends; ``"torch"`` is plain eager PyTorch
+BACKENDS = ("auto", "onnxruntime", "compile", "torch")
 _STATS = {"hits": 0, "misses": 0, "oom_retries": 0}
 
 
 @dataclass
 class Tagger:
-    """A device-resident model plus what is needed to feed it."""
+    """A device-resident model plus what is needed to feed it.
+
+    Use :func:`get_tagger` to obtain one (cached per process); call :meth:`predict`.
+
+    Attributes
+    ----------
+    artifact : the verified artifact the model comes from
+    model : torch module on ``device`` in eval mode, or a ``CutBasedTopTagger``
+    device : ``"cpu"`` or ``"cuda[:i]"``
+    amp : autocast dtype name (``"bf16"``, ``"fp16"``) or ``None`` for fp32
+    backend : the resolved execution backend (``"torch"``, ``"compile"``,
+        ``"onnxruntime"``; ``"numpy"`` for the cut-based baseline)
+    """
 
     artifact: Artifact
     model: Any
     device: str
     amp: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)
+    backend: str = "torch"
 
     @property
     def name(self) -> str:
@@ -61,7 +81,79 @@ class Tagger:
 
     @property
     def input_names(self) -> tuple[str, ...]:
+        """The keys :meth:`predict` reads, in the model's forward() order."""
         return self.artifact.input_names
+
+    @property
+    def input_kind(self) -> str:
+        return self.artifact.input_kind
+
+    def predict(self, inputs: Mapping[str, np.ndarray], *, batch_size: int | None = None) -> np.ndarray:
+        """Top scores of the jets in ``inputs``.
+
+        Parameters
+        ----------
+        inputs : mapping holding at least :attr:`input_names` (extra keys are ignored),
+            each a numpy array whose first axis is the jet
+        batch_size : jets per forward pass (default :func:`default_batch_size`)
+
+        Returns
+        -------
+        np.ndarray
+            float32 scores in [0, 1]. For the cut-based baseline, NaN where
+            ``msoftdrop`` or ``tau32`` is not finite.
+
+        Shapes:
+            image: (N, C, H, W); features: (N, C, P); points: (N, 2, P); mask: (N, 1, P);
+            msoftdrop, tau32: (N,) -> (N,)
+        """
+        arrays = _take_inputs(self, inputs)
+        if self.input_kind == "observables":
+            return _score_observables(self.model, arrays[0], arrays[1])
+        return predict(self.model, arrays, device=self.device, batch_size=batch_size, amp=self.amp)
+
+
+def _take_inputs(tagger: Tagger, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """The arrays named by ``tagger.input_names``, checked for presence and equal length."""
+    missing = [k for k in tagger.input_names if k not in inputs]
+    if missing:
+        msg = (f"tagger {tagger.name!r} ({tagger.input_kind} input) needs inputs {list(tagger.input_names)}; "
+               f"missing {missing} (given {sorted(inputs)})")
+        raise KeyError(msg)
+    arrays = [np.asarray(inputs[k]) for k in tagger.input_names]
+    lengths = {k: len(a) for k, a in zip(tagger.input_names, arrays)}
+    if len(set(lengths.values())) > 1:
+        msg = f"tagger {tagger.name!r}: inputs have different numbers of jets {lengths}"
+        raise ValueError(msg)
+    return arrays
+
+
+def _score_observables(model: Any, msd: np.ndarray, tau32: np.ndarray) -> np.ndarray:
+    """Cut-based baseline scores; NaN where an input is not finite. Shapes: (N,), (N,) -> (N,)."""
+    msd = np.asarray(msd, dtype=np.float64).ravel()
+    tau32 = np.asarray(tau32, dtype=np.float64).ravel()
+    out = np.full(msd.shape, np.nan, dtype=np.float32)
+    ok = np.isfinite(msd) & np.isfinite(tau32)
+    if ok.any():
+        out[ok] = model.score(msd[ok], tau32[ok]).astype(np.float32)
+    return out
+
+
+def resolve_backend(backend: str, device: str, artifact: Artifact) -> str:
+    """The execution backend actually used for ``artifact`` on ``device``.
+
+    ``"auto"`` takes the backend recorded in the artifact for CPU (chosen by measurement
+    when the artifact was sealed) and ``"torch"`` on GPU. The cut-based baseline always
+    runs on numpy (``"numpy"``) whatever is asked.
+    """
+    if backend not in BACKENDS:
+        msg = f"backend {backend!r} unknown; choose one of {list(BACKENDS)}"
+        raise ValueError(msg)
+    if artifact.input_kind == "observables":
+        return "numpy"
+    if backend == "auto":
+        return "torch"
+    return backend
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -76,8 +168,27 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def get_tagger(name_or_path: str | os.PathLike[str], device: str = "auto", amp: str | None = None) -> Tagger:
-    """The cached tagger for an artifact on ``device`` (loaded and warmed on first use)."""
+def get_tagger(
+    name_or_path: str | os.PathLike[str],
+    device: str = "auto",
+    amp: str | None = None,
+    backend: str = "auto",
+) -> Tagger:
+    """The cached tagger for an artifact on ``device`` (loaded on first use).
+
+    Parameters
+    ----------
+    name_or_path : shipped tagger name or artifact directory
+    device : ``"auto"``, ``"cpu"`` or ``"cuda[:i]"`` (see :func:`resolve_device`)
+    amp : ``None`` (fp32), ``"bf16"`` or ``"fp16"`` autocast on CUDA
+    backend : one of :data:`BACKENDS` (see :func:`resolve_backend`)
+    """
+    if backend not in BACKENDS:
+        msg = f"backend {backend!r} unknown; choose one of {list(BACKENDS)}"
+        raise ValueError(msg)
+    if amp not in (None, "bf16", "fp16"):
+        msg = f"amp {amp!r} unknown; choose None (fp32), 'bf16' or 'fp16'"
+        raise ValueError(msg)
     dev = resolve_device(device)
     path = Path(str(name_or_path))
     with _LOCK:
@@ -88,19 +199,20 @@ def get_tagger(name_or_path: str | os.PathLike[str], device: str = "auto", amp: 
         except (OSError, ValueError, KeyError) as err:
             msg = f"artifact {apath}: unreadable manifest.json ({err})"
             raise ArtifactError(msg) from err
-        key = (digest, dev, amp or "fp32")
+        key = (digest, dev, amp or "fp32", backend)
         hit = _CACHE.get(key)
         if hit is not None:
             _STATS["hits"] += 1
             return hit
         _STATS["misses"] += 1
         art = load_artifact(apath)
+        chosen = resolve_backend(backend, dev, art)
         model = art.model
         if art.input_kind != "observables":  # torch model: resident on its device
             model = model.to(dev).eval()
             for p in model.parameters():
                 p.requires_grad_(False)
-        tagger = Tagger(artifact=art, model=model, device=dev, amp=amp)
+        tagger = Tagger(artifact=art, model=model, device=dev, amp=amp, backend=chosen)
         _CACHE[key] = tagger
         return tagger
 
