@@ -12,6 +12,8 @@ import json
 import sys
 from typing import Any
 
+from hepml_coffea.config import EXECUTORS
+
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from hepml_coffea.samples import generate
@@ -45,15 +47,34 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from hepml_coffea.evaluation import format_report, run_evaluation
+
+    res = run_evaluation(args.data, args.out, taggers=args.taggers, cache=args.cache, device=args.device,
+                         threads=args.threads, update_markdown=args.update_markdown)
+    print(format_report(res))
+    return 0
+
+
+def _selection(args: argparse.Namespace) -> Any:
+    from hepml_coffea.selection import Selection
+
+    return Selection(pt_min=args.pt_min, pt_max=args.pt_max, abs_eta_max=args.eta_max,
+                     msd_min=args.msd_min, msd_max=args.msd_max)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    from hepml_coffea.config import RunConfig
+    from hepml_coffea.processor import TaggerProcessor
     from hepml_coffea.run import run_fileset
 
-    run_fileset(
-        fileset=args.fileset, out=args.out, executor=args.executor, workers=args.workers,
-        scheduler=args.scheduler, chunksize=args.chunksize, taggers=args.taggers,
-        skip_bad_files=args.skip_bad_files, save_scores=args.save_scores,
-        dashboard_address=args.dashboard_address, device=args.device,
-    )
+    proc = TaggerProcessor(taggers=args.taggers, selection=_selection(args), device=args.device,
+                           skip_bad_inputs=args.skip_bad_files, save_scores=args.save_scores,
+                           backend=args.backend)
+    config = RunConfig(executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+                       chunksize=args.chunksize, skip_bad_files=args.skip_bad_files,
+                       dashboard_address=args.dashboard_address)
+    run_fileset(args.fileset, proc, config=config, out=args.out)
     return 0
 
 
@@ -109,6 +130,7 @@ def _cmd_condor_cluster_script(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="hepml-coffea", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="on an error, print the whole traceback")
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="generate top (ttbar) or QCD jets as a PFNano ROOT file")
@@ -127,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_summary)
 
     t = sub.add_parser("train", help="train a tagger and write an artifact directory")
-    t.add_argument("--model", required=True,
-                   choices=["cnn", "lstm", "particlenet", "particlenet-lite", "pfn", "baseline"])
+    from hepml_coffea.models.registry import MODEL_REGISTRY
+
+    t.add_argument("--model", required=True, choices=[*sorted(MODEL_REGISTRY), "baseline"])
     t.add_argument("--signal", nargs="+", required=True, help="ttbar files (truth-matched tops used)")
     t.add_argument("--background", nargs="+", required=True, help="QCD files")
     t.add_argument("--out", required=True)
@@ -142,9 +165,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.set_defaults(func=_cmd_train)
 
+    ev = sub.add_parser("evaluate", help="standard evaluation of taggers on ttbar_*.root / qcd_*.root "
+                        "(AUC, 1/eB with intervals, mass sculpting, truth definitions; table and plots)")
+    ev.add_argument("--data", required=True, help="folder with ttbar_*.root and qcd_*.root "
+                    "(workflows/make_eval_set.py writes one)")
+    ev.add_argument("--taggers", nargs="+", default=None, help="shipped names or artifact folders (default: all shipped)")
+    ev.add_argument("--out", default="docs/eval", help="folder for results.json, report.md and the plots")
+    ev.add_argument("--cache", default=None, help="folder caching per-file jets and scores (per artifact hash)")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ev.add_argument("--update-markdown", default=None, metavar="FILE",
+                    help="replace the block between the evaluate markers of FILE (e.g. TAGGERS.md) with report.md")
+    ev.set_defaults(func=_cmd_evaluate)
+
     r = sub.add_parser("run", help="run the TaggerProcessor over a fileset")
     r.add_argument("--fileset", required=True, help="fileset JSON {dataset: [files] or {files: ...}}")
-    r.add_argument("--executor", choices=["iterative", "futures", "dask", "dask-cuda"], default="dask")
+    r.add_argument("--executor", choices=list(EXECUTORS), default="dask")
     r.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     r.add_argument("--workers", type=int, default=2)
     r.add_argument("--chunksize", type=int, default=10000)
@@ -153,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-scores", default=None, help="folder for per-jet scores (parquet)")
     r.add_argument("--dashboard-address", default="127.0.0.1:8787")
     r.add_argument("--device", default="auto")
+    r.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "compile", "torch"],
+                   help="CPU execution backend of the models (auto: the one recorded in each artifact)")
+    sel = r.add_argument_group("fat-jet selection (default: the top-tagging reference window)")
+    sel.add_argument("--pt-min", type=float, default=550.0, help="GeV (default 550)")
+    sel.add_argument("--pt-max", type=float, default=650.0, help="GeV (default 650)")
+    sel.add_argument("--eta-max", type=float, default=2.0, help="|eta| below this (default 2)")
+    sel.add_argument("--msd-min", type=float, default=None, help="soft-drop mass above this [GeV]")
+    sel.add_argument("--msd-max", type=float, default=None, help="soft-drop mass below this [GeV]")
     r.add_argument("--out", required=True, help="output .coffea file")
     r.set_defaults(func=_cmd_run)
 
@@ -208,10 +252,59 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: warnings that are known to be harmless schema noise (coffea builds cross-references for
+#: collections a file does not have); filtered in our entry points only
+QUIET_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
+    ("Missing cross-reference", RuntimeWarning),
+    ("Branch .* already exists", RuntimeWarning),
+    ("Found duplicate branch", RuntimeWarning),
+)
+
+
+def quiet_schema_warnings() -> None:
+    """Filter coffea's known-harmless schema warnings in this process and in the Dask
+    workers it starts (through ``PYTHONWARNINGS``, read when a worker process starts)."""
+    import os
+    import warnings
+
+    for message, category in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    plain = [f"ignore:{m}:{c.__name__}" for m, c in QUIET_WARNINGS if ".*" not in m]
+    current = os.environ.get("PYTHONWARNINGS", "")
+    os.environ["PYTHONWARNINGS"] = ",".join([x for x in [current, *plain] if x])
+
+
+def _one_line(err: BaseException) -> str:
+    """``error: <what>`` plus a hint of what to do, on one line."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    hint = {
+        "FilesetError": "check the paths and tree names in the fileset",
+        "ArtifactError": "check the tagger name/path (hepml-coffea run --taggers NAME_OR_DIR)",
+        "ArtifactIntegrityError": "re-copy or re-train the artifact",
+        "MissingBranchError": "the file lacks the branches named above",
+        "ConfigurationError": "fix the option named above",
+        "FileNotFoundError": "check the path",
+    }.get(type(err).__name__, "run with --debug for the traceback")
+    return f"hepml-coffea: error: {type(err).__name__}: {text} ({hint})"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``hepml-coffea``."""
-    args: Any = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    """Entry point of ``hepml-coffea``: one clear line per error, ``--debug`` for the traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line
+    args: Any = build_parser().parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
+    quiet_schema_warnings()
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("hepml-coffea: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the CLI turns every error into one line
+        if args.debug:
+            raise
+        print(_one_line(err), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

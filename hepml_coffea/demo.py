@@ -29,12 +29,13 @@ def summary_table(output: dict[str, Any]) -> str:
     """Markdown table: per tagger AUC, 1/eB at eS = 30 % and 50 %, from the histograms."""
     from hepml_coffea.histograms import roc_from_hist, signal_background
 
+    from hepml_coffea.histograms import datasets_of
+
     taggers: list[str] = []
-    for ds in output.values():
-        if isinstance(ds, dict) and "scores" in ds:
-            for t in ds["scores"].axes["tagger"]:
-                if t not in taggers:
-                    taggers.append(t)
+    for ds in datasets_of(output).values():
+        for t in ds["scores"].axes["tagger"]:
+            if t not in taggers:
+                taggers.append(t)
     rows = ["| tagger | AUC | 1/eB at eS=30% | 1/eB at eS=50% | top jets | QCD jets |", "|---|---|---|---|---|---|"]
     for t in taggers:
         try:
@@ -55,6 +56,7 @@ def summary_table(output: dict[str, Any]) -> str:
 def main_job(out: str | os.PathLike[str] = "out", workers: int = 2, events: int = 0,
              executor: str = "dask") -> dict[str, Any]:
     """Generate (or reuse) samples, run the processor on a local Dask cluster, plot."""
+    from hepml_coffea.config import RunConfig
     from hepml_coffea.plots import plot_output
     from hepml_coffea.run import run_fileset
     from hepml_coffea.samples import generate
@@ -69,14 +71,15 @@ def main_job(out: str | os.PathLike[str] = "out", workers: int = 2, events: int 
             print(f"generating {n} {process} events (Pythia8 + FastJet, {workers} processes) -> {path}", flush=True)
             generate(process, n, seed, path, workers=max(1, workers))
         fileset[process] = [str(path)]
-    result = run_fileset(fileset, out / "output.coffea", executor=executor, workers=workers, chunksize=1000)
+    result = run_fileset(fileset, out=out / "output.coffea",
+                         config=RunConfig(executor=executor, workers=workers, chunksize=1000))
     plots = plot_output(result, out / "plots")
     table = summary_table(result)
     (out / "summary.md").write_text(
         "# Main job: top tagging with the shipped taggers\n\n"
         f"Samples: {n} ttbar + {n} QCD events (14 TeV, pTHat > 500 GeV), jets 550 < pT < 650 GeV, |eta| < 2; "
         "top jets truth-matched (top + 3 quarks within dR < 0.8); background: the QCD sample's jets.\n\n"
-        f"{table}\n\n## Stages\n\n```\n{result['report']}\n```\n"
+        f"{table}\n\n## Stages\n\n```\n{result['run']['report']}\n```\n"
     )
     print(table)
     print(f"plots: {', '.join(str(p) for p in plots)}")

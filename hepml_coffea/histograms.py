@@ -1,12 +1,21 @@
-"""Histogram factories, ROC curves from histograms, and the standard plots of a run.
+"""Histograms of a run: factories, filling, ROC curves from histograms.
 
-The processor output per dataset holds
+The processor output holds, per dataset (``output["datasets"][name]``):
 
 * ``scores``: score (fine, >= 1000 bins on [0, 1]) x tagger x fat-jet pT x soft-drop
-  mass x truth (-1 unknown / 0 not top / 1 top), jet counts;
+  mass x truth (-1 unknown / 0 not top / 1 top), jet counts. Its ``label`` is the
+  selection (e.g. ``"550 < pT < 650 GeV, |eta| < 2"``);
 * ``working_points``: tagger x working point (eS30/50/70 thresholds from the
   artifact's test metrics) x passed x pT x truth;
 * ``cutflow``, ``tagger_counts``, ``timing`` (seconds per stage), ``skipped``.
+
+**Totals agree with the cutflow**: every scored jet lands inside the axes (no flow bin), so
+``scores[{"tagger": t}].sum()`` equals ``tagger_counts[t]["scored"]``: a score of exactly
+1.0 goes into the last score bin, a soft-drop mass below 0 (FastJet can give -1e-6) into
+the first and one above the last edge (300 GeV) into the last mass bin, and a pT outside
+the pT axis into its first/last bin. Only a file without ``FatJet_msoftdrop`` is
+different: its jets sit in the mass underflow (count them with ``sum(flow=True)``).
+Plots live in :mod:`hepml_coffea.plots`, which imports this module (never the reverse).
 """
 
 from __future__ import annotations
@@ -15,23 +24,45 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import awkward as ak
 import hist
 import numpy as np
 
 if TYPE_CHECKING:
     from hepml_coffea.selection import Selection
 
-__all__ = ["score_histogram", "working_point_histogram", "roc_from_hist", "signal_background", "plot_all"]
+__all__ = [
+    "CUTFLOW_KEYS",
+    "datasets_of",
+    "empty_dataset_output",
+    "fill_scores",
+    "roc_from_hist",
+    "score_histogram",
+    "selection_label",
+    "signal_background",
+    "working_point_histogram",
+]
 
-TRUTH_LABELS = {-1: "unknown", 0: "not top", 1: "top"}
+#: cutflow entries, in order
+CUTFLOW_KEYS: tuple[str, ...] = ("events", "events_skipped", "fat_jets", "selected", "no_constituents",
+                                 "nonfinite", "bad_association_rows", "scored")
+
+_MSD_EDGES = (0.0, 300.0)
+
+
+def _pt_range(selection: Selection) -> tuple[float, float]:
+    lo = float(selection.pt_min) if np.isfinite(selection.pt_min) else 0.0
+    hi = float(selection.pt_max) if np.isfinite(selection.pt_max) else max(lo + 1.0, 3000.0)
+    return lo, hi
 
 
 def _pt_axis(selection: Selection) -> hist.axis.Regular:
-    return hist.axis.Regular(5, selection.pt_min, selection.pt_max, name="pt", label="fat-jet $p_T$ [GeV]")
+    lo, hi = _pt_range(selection)
+    return hist.axis.Regular(5, lo, hi, name="pt", label="fat-jet $p_T$ [GeV]")
 
 
 def score_histogram(taggers: Sequence[str], selection: Selection, score_bins: int = 1000) -> hist.Hist:
-    """Empty score histogram (counts of jets)."""
+    """Empty score histogram (counts of jets); its ``label`` describes the selection."""
     return hist.Hist(
         hist.axis.StrCategory(list(taggers), name="tagger", growth=True),
         hist.axis.Regular(score_bins, 0.0, 1.0, name="score", label="tagger score"),
@@ -39,6 +70,7 @@ def score_histogram(taggers: Sequence[str], selection: Selection, score_bins: in
         hist.axis.Regular(10, 0.0, 300.0, name="msoftdrop", label="soft-drop mass [GeV]"),
         hist.axis.IntCategory([-1, 0, 1], name="truth", label="truth (-1 unknown, 0 not top, 1 top)"),
         storage=hist.storage.Double(),
+        label=selection.describe(),
     )
 
 
@@ -75,6 +107,85 @@ def roc_from_hist(signal: Any, background: Any) -> tuple[np.ndarray, np.ndarray]
     return np.r_[0.0, cs / cs[-1]], np.r_[0.0, cb / cb[-1]]
 
 
+def selection_label(output: Mapping[str, Any]) -> str:
+    """The selection of a run (from its score histograms' label), e.g. for plot titles."""
+    for ds in datasets_of(output).values():
+        label = getattr(ds.get("scores"), "label", None)
+        if label:
+            return str(label)
+    return ""
+
+
+def datasets_of(output: Mapping[str, Any]) -> dict[str, Any]:
+    """The per-dataset accumulators of a run output.
+
+    Accepts the output of :func:`hepml_coffea.run.run_fileset` or of a coffea ``Runner``
+    with :class:`~hepml_coffea.processor.TaggerProcessor` (``{"datasets": {...}, ...}``),
+    or an already-unwrapped ``{dataset: accumulator}`` mapping.
+    """
+    inner = output.get("datasets") if isinstance(output, Mapping) else None
+    src = inner if isinstance(inner, Mapping) else output
+    return {k: v for k, v in src.items() if isinstance(v, Mapping) and "scores" in v}
+
+
+def empty_dataset_output(taggers: Sequence[Any], selection: Selection, score_bins: int = 1000) -> dict[str, Any]:
+    """A dataset's accumulator with nothing in it (``taggers``: configs with ``name`` and ``working_points``)."""
+    names = [t.name for t in taggers]
+    return {
+        "scores": score_histogram(names, selection, score_bins),
+        "working_points": working_point_histogram(names, selection),
+        "cutflow": {k: 0 for k in CUTFLOW_KEYS},
+        "tagger_counts": {n: {"scored": 0, "not_scored": 0} for n in names},
+        "timing": {},
+        "skipped": [],
+    }
+
+
+def _inside(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Clamp into [lo, hi): values on or past an edge go into the first / last bin."""
+    return np.clip(x, lo, np.nextafter(hi, lo))
+
+
+def fill_scores(acc: dict[str, Any], taggers: Sequence[Any], result: Any, labels: np.ndarray,
+                n_events: int) -> None:
+    """Fill a dataset accumulator from the :class:`~hepml_coffea.scoring.JetScores` of a chunk.
+
+    Parameters
+    ----------
+    acc : the dataset's accumulator (see :func:`empty_dataset_output`)
+    taggers : tagger configs (name, working_points)
+    result : scores of the selected jets of the chunk
+    labels : (n_selected,) truth labels
+    n_events : events in the chunk
+    """
+    cf = acc["cutflow"]
+    cf["events"] += int(n_events)
+    cf["fat_jets"] += int(result.n_fatjets)
+    for k in ("selected", "no_constituents", "nonfinite", "bad_association_rows", "scored"):
+        cf[k] += int(result.counts.get(k, 0))
+    jc = result.jets
+    valid = np.asarray(jc.valid, dtype=bool)
+    h = acc["scores"]
+    pt_lo, pt_hi = h.axes["pt"].edges[0], h.axes["pt"].edges[-1]
+    pt = _inside(np.asarray(ak.to_numpy(jc.jets.pt), dtype=np.float64), pt_lo, pt_hi)
+    if "msoftdrop" in ak.fields(jc.jets):
+        msd = _inside(np.asarray(ak.to_numpy(jc.jets.msoftdrop), dtype=np.float64), *_MSD_EDGES)
+    else:
+        msd = np.full(len(jc), -1.0)  # no soft-drop mass in the file: underflow, documented
+    for t in taggers:
+        s = np.asarray(result.scores[t.name])
+        ok = valid & np.isfinite(s)
+        counts = acc["tagger_counts"][t.name]
+        counts["scored"] += int(ok.sum())
+        counts["not_scored"] += int((valid & ~ok).sum())
+        if not ok.any():
+            continue
+        sc = _inside(s[ok].astype(np.float64), 0.0, 1.0)
+        h.fill(tagger=t.name, score=sc, pt=pt[ok], msoftdrop=msd[ok], truth=labels[ok])
+        for wp, thr in t.working_points.items():
+            acc["working_points"].fill(tagger=t.name, wp=wp, passed=(s[ok] >= thr), pt=pt[ok], truth=labels[ok])
+
+
 def _background_datasets(acc: Mapping[str, Any]) -> list[str]:
     """Datasets with no truth-matched top jet (pure background samples such as QCD)."""
     out = []
@@ -93,6 +204,7 @@ def signal_background(acc: Mapping[str, Any], tagger: str, pt_bin: int | None = 
     contained top jets of a ttbar sample do not count as background; if there is no such
     dataset, every not-top jet. ``pt_bin`` restricts to one bin of the pT axis.
     """
+    acc = datasets_of(acc)
     bkg_names = set(_background_datasets(acc))
     s = None
     b = None
@@ -114,105 +226,3 @@ def signal_background(acc: Mapping[str, Any], tagger: str, pt_bin: int | None = 
         msg = f"no signal or background histograms for tagger {tagger}"
         raise ValueError(msg)
     return s, b
-
-
-def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any) -> list[Path]:
-    """Score distributions, ROC curves, rejection vs pT, cutflow -> PNG files."""
-    from hepml_coffea.plots import plot_roc
-
-    written: list[Path] = []
-    datasets = {k: v for k, v in acc.items() if isinstance(v, Mapping) and "scores" in v}
-    if not datasets:
-        msg = "the output has no datasets with score histograms"
-        raise ValueError(msg)
-    taggers: list[str] = []
-    for ds in datasets.values():
-        for t in ds["scores"].axes["tagger"]:
-            if t not in taggers:
-                taggers.append(t)
-
-    # score distributions per dataset and tagger
-    for t in taggers:
-        fig, ax = plt.subplots(figsize=(8, 6))
-        for name, ds in datasets.items():
-            h = ds["scores"]
-            if t not in list(h.axes["tagger"]):
-                continue
-            proj = h[{"tagger": t}].project("score")[:: hist.rebin(20)]
-            total = proj.values().sum()
-            if total > 0:
-                ax.stairs(proj.values() / total, proj.axes[0].edges, label=name)
-        ax.set_yscale("log")
-        ax.set_xlabel(f"{t} score")
-        ax.set_ylabel("fraction of jets")
-        ax.legend()
-        p = outdir / f"score_{t}.png"
-        fig.savefig(p, dpi=80, bbox_inches="tight")
-        plt.close(fig)
-        written.append(p)
-
-    # ROC from histograms (truth-labelled jets of all datasets)
-    curves = {}
-    for t in taggers:
-        try:
-            s, b = signal_background(datasets, t)
-            curves[t] = roc_from_hist(s, b)
-        except ValueError:
-            continue
-    if curves:
-        written.append(plot_roc(curves, outdir / "roc.png"))
-
-        # background rejection vs pT at eS = 50 %
-        fig, ax = plt.subplots(figsize=(8, 6))
-        for t in curves:
-            rej = []
-            edges = None
-            for name, ds in datasets.items():
-                h = ds["scores"]
-                if t not in list(h.axes["tagger"]):
-                    continue
-                edges = h.axes["pt"].edges
-                break
-            if edges is None:
-                continue
-            limits = []
-            for i in range(len(edges) - 1):
-                try:
-                    s_tot, b_tot = signal_background(datasets, t, pt_bin=i)
-                    es, eb = roc_from_hist(s_tot, b_tot)
-                except ValueError:
-                    rej.append(np.nan)
-                    limits.append(np.nan)
-                    continue
-                e = float(np.interp(0.5, es, eb))
-                # no background jet passes: only a lower limit, 1/eB > number of background jets
-                rej.append(1.0 / e if e > 0 else np.nan)
-                limits.append(np.nan if e > 0 else float(np.sum(b_tot)))
-            centres = 0.5 * (edges[1:] + edges[:-1])
-            line = ax.plot(centres, rej, marker="o", label=t)[0]
-            ax.plot(centres, limits, marker="^", linestyle="none", color=line.get_color())
-        ax.set_yscale("log")
-        ax.set_xlabel("fat-jet $p_T$ [GeV]")
-        ax.set_ylabel("$1/\\epsilon_B$ at $\\epsilon_S$ = 50% ($\\blacktriangle$: lower limit)")
-        ax.legend(fontsize=12)
-        p = outdir / "rejection_vs_pt.png"
-        fig.savefig(p, dpi=80, bbox_inches="tight")
-        plt.close(fig)
-        written.append(p)
-
-    # cutflow
-    fig, ax = plt.subplots(figsize=(9, 6))
-    width = 0.8 / max(len(datasets), 1)
-    for i, (name, ds) in enumerate(datasets.items()):
-        cf = ds["cutflow"]
-        keys = list(cf)
-        ax.bar(np.arange(len(keys)) + i * width, [cf[k] for k in keys], width=width, label=name)
-        ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys, rotation=30, ha="right", fontsize=12)
-    ax.set_yscale("log")
-    ax.set_ylabel("count")
-    ax.legend()
-    p = outdir / "cutflow.png"
-    fig.savefig(p, dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    written.append(p)
-    return written

@@ -10,7 +10,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_roc", "plot_loss", "plot_output"]
+import hist
+
+from hepml_coffea.histograms import datasets_of, roc_from_hist, selection_label, signal_background
+
+__all__ = ["plot_all", "plot_roc", "plot_loss", "plot_output"]
 
 
 def _plt() -> Any:
@@ -25,7 +29,7 @@ def _plt() -> Any:
 
 
 def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out: str | os.PathLike[str],
-             title: str = "top vs QCD, 550 < pT < 650 GeV") -> Path:
+             title: str = "top vs QCD") -> Path:
     """Background rejection 1/eB vs signal efficiency eS, one line per tagger."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 7))
@@ -61,8 +65,6 @@ def plot_loss(history: Mapping[str, list[float]], out: str | os.PathLike[str]) -
 
 def plot_output(output: str | os.PathLike[str] | Mapping[str, Any], outdir: str | os.PathLike[str] | None = None) -> list[Path]:
     """Write all plots for a processor output (a ``.coffea`` file or the dict)."""
-    from hepml_coffea.histograms import plot_all
-
     if isinstance(output, Mapping):
         acc = output
         base = Path(outdir or "plots")
@@ -73,3 +75,106 @@ def plot_output(output: str | os.PathLike[str] | Mapping[str, Any], outdir: str 
         base = Path(outdir) if outdir else Path(output).with_suffix("").parent / (Path(output).stem + "_plots")
     base.mkdir(parents=True, exist_ok=True)
     return plot_all(acc, base, _plt())
+
+
+def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any | None = None) -> list[Path]:
+    """Score distributions, ROC curves (titled with the run's selection), rejection vs pT
+    and the cutflow of a run output -> PNG files in ``outdir``."""
+    plt = plt or _plt()
+    written: list[Path] = []
+    datasets = datasets_of(acc)
+    title = "top vs QCD" + (f", {selection_label(acc)}" if selection_label(acc) else "")
+    if not datasets:
+        msg = "the output has no datasets with score histograms"
+        raise ValueError(msg)
+    taggers: list[str] = []
+    for ds in datasets.values():
+        for t in ds["scores"].axes["tagger"]:
+            if t not in taggers:
+                taggers.append(t)
+
+    # score distributions per dataset and tagger
+    for t in taggers:
+        fig, ax = plt.subplots(figsize=(8, 6))
+        for name, ds in datasets.items():
+            h = ds["scores"]
+            if t not in list(h.axes["tagger"]):
+                continue
+            proj = h[{"tagger": t}].project("score")[:: hist.rebin(20)]
+            total = proj.values().sum()
+            if total > 0:
+                ax.stairs(proj.values() / total, proj.axes[0].edges, label=name)
+        ax.set_yscale("log")
+        ax.set_xlabel(f"{t} score")
+        ax.set_ylabel("fraction of jets")
+        ax.legend()
+        p = outdir / f"score_{t}.png"
+        fig.savefig(p, dpi=80, bbox_inches="tight")
+        plt.close(fig)
+        written.append(p)
+
+    # ROC from histograms (truth-labelled jets of all datasets)
+    curves = {}
+    for t in taggers:
+        try:
+            s, b = signal_background(datasets, t)
+            curves[t] = roc_from_hist(s, b)
+        except ValueError:
+            continue
+    if curves:
+        written.append(plot_roc(curves, outdir / "roc.png", title=title))
+
+        # background rejection vs pT at eS = 50 %
+        fig, ax = plt.subplots(figsize=(8, 6))
+        for t in curves:
+            rej = []
+            edges = None
+            for name, ds in datasets.items():
+                h = ds["scores"]
+                if t not in list(h.axes["tagger"]):
+                    continue
+                edges = h.axes["pt"].edges
+                break
+            if edges is None:
+                continue
+            limits = []
+            for i in range(len(edges) - 1):
+                try:
+                    s_tot, b_tot = signal_background(datasets, t, pt_bin=i)
+                    es, eb = roc_from_hist(s_tot, b_tot)
+                except ValueError:
+                    rej.append(np.nan)
+                    limits.append(np.nan)
+                    continue
+                e = float(np.interp(0.5, es, eb))
+                # no background jet passes: only a lower limit, 1/eB > number of background jets
+                rej.append(1.0 / e if e > 0 else np.nan)
+                limits.append(np.nan if e > 0 else float(np.sum(b_tot)))
+            centres = 0.5 * (edges[1:] + edges[:-1])
+            line = ax.plot(centres, rej, marker="o", label=t)[0]
+            ax.plot(centres, limits, marker="^", linestyle="none", color=line.get_color())
+        ax.set_yscale("log")
+        ax.set_xlabel("fat-jet $p_T$ [GeV]")
+        ax.set_ylabel("$1/\\epsilon_B$ at $\\epsilon_S$ = 50% ($\\blacktriangle$: lower limit)")
+        ax.legend(fontsize=12)
+        p = outdir / "rejection_vs_pt.png"
+        fig.savefig(p, dpi=80, bbox_inches="tight")
+        plt.close(fig)
+        written.append(p)
+
+    # cutflow
+    fig, ax = plt.subplots(figsize=(9, 6))
+    width = 0.8 / max(len(datasets), 1)
+    for i, (name, ds) in enumerate(datasets.items()):
+        cf = ds["cutflow"]
+        keys = list(cf)
+        ax.bar(np.arange(len(keys)) + i * width, [cf[k] for k in keys], width=width, label=name)
+        ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys, rotation=30, ha="right", fontsize=12)
+    ax.set_yscale("log")
+    ax.set_ylabel("count")
+    ax.legend()
+    p = outdir / "cutflow.png"
+    fig.savefig(p, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    written.append(p)
+    return written

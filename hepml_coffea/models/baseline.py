@@ -26,6 +26,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from hepml_coffea.representations.observables import tau32_ratio
+
 __all__ = ["CutBasedTopTagger", "tau32_ratio"]
 
 DEFAULT_MSD_EDGES: List[float] = [float(x) for x in np.linspace(0.0, 300.0, 31)]
@@ -33,16 +35,6 @@ DEFAULT_TAU32_EDGES: List[float] = [float(x) for x in np.linspace(0.0, 1.0, 21)]
 
 
 # --------------------------------------------------------------------------- helpers
-def tau32_ratio(tau3: ArrayLike, tau2: ArrayLike) -> NDArray[np.float64]:
-    """tau3 / tau2, NaN where tau2 <= 0 or either input is not finite."""
-    t3 = np.asarray(tau3, dtype=np.float64)
-    t2 = np.asarray(tau2, dtype=np.float64)
-    ok = np.isfinite(t3) & np.isfinite(t2) & (t2 > 0)
-    out = np.full(np.broadcast(t3, t2).shape, np.nan)
-    np.divide(t3, t2, out=out, where=ok)
-    return out
-
-
 def _smooth(h: NDArray[np.float64], passes: int) -> NDArray[np.float64]:
     """``passes`` applications of a normalised 3x3 [1,2,1]x[1,2,1] kernel (edge-replicated)."""
     k = np.array([1.0, 2.0, 1.0]) / 4.0

@@ -1,0 +1,325 @@
+"""Per-jet scoring: tagger scores as awkward columns beside ``events.FatJet``.
+
+The one scoring path of the package. :class:`FatJetTagger` (and the one-shot
+:func:`score_fatjets`) takes NanoEvents (any schema; PFNano or NanoAOD v15
+constituents), selects fat jets, gathers their constituents, builds each distinct
+representation **once** for the taggers that share it, and scores in blocks of jets with
+the device-resident models of this process (:mod:`hepml_coffea.inference.engine`).
+:class:`~hepml_coffea.processor.TaggerProcessor` is one consumer of it; an analysis's own
+processor is another::
+
+    tagger = FatJetTagger(["particlenet-lite", "pfn"])        # config only, picklable
+    scores = tagger(events)                                    # same jagged structure as events.FatJet
+    events["FatJet", "pn"] = scores["particlenet-lite"]        # None where not scored
+
+A jet is scored only if it passes the selection (default: every fat jet), has finite
+kinematics and at least one constituent; every other jet gets ``None`` — never NaN,
+never a made-up number — and is counted in :attr:`JetScores.counts`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from hepml_coffea.config import ConfigurationError, TaggerConfig, load_taggers
+from hepml_coffea.constituents import JetConstituents, fatjet_constituents
+from hepml_coffea.selection import Selection
+
+__all__ = ["FatJetTagger", "JetScores", "StageTimer", "score_fatjets", "STAGES"]
+
+#: stage names, shown on the Dask dashboard (fine performance metrics) and in reports
+STAGES: tuple[str, ...] = ("read_constituents", "build_representation", "infer", "fill")
+
+_AMPS = (None, "bf16", "fp16")
+
+
+class StageTimer:
+    """Seconds per stage; each stage is also reported to Dask's fine performance metrics
+    (the dashboard's *Fine Performance Metrics* page), a no-op outside a Dask task."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        from distributed.metrics import context_meter
+
+        t0 = time.perf_counter()
+        with context_meter.meter(stage):
+            yield
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+
+
+@dataclass
+class JetScores:
+    """Scores of the selected fat jets of one chunk (flat over events).
+
+    Attributes
+    ----------
+    jets : JetConstituents
+        the selected jets (valid or not) and their constituents
+    scores : dict
+        tagger name -> float32 (n_selected,), NaN where the jet was not scored
+    n_fatjets : int
+        fat jets in the chunk before the selection
+    fatjet_counts : np.ndarray
+        (n_events,) fat jets per event (to restore the jagged structure)
+    counts : dict
+        ``selected``, ``scored``, ``no_constituents``, ``nonfinite``,
+        ``bad_association_rows``; per tagger ``not_scored:<name>`` (jets whose inputs that
+        tagger could not use, e.g. the baseline without ``tau2``)
+    """
+
+    jets: JetConstituents
+    scores: dict[str, np.ndarray]
+    n_fatjets: int
+    fatjet_counts: np.ndarray
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def jagged(self) -> ak.Array:
+        """Scores with the structure of ``events.FatJet``: record of one option-float field
+        per tagger, ``None`` where a jet was not scored."""
+        offsets = np.concatenate([[0], np.cumsum(self.fatjet_counts)]).astype(np.int64)
+        flat_index = offsets[self.jets.event_index] + self.jets.jet_index
+        columns = {}
+        for name, s in self.scores.items():
+            full = np.full(self.n_fatjets, np.nan, dtype=np.float32)
+            full[flat_index] = s
+            col = ak.mask(full, np.isfinite(full))
+            columns[name] = ak.unflatten(col, self.fatjet_counts)
+        return ak.zip(columns, depth_limit=2)
+
+
+def _events_of(events_or_fatjets: Any) -> Any:
+    """Events from events or from a whole ``events.FatJet`` collection (NanoEvents)."""
+    fields = ak.fields(events_or_fatjets)
+    if "FatJet" in fields:
+        return events_or_fatjets
+    parent = getattr(events_or_fatjets, "_events", None)
+    if callable(parent):
+        events = parent()
+        if "FatJet" in ak.fields(events):
+            n_given = ak.to_numpy(ak.num(events_or_fatjets, axis=1))
+            n_all = ak.to_numpy(ak.num(events["FatJet"], axis=1))
+            if len(n_given) != len(n_all) or not np.array_equal(n_given, n_all):
+                msg = ("score_fatjets got a filtered FatJet collection: pass the events (or the whole "
+                       "events.FatJet) and choose jets with selection=<jagged boolean mask or Selection>")
+                raise ConfigurationError(msg)
+            return events
+    msg = ("score_fatjets needs NanoEvents with a FatJet collection (or the whole events.FatJet); "
+           f"got an array with fields {fields[:10]}")
+    raise ConfigurationError(msg)
+
+
+class FatJetTagger:
+    """Score fat jets with one or more taggers inside any coffea ``process()``.
+
+    Holds configuration only (tagger configs, selection, device choice): it pickles to a
+    few kB and goes to every worker; the models live in each worker process's cache and
+    stay on its device (a dask-cuda worker's GPU).
+
+    Parameters
+    ----------
+    taggers : shipped tagger names, artifact directories or :class:`TaggerConfig` objects
+        (verified when the object is made)
+    selection : which fat jets to score: ``None`` (every fat jet), a :class:`Selection`, or
+        a jagged boolean mask with the structure of ``events.FatJet`` given at call time
+        (see :meth:`__call__`)
+    device : ``"auto"`` (the worker's GPU when it has one), ``"cpu"``, ``"cuda"``
+    amp : ``None`` (fp32), ``"bf16"`` or ``"fp16"`` autocast on GPU
+    batch_size : jets per forward pass (default: 1024 on GPU, 128 on CPU)
+    backend : ``"auto"`` (the backend recorded in the artifact), ``"torch"``,
+        ``"compile"``, ``"onnxruntime"``
+    jet_block : representations are built and scored this many jets at a time, so memory
+        does not grow with the chunk size
+    on_invalid : association rows pointing outside the collections ``"raise"`` an error
+        or are dropped and counted (``"skip"``)
+    """
+
+    def __init__(
+        self,
+        taggers: Sequence[str | os.PathLike[str] | TaggerConfig] | str | None = None,
+        *,
+        selection: Selection | None = None,
+        device: str = "auto",
+        amp: str | None = None,
+        batch_size: int | None = None,
+        backend: str = "auto",
+        jet_block: int = 8192,
+        on_invalid: str = "raise",
+        default_taggers: tuple[str, ...] = (),
+    ) -> None:
+        if amp not in _AMPS:
+            msg = f"amp must be None, 'bf16' or 'fp16', got {amp!r}"
+            raise ValueError(msg)
+        if device not in ("auto", "cpu") and not str(device).startswith("cuda"):
+            msg = f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}"
+            raise ConfigurationError(msg)
+        if on_invalid not in ("raise", "skip"):
+            msg = f"on_invalid must be 'raise' or 'skip', got {on_invalid!r}"
+            raise ValueError(msg)
+        if batch_size is not None and int(batch_size) < 1:
+            msg = f"batch_size must be >= 1, got {batch_size}"
+            raise ValueError(msg)
+        self.taggers: tuple[TaggerConfig, ...] = load_taggers(taggers, default_taggers)
+        self.selection = selection
+        self.device = device
+        self.amp = amp
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.backend = backend
+        self.jet_block = max(1, int(jet_block))
+        self.on_invalid = on_invalid
+
+    @property
+    def names(self) -> list[str]:
+        """Tagger names, in order (the fields of the score record)."""
+        return [t.name for t in self.taggers]
+
+    def __repr__(self) -> str:
+        return f"FatJetTagger({self.names}, device={self.device!r}, selection={self.selection!r})"
+
+    # ------------------------------------------------------------------ public
+    def __call__(self, events: Any, mask: Any = None) -> ak.Array:
+        """Scores with the jagged structure of ``events.FatJet`` (``None`` where not scored).
+
+        Parameters
+        ----------
+        events : NanoEvents, or the whole ``events.FatJet`` collection
+        mask : optional jagged boolean mask over ``events.FatJet``: only those jets are scored
+            (combined with the object's ``selection``)
+
+        Returns
+        -------
+        ak.Array
+            (events, var) records with one ``?float32`` field per tagger;
+            ``ak.num(scores) == ak.num(events.FatJet)``
+        """
+        return self.score(events, mask=mask).jagged()
+
+    def score(self, events: Any, *, mask: Any = None, timer: StageTimer | None = None) -> JetScores:
+        """Score the selected fat jets of ``events``; flat arrays plus counts (see :class:`JetScores`)."""
+        events = _events_of(events)
+        timer = timer or StageTimer()
+        select = self.selection.jet_mask if isinstance(self.selection, Selection) else None
+        with timer("read_constituents"):
+            fatjets = events["FatJet"]
+            fatjet_counts = np.asarray(ak.to_numpy(ak.num(fatjets.pt, axis=1)), dtype=np.int64) if len(events) \
+                else np.zeros(0, dtype=np.int64)
+            jc = fatjet_constituents(events, jet_mask=mask, on_invalid=self.on_invalid, select=select)
+        scores = self.score_constituents(jc, timer=timer)
+        not_scored = {f"not_scored:{n}": int(np.sum(jc.valid & ~np.isfinite(s))) for n, s in scores.items()}
+        counts = {
+            "selected": len(jc),
+            "scored": int(jc.valid.sum()),
+            "no_constituents": int(jc.counts.get("no_constituents", 0)),
+            "nonfinite": int(jc.counts.get("nonfinite", 0)) + int(jc.counts.get("nonfinite_rejected", 0)),
+            "bad_association_rows": int(jc.counts.get("bad_association_rows", 0)),
+            **not_scored,
+        }
+        return JetScores(jets=jc, scores=scores, n_fatjets=int(fatjet_counts.sum()),
+                         fatjet_counts=fatjet_counts, counts=counts)
+
+    def score_constituents(self, jc: JetConstituents, *, timer: StageTimer | None = None) -> dict[str, np.ndarray]:
+        """Scores (float32, NaN where not scored) of every tagger for the jets of ``jc``.
+
+        Only valid jets (finite, with constituents) are given to the models; the others
+        get NaN. Shapes: ``jc`` of N jets -> each score (N,).
+        """
+        timer = timer or StageTimer()
+        n = len(jc)
+        out = {t.name: np.full(n, np.nan, dtype=np.float32) for t in self.taggers}
+        valid_idx = np.flatnonzero(jc.valid)
+        for a in range(0, len(valid_idx), self.jet_block):
+            idx = valid_idx[a:a + self.jet_block]
+            block_mask = np.zeros(n, dtype=bool)
+            block_mask[idx] = True
+            block = jc.select(block_mask) if len(idx) != n else jc
+            for name, s in self._score_block(block, timer).items():
+                out[name][idx] = s
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _score_block(self, good: JetConstituents, timer: StageTimer) -> dict[str, np.ndarray]:
+        """Scores of every tagger for the (valid) jets of ``good``; each representation built once."""
+        from hepml_coffea.inference.engine import get_tagger
+
+        built: dict[str, Mapping[str, np.ndarray]] = {}
+        scores: dict[str, np.ndarray] = {}
+        for t in self.taggers:
+            key = t.build_key
+            if key not in built:
+                with timer("build_representation"):
+                    built[key] = self._build(t, good)
+            with timer("infer"):
+                tagger = get_tagger(t.path, self.device, self.amp, backend=self.backend)
+                if tagger.artifact.hash != t.hash:
+                    from hepml_coffea.artifacts import ArtifactError
+
+                    msg = f"artifact {t.path} changed since the tagger was configured (hash mismatch)"
+                    raise ArtifactError(msg)
+                scores[t.name] = tagger.predict(built[key], batch_size=self.batch_size)
+        return scores
+
+    def _build(self, t: TaggerConfig, good: JetConstituents) -> Mapping[str, np.ndarray]:
+        """The representation of tagger ``t`` (point clouds also serve sequence taggers)."""
+        from hepml_coffea.representations import InputSpec, build
+        from hepml_coffea.representations.observables import build_observables
+
+        if t.input_kind == "observables" or t.spec is None:
+            return build_observables(good.jets)
+        spec_doc = dict(t.spec)
+        if t.input_kind in ("sequence", "pointcloud") and any(
+            o.input_kind == "pointcloud" and o.build_key == t.build_key for o in self.taggers
+        ):
+            spec_doc["kind"] = "pointcloud"
+        return build(good.cands, good.jets, InputSpec.from_dict(spec_doc))
+
+
+def score_fatjets(
+    events_or_fatjets: Any,
+    taggers: Sequence[str | os.PathLike[str] | TaggerConfig] | str,
+    *,
+    selection: Selection | Any = None,
+    device: str = "auto",
+    amp: str | None = None,
+    batch_size: int | None = None,
+    backend: str = "auto",
+) -> ak.Array:
+    """Tagger scores as a column beside ``events.FatJet`` (one call; see :class:`FatJetTagger`).
+
+    Parameters
+    ----------
+    events_or_fatjets : NanoEvents, or the whole ``events.FatJet`` collection
+    taggers : shipped tagger names or artifact directories
+    selection : ``None`` (every fat jet), a :class:`Selection`, or a jagged boolean mask
+        with the structure of ``events.FatJet``
+    device, amp, batch_size, backend : see :class:`FatJetTagger`
+
+    Returns
+    -------
+    ak.Array
+        (events, var) records, one ``?float32`` field per tagger (field name = tagger
+        name), ``None`` for jets not scored (outside the selection, no constituents,
+        non-finite kinematics).
+
+    Shapes:
+        events.FatJet: (events, var) -> (events, var) {tagger: ?float32}
+
+    Examples
+    --------
+    >>> scores = score_fatjets(events, ["particlenet-lite"])          # doctest: +SKIP
+    >>> events["FatJet", "pn"] = scores["particlenet-lite"]          # doctest: +SKIP
+    """
+    if isinstance(selection, Selection) or selection is None:
+        return FatJetTagger(taggers, selection=selection, device=device, amp=amp, batch_size=batch_size,
+                            backend=backend)(events_or_fatjets)
+    tagger = FatJetTagger(taggers, device=device, amp=amp, batch_size=batch_size, backend=backend)
+    return tagger(events_or_fatjets, mask=selection)
