@@ -32,6 +32,8 @@ from hepml_coffea.artifacts import Artifact, ArtifactError, load_artifact, resol
 
 __all__ = [
     "BACKENDS",
+    "PADDING_FREE",
+    "padded_lengths",
     "Tagger",
     "get_tagger",
     "cache_info",
@@ -47,6 +49,10 @@ log = logging.getLogger("hepml_coffea.inference")
 
 _LOCK = threading.RLock()
 _CACHE: dict[tuple[str, str, str, str], Tagger] = {}
+
+#: model classes whose output does not depend on the padded length (masked pooling,
+#: masked kNN, packed LSTM), so their batches may be trimmed to the longest jet
+PADDING_FREE = frozenset({"ParticleFlowNetwork", "JetLSTM", "ParticleNet"})
 
 #: selectable execution backends; ``"torch"`` is plain eager PyTorch
 BACKENDS = ("auto", "onnxruntime", "compile", "torch")
@@ -110,7 +116,17 @@ class Tagger:
         arrays = _take_inputs(self, inputs)
         if self.input_kind == "observables":
             return _score_observables(self.model, arrays[0], arrays[1])
-        return predict(self.model, arrays, device=self.device, batch_size=batch_size, amp=self.amp)
+        lengths = None
+        if self.trims_padding:
+            lengths = padded_lengths(arrays[self.input_names.index("mask")])
+        return predict(self.model, arrays, device=self.device, batch_size=batch_size, amp=self.amp, lengths=lengths)
+
+    @property
+    def trims_padding(self) -> bool:
+        """Whether batches are sorted by constituent count and trimmed to their longest jet:
+        only for the registry's masked models, whose scores do not depend on padding
+        (a TorchScript model brought by the user is run on its inputs as given)."""
+        return self.artifact.class_name in PADDING_FREE and "mask" in self.input_names
 
 
 def _take_inputs(tagger: Tagger, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -163,8 +179,10 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
+        from hepml_coffea.config import ConfigurationError
+
         msg = f"device {device!r} requested but torch sees no CUDA device (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})"
-        raise RuntimeError(msg)
+        raise ConfigurationError(msg)
     return device
 
 
@@ -264,6 +282,71 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
 
 
+def padded_lengths(mask: np.ndarray) -> np.ndarray:
+    """Per jet, one past the last real particle (0 for a jet without particles).
+
+    Equal to the particle count for the contiguous masks the representations build
+    (real particles first); for any other mask it is still the shortest prefix of the
+    padded axis that holds every real particle, so trimming to it drops only padding.
+
+    Shapes:
+        mask: (N, 1, P) -> (N,) int64
+    """
+    mask = np.asarray(mask)
+    m = mask.reshape(mask.shape[0], int(np.prod(mask.shape[1:], dtype=np.int64))) > 0
+    if m.shape[1] == 0:
+        return np.zeros(len(m), dtype=np.int64)
+    last = m.shape[1] - np.argmax(m[:, ::-1], axis=1)
+    return np.where(m.any(axis=1), last, 0).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One mini-batch: positions of its jets in the input (slice or index array) and the
+    padded length its inputs are trimmed to (``None``: untrimmed)."""
+
+    rows: Any
+    length: int | None
+
+
+class _Planner:
+    """Mini-batches in order of constituent count (when lengths are given).
+
+    ``lengths`` None: consecutive slices, inputs untouched. Otherwise jets are taken in
+    increasing padded length (stable sort) and each batch is trimmed to its longest
+    jet (at least one position, so a batch of empty jets still has a padded axis).
+    """
+
+    def __init__(self, n: int, lengths: np.ndarray | None) -> None:
+        self.n = n
+        if lengths is None:
+            self.order = None
+            self.sorted_len = None
+        else:
+            lengths = np.asarray(lengths, dtype=np.int64)
+            if lengths.shape != (n,):
+                msg = f"lengths has shape {lengths.shape}, expected ({n},)"
+                raise ValueError(msg)
+            self.order = np.argsort(lengths, kind="stable")
+            self.sorted_len = lengths[self.order]
+
+    def batch(self, start: int, stop: int) -> _Batch:
+        if self.order is None or self.sorted_len is None:
+            return _Batch(slice(start, stop), None)
+        return _Batch(self.order[start:stop], max(1, int(self.sorted_len[stop - 1])))
+
+
+def _gather(a: np.ndarray, b: _Batch) -> np.ndarray:
+    """Rows of one batch, padded axis (last) trimmed; a contiguous float32 copy or view.
+
+    Shapes:
+        a: (N, ..., P) -> (n_batch, ..., length)
+    """
+    if b.length is None:
+        return a[b.rows]
+    return np.take(a[..., : b.length], b.rows, axis=0)
+
+
 def predict(
     model: Any,
     inputs: list[np.ndarray],
@@ -273,18 +356,31 @@ def predict(
     amp: str | None = None,
     min_batch_size: int = 1,
     on_oom: Callable[[int], None] | None = None,
+    lengths: np.ndarray | None = None,
 ) -> np.ndarray:
     """Scores (float32, (N,)) of ``model`` on ``inputs`` (numpy arrays, first axis = jets).
 
     Parameters
     ----------
-    model : torch module (already on ``device``, eval mode)
+    model : torch module (already on ``device``, eval mode), or any callable taking
+        torch tensors and returning logits
     inputs : arrays in forward() order, e.g. ``[points, features, mask]``
     device : ``"cpu"`` or ``"cuda[:i]"``
     batch_size : jets per forward pass (default :func:`default_batch_size`); halved on
-        CUDA out-of-memory (down to ``min_batch_size``), which does not change the scores
+        out-of-memory (down to ``min_batch_size``), which does not change the scores
     amp : ``None`` (fp32), ``"bf16"`` or ``"fp16"`` autocast (CUDA only)
     on_oom : called with the new batch size after each halving
+    lengths : per-jet padded length (:func:`padded_lengths` of the mask). When given,
+        jets are batched in order of length and every input is trimmed on its last
+        axis to the longest jet of its batch: only for models whose output does not
+        depend on padding (the registry's PFN, LSTM and ParticleNet)
+
+    Shapes:
+        inputs: each (N, ...) -> (N,)
+
+    On CUDA the batches go through two pinned host buffers and a side copy stream, so
+    the copy of batch ``i + 1`` overlaps the computation of batch ``i``; the scores
+    stay on the GPU until one copy back at the end (one synchronisation per call).
     """
     import torch
 
@@ -296,42 +392,135 @@ def predict(
     out = np.empty(n, dtype=np.float32)
     if n == 0:
         return out
-    cuda = device.startswith("cuda")
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[amp]
-    tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in inputs]
+    if amp not in (None, "bf16", "fp16"):
+        msg = f"amp {amp!r} unknown; choose None (fp32), 'bf16' or 'fp16'"
+        raise ValueError(msg)
+    arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in inputs]
+    plan = _Planner(n, lengths)
     bs = max(1, int(batch_size or default_batch_size(device)))
-    start = 0
-    pinned: list[Any] | None = None
     with torch.inference_mode():
-        while start < n:
-            stop = min(start + bs, n)
-            try:
-                if cuda:
-                    if pinned is None or pinned[0].shape[0] < stop - start:
-                        pinned = [torch.empty((bs, *t.shape[1:]), dtype=torch.float32).pin_memory() for t in tensors]
-                    args = []
-                    for buf, t in zip(pinned, tensors):
-                        view = buf[: stop - start]
-                        view.copy_(t[start:stop])
-                        args.append(view.to(device, non_blocking=True))
-                else:
-                    args = [t[start:stop] for t in tensors]
-                if cuda and dtype is not None:
-                    with torch.autocast("cuda", dtype=dtype):
-                        res = _forward(model, args)
-                else:
-                    res = _forward(model, args)
-                out[start:stop] = scores_from_output(res).cpu().numpy()
-                start = stop
-            except (RuntimeError, MemoryError) as err:
-                if not _is_oom(err) or bs <= min_batch_size:
-                    raise
-                bs = max(min_batch_size, bs // 2)
-                pinned = None
-                _STATS["oom_retries"] += 1
-                log.warning("out of memory at batch size %d: retrying with %d", bs * 2, bs)
-                if cuda:
-                    torch.cuda.empty_cache()
-                if on_oom is not None:
-                    on_oom(bs)
+        if device.startswith("cuda"):
+            _predict_cuda(model, arrays, plan, out, device, bs, amp, min_batch_size, on_oom)
+        else:
+            _predict_host(lambda args: scores_from_output(_forward(model, [torch.from_numpy(x) for x in args])).numpy(),
+                          arrays, plan, out, bs, min_batch_size, on_oom)
     return out
+
+
+def _halve(bs: int, min_batch_size: int, err: BaseException, on_oom: Callable[[int], None] | None) -> int:
+    """The next batch size after an out-of-memory error (re-raises what is not one)."""
+    if not _is_oom(err) or bs <= min_batch_size:
+        raise err
+    new = max(min_batch_size, bs // 2)
+    _STATS["oom_retries"] += 1
+    log.warning("out of memory at batch size %d: retrying with %d", bs, new)
+    if on_oom is not None:
+        on_oom(new)
+    return new
+
+
+def _predict_host(
+    run: Callable[[list[np.ndarray]], np.ndarray],
+    arrays: list[np.ndarray],
+    plan: _Planner,
+    out: np.ndarray,
+    bs: int,
+    min_batch_size: int,
+    on_oom: Callable[[int], None] | None,
+) -> None:
+    """CPU loop shared by every backend: ``run`` maps one batch's arrays to its scores."""
+    start = 0
+    n = len(out)
+    while start < n:
+        stop = min(start + bs, n)
+        b = plan.batch(start, stop)
+        try:
+            out[b.rows] = run([_gather(a, b) for a in arrays])
+        except (RuntimeError, MemoryError) as err:
+            bs = _halve(bs, min_batch_size, err, on_oom)
+            continue
+        start = stop
+
+
+class _PinnedSlot:
+    """One pinned host staging buffer per input plus the event of its last copy."""
+
+    def __init__(self, torch: Any, arrays: list[np.ndarray], bs: int) -> None:
+        self.bufs = [torch.empty(bs * int(np.prod(a.shape[1:], dtype=np.int64)), dtype=torch.float32).pin_memory()
+                     for a in arrays]
+        self.event: Any = None
+
+
+def _predict_cuda(
+    model: Any,
+    arrays: list[np.ndarray],
+    plan: _Planner,
+    out: np.ndarray,
+    device: str,
+    bs: int,
+    amp: str | None,
+    min_batch_size: int,
+    on_oom: Callable[[int], None] | None,
+) -> None:
+    """CUDA loop: double-buffered pinned staging, copies on a side stream, one sync."""
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[amp]
+    hosts = [torch.from_numpy(a) for a in arrays]
+    compute = torch.cuda.current_stream(device)
+    copier = torch.cuda.Stream(device)
+    n = len(out)
+
+    def stage(slot: _PinnedSlot, start: int, size: int) -> tuple[_Batch, list[Any], Any]:
+        stop = min(start + size, n)
+        b = plan.batch(start, stop)
+        if slot.event is not None:  # this buffer's previous copy (two batches ago) must be done
+            slot.event.synchronize()
+        views = []
+        for buf, h in zip(slot.bufs, hosts):
+            src = h if b.length is None else h[..., : b.length]
+            shape = (stop - start, *src.shape[1:])
+            view = buf[: int(np.prod(shape))].view(shape)
+            if b.length is None:
+                view.copy_(src[start:stop])
+            else:  # gather the batch's jets, trimmed, straight into pinned memory
+                torch.index_select(src, 0, torch.from_numpy(b.rows), out=view)
+            views.append(view)
+        with torch.cuda.stream(copier):
+            dev = [v.to(device, non_blocking=True) for v in views]
+            slot.event = torch.cuda.Event()
+            slot.event.record(copier)
+        return b, dev, slot.event
+
+    results: list[tuple[Any, Any]] = []  # (positions, scores on the GPU)
+    start = 0
+    while start < n:
+        slots = [_PinnedSlot(torch, arrays, bs), _PinnedSlot(torch, arrays, bs)]
+        try:
+            cur = stage(slots[0], start, bs)
+            k = 0
+            while cur is not None:
+                b, dev, ready = cur
+                compute.wait_event(ready)
+                for t in dev:  # allocated on the copy stream, used on the compute stream
+                    t.record_stream(compute)
+                if dtype is not None:
+                    with torch.autocast("cuda", dtype=dtype):
+                        res = _forward(model, dev)
+                else:
+                    res = _forward(model, dev)
+                results.append((b.rows, scores_from_output(res)))
+                start += len(dev[0])
+                k += 1
+                # stage the next batch while the GPU computes this one
+                cur = stage(slots[k % 2], start, bs) if start < n else None
+        except (RuntimeError, MemoryError) as err:
+            bs = _halve(bs, min_batch_size, err, on_oom)
+            del slots
+            torch.cuda.empty_cache()
+    if results:
+        scores = torch.cat([r for _, r in results]).cpu().numpy()  # the one synchronisation
+        pos = 0
+        for rows, r in results:
+            out[rows] = scores[pos : pos + len(r)]
+            pos += len(r)
