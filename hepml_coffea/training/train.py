@@ -10,6 +10,7 @@ metrics on the test split, a TorchScript export, ROC and loss plots.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -49,6 +50,15 @@ class TrainConfig:
     threads: int = 0
     length: int = 100
     progress: bool = True
+    #: ``"bf16"``: autocast forward and loss on CUDA (ignored on CPU); ``None``: fp32
+    amp: str | None = None
+    #: copy every input array to the training device once (GPU: no per-batch host copies)
+    data_on_device: bool = False
+    #: > 0: stop after this many seconds of training; the one-cycle learning-rate schedule
+    #: then follows the larger of the elapsed-time and step fractions, so it always completes
+    time_budget_s: float = 0.0
+    #: write roc.png / loss.png into the artifact (needs mplhep; they are not hashed)
+    plots: bool = True
 
 
 def model_inputs(built: dict[str, np.ndarray], input_kind: str) -> list[np.ndarray]:
@@ -77,11 +87,21 @@ def _train_baseline(ds: JetDataset, out: Path, cfg: TrainConfig, meta: dict[str,
     scores = model.score(msd[te], tau32[te])
     metrics = tagger_metrics(ds.labels[te], scores)
     metrics.update({"parameters": int(np.asarray(model.sig_hist).size * 2), "train_seconds": time.perf_counter() - t0})
-    plots = _plots(ds.labels[te], scores, None, cfg.model)
+    plots = _plots(ds.labels[te], scores, None, cfg.model) if cfg.plots else None
     metrics.update(_sizes(ds))
     save_artifact(out, name=cfg.model, model=model, input_kind="observables", spec=None, metrics=metrics,
                   meta=meta, extra_files=plots)
     return metrics
+
+
+def _one_cycle_lr(frac: float, peak: float, pct_start: float = 0.2) -> float:
+    """Learning rate at fraction ``frac`` of a one-cycle schedule (torch's OneCycleLR shape:
+    cosine warm-up from peak/25 over ``pct_start``, cosine decay to peak/25e4)."""
+    lo, end = peak / 25.0, peak / 25e4
+    f = min(max(frac, 0.0), 1.0)
+    if f < pct_start:
+        return lo + (peak - lo) * (1.0 - math.cos(math.pi * f / pct_start)) / 2.0
+    return end + (peak - end) * (1.0 + math.cos(math.pi * (f - pct_start) / (1.0 - pct_start))) / 2.0
 
 
 def _sizes(ds: JetDataset) -> dict[str, int]:
@@ -139,6 +159,12 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
             raise ValueError(msg)
 
     device = resolve_device(cfg.device)
+    amp_dtype = {None: None, "bf16": torch.bfloat16}.get(cfg.amp, "bad")  # fp16 would need loss scaling
+    if amp_dtype == "bad":
+        msg = f"TrainConfig.amp={cfg.amp!r}: choose None or 'bf16'"
+        raise ValueError(msg)
+    autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if amp_dtype is not None and device.startswith(
+        "cuda") else contextlib.nullcontext
     model = build_model(cfg.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(idx[TRAIN]) / cfg.batch_size)
@@ -147,6 +173,12 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
     loss_fn = nn.CrossEntropyLoss()
     tensors = [torch.from_numpy(a) for a in arrays]
     y = torch.from_numpy(labels)
+    on_device = cfg.data_on_device and device != "cpu"
+    if on_device:
+        tensors = [t.to(device) for t in tensors]
+        y = y.to(device)
+    total_steps = max(1, cfg.epochs * steps_per_epoch)
+    step = 0
     gen = torch.Generator().manual_seed(cfg.seed)
     history: dict[str, list[float]] = {"train": [], "validation": []}
     best = (float("inf"), -1)
@@ -160,8 +192,11 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
         with torch.inference_mode():
             for start in range(0, len(idx[VAL]), 2048):
                 b = torch.from_numpy(idx[VAL][start:start + 2048])
-                logits = model(*[t[b].to(device) for t in tensors])
-                total += float(loss_fn(logits, y[b].to(device))) * len(b)
+                if on_device:
+                    b = b.to(device)
+                with autocast():
+                    logits = model(*[t[b].to(device) for t in tensors])
+                    total += float(loss_fn(logits.float(), y[b].to(device))) * len(b)
                 n += len(b)
         return total / n
 
@@ -172,6 +207,8 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
     for epoch in range(cfg.epochs):
         model.train()
         perm = torch.from_numpy(idx[TRAIN])[torch.randperm(len(idx[TRAIN]), generator=gen)]
+        if on_device:
+            perm = perm.to(device)
         running, seen = 0.0, 0
         batches = range(0, len(perm), cfg.batch_size)
         it = tqdm(batches, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}", leave=False,
@@ -180,21 +217,31 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
             b = perm[start:start + cfg.batch_size]
             if len(b) < 2:
                 continue
-            logits = model(*[t[b].to(device) for t in tensors])
-            loss = loss_fn(logits, y[b].to(device))
+            if cfg.time_budget_s > 0:
+                frac = max(step / total_steps, (time.perf_counter() - t_train) / cfg.time_budget_s)
+                for group in opt.param_groups:
+                    group["lr"] = _one_cycle_lr(frac, cfg.lr)
+            with autocast():
+                logits = model(*[t[b].to(device) for t in tensors])
+                loss = loss_fn(logits.float(), y[b].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             opt.step()
-            sched.step()
+            if cfg.time_budget_s <= 0:
+                sched.step()
+            step += 1
             running += loss.item() * len(b)
             seen += len(b)
+            if cfg.time_budget_s > 0 and time.perf_counter() - t_train >= cfg.time_budget_s:
+                break
         vl = val_loss()
         history["train"].append(running / max(seen, 1))
         history["validation"].append(vl)
         print(f"[{cfg.model}] epoch {epoch + 1}: train loss {history['train'][-1]:.4f}, val loss {vl:.4f}",
               file=sys.stderr, flush=True)
+        out_of_time = cfg.time_budget_s > 0 and time.perf_counter() - t_train >= cfg.time_budget_s
         if vl < best[0] - 1e-5:
             best = (vl, epoch)
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
@@ -203,15 +250,19 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
             bad_epochs += 1
             if bad_epochs >= cfg.patience:
                 break
+        if out_of_time:
+            break
     train_s = time.perf_counter() - t_train
     if best_state is not None:
         model.load_state_dict(best_state)
-    model = model.to("cpu").eval()
-
     test_inputs = [a[idx[TEST]] for a in arrays]
+    # a GPU-trained model scores its test split on the GPU (fp32); CPU speed is benchmarked elsewhere
+    test_device = device if on_device else "cpu"
+    model = model.to(test_device).eval()
     t1 = time.perf_counter()
-    scores = predict(model, test_inputs, device="cpu", batch_size=512)
+    scores = predict(model, test_inputs, device=test_device, batch_size=512 if test_device == "cpu" else 4096)
     infer_s = time.perf_counter() - t1
+    model = model.to("cpu")
     metrics = tagger_metrics(labels[idx[TEST]], scores)
     metrics.update({
         "parameters": count_parameters(model),
@@ -219,13 +270,15 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
         "best_epoch": best[1] + 1,
         "train_seconds": round(train_s, 1),
         "build_seconds": round(build_s, 2),
-        "cpu_jets_per_s": len(scores) / infer_s if infer_s > 0 else None,
+        "cpu_jets_per_s": len(scores) / infer_s if infer_s > 0 and test_device == "cpu" else None,
+        "test_device": test_device,
+        "amp": cfg.amp if device.startswith("cuda") else None,
         "torch_threads": torch.get_num_threads(),
         "history": history,
         **_sizes(ds),
     })
     example = tuple(torch.from_numpy(a[:8]) for a in test_inputs)
-    plots = _plots(labels[idx[TEST]], scores, history, cfg.model)
+    plots = _plots(labels[idx[TEST]], scores, history, cfg.model) if cfg.plots else None
     save_artifact(out, name=cfg.model, model=model, input_kind=kind, spec=spec, metrics=metrics, meta=meta,
                   example_inputs=example, extra_files=plots)
     return metrics
