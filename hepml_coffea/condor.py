@@ -37,8 +37,13 @@ __all__ = [
     "htcondor_cluster",
     "htcondor_job_script",
     "split_fileset",
+    "job_command",
     "write_jobs",
+    "write_manifest",
+    "job_status",
     "merge_outputs",
+    "merge_job_dir",
+    "IncompleteJobsError",
 ]
 
 #: top-level keys of a run output that are not datasets
@@ -47,6 +52,10 @@ _TOP_LEVEL = ("skipped", "report", "taggers")
 
 class MergeError(ValueError):
     """Job outputs that cannot be merged (different taggers, missing/unreadable file)."""
+
+
+class IncompleteJobsError(MergeError):
+    """A job folder whose jobs did not all leave an output (failed, cancelled, still running)."""
 
 
 # --------------------------------------------------------------------------- (a) Dask on HTCondor
@@ -227,6 +236,20 @@ def split_fileset(
     return jobs
 
 
+def job_command(python: str | None = None, chunksize: int = 10000, device: str = "auto",
+                skip_bad_files: bool = False, taggers: Sequence[str] = ()) -> list[str]:
+    """The ``hepml-coffea run --executor iterative ...`` command one batch job runs (its
+    ``--fileset`` / ``--out`` come from the job script). ``python``: ``PYTHON -m
+    hepml_coffea.cli run`` instead of the ``hepml-coffea`` entry point."""
+    command = ([python, "-m", "hepml_coffea.cli", "run"] if python else ["hepml-coffea", "run"])
+    command += ["--executor", "iterative", "--chunksize", str(int(chunksize)), "--device", device]
+    if skip_bad_files:
+        command.append("--skip-bad-files")
+    if taggers:
+        command += ["--taggers", *taggers]
+    return command
+
+
 def _mib(size: str | int) -> int:
     from dask.utils import parse_bytes
 
@@ -314,12 +337,8 @@ def write_jobs(
             else:
                 tagger_args.append(os.fspath(p.resolve()) if p.is_dir() else str(t))
 
-    command = ([python, "-m", "hepml_coffea.cli", "run"] if python else ["hepml-coffea", "run"])
-    command += ["--executor", "iterative", "--chunksize", str(int(chunksize)), "--device", device]
-    if skip_bad_files:
-        command.append("--skip-bad-files")
-    if tagger_args:
-        command += ["--taggers", *tagger_args]
+    command = job_command(python=python, chunksize=chunksize, device=device, skip_bad_files=skip_bad_files,
+                          taggers=tagger_args)
 
     job_paths = []
     for i, job in enumerate(jobs):
@@ -374,6 +393,7 @@ def write_jobs(
     lines += ["", "queue job from jobs.txt", ""]
     submit = out / "jobs.sub"
     submit.write_text("\n".join(lines))
+    write_manifest(out, "htcondor", len(jobs), submit)
     return {
         "submit": submit,
         "script": script,
@@ -384,9 +404,156 @@ def write_jobs(
     }
 
 
+# --------------------------------------------------------------------------- job folders
+MANIFEST = "manifest.json"
+
+
+def write_manifest(outdir: str | os.PathLike[str], scheduler: str, n_jobs: int,
+                   submit: str | os.PathLike[str]) -> Path:
+    """Write ``manifest.json`` into a job folder: which jobs exist and where each one's
+    fileset, output, logs and exit-status file are (paths relative to the folder).
+
+    :func:`job_status` and :func:`merge_job_dir` read it, so a merge knows which job
+    outputs are missing instead of merging whatever happens to be there.
+    """
+    out = Path(outdir)
+    doc = {
+        "format": "hepml-coffea jobs 1",
+        "scheduler": scheduler,
+        "submit": Path(submit).name,
+        "jobs": [{"id": i, "fileset": f"job_{i}.json", "output": f"out/job_{i}.coffea",
+                  "stdout": f"logs/job_{i}.out", "stderr": f"logs/job_{i}.err",
+                  "exit_status": f"status/job_{i}.exit"} for i in range(int(n_jobs))],
+    }
+    path = out / MANIFEST
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _read_manifest(jobdir: Path) -> dict[str, Any]:
+    path = jobdir / MANIFEST
+    if not path.is_file():
+        msg = (f"{jobdir} is not a job folder written by `hepml-coffea slurm split` / `condor split` "
+               f"(no {MANIFEST}); merge the .coffea files by name instead (hepml-coffea condor merge FILES)")
+        raise MergeError(msg)
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        msg = f"{path} is not valid JSON ({err}); rewrite the job folder with `split`"
+        raise MergeError(msg) from err
+    return dict(doc)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
+
+
+def job_status(jobdir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The state of every job of a job folder (see :func:`write_manifest`).
+
+    Returns one dict per job: ``id``, ``state`` (``"done"``: its output exists;
+    ``"failed"``: it wrote a non-zero exit status; ``"missing"``: neither -- still
+    queued or running, cancelled, killed, or (HTCondor) not transferred back),
+    ``exit_status`` (int or None), ``output``, ``stdout``, ``stderr`` (absolute paths)
+    and ``last_error`` (the last non-empty line of its stderr log, "" if none).
+    """
+    root = Path(jobdir).resolve()
+    manifest = _read_manifest(root)
+    rows = []
+    for job in manifest["jobs"]:
+        output = root / job["output"]
+        stderr = root / job["stderr"]
+        exit_status = None
+        status_file = root / job["exit_status"]
+        if status_file.is_file():
+            text = status_file.read_text().strip()
+            exit_status = int(text) if text.lstrip("-").isdigit() else None
+        if output.is_file() and exit_status in (None, 0):
+            state = "done"
+        elif exit_status not in (None, 0):
+            state = "failed"
+        else:
+            state = "missing"
+        rows.append({"id": int(job["id"]), "state": state, "exit_status": exit_status, "output": output,
+                     "stdout": root / job["stdout"], "stderr": stderr,
+                     "last_error": _last_line(stderr) if state != "done" else ""})
+    return rows
+
+
+def describe_jobs(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A text line per job that is not done: state, exit status, log path, last error line."""
+    lines = []
+    for r in rows:
+        if r["state"] == "done":
+            continue
+        what = (f"failed (exit status {r['exit_status']})" if r["state"] == "failed"
+                else "no output and no exit status (queued, running, cancelled or killed)")
+        line = f"  job {r['id']}: {what}; log {r['stderr']}"
+        if r["last_error"]:
+            line += f"\n      last line: {r['last_error']}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def merge_job_dir(
+    jobdir: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    allow_incomplete: bool = False,
+) -> dict[str, Any]:
+    """Merge the outputs of a job folder (``slurm split`` / ``condor split``).
+
+    Refuses -- :class:`IncompleteJobsError` listing each missing or failed job with its
+    log path and last error line -- unless every job left its output, or
+    ``allow_incomplete`` is given; then the jobs that are not done are recorded in the
+    merged output (``missing_jobs``: ids, states, log paths) and the merge goes on.
+    """
+    rows = job_status(jobdir)
+    done = [r for r in rows if r["state"] == "done"]
+    not_done = [r for r in rows if r["state"] != "done"]
+    if not_done and not allow_incomplete:
+        msg = (f"{len(not_done)} of {len(rows)} job(s) in {Path(jobdir).resolve()} have no output:\n"
+               f"{describe_jobs(not_done)}\n"
+               "rerun them (e.g. `sbatch --array=IDS jobs.sbatch`), or merge what is there with --allow-incomplete")
+        raise IncompleteJobsError(msg)
+    if not done:
+        msg = f"no job in {Path(jobdir).resolve()} has an output yet:\n{describe_jobs(not_done)}"
+        raise IncompleteJobsError(msg)
+    missing = [{"id": r["id"], "state": r["state"], "exit_status": r["exit_status"], "log": str(r["stderr"])}
+               for r in not_done]
+    merged = merge_outputs([r["output"] for r in done], out=None)
+    _meta(merged)["missing_jobs"] = missing
+    if missing:
+        merged_report = f"\nINCOMPLETE: {len(missing)} of {len(rows)} job(s) missing: {[m['id'] for m in missing]}"
+        _meta(merged)["report"] = str(_meta(merged).get("report", "")) + merged_report
+    if out is not None:
+        save_output(merged, out)
+    return merged
+
+
 # --------------------------------------------------------------------------- merging
+def _is_new_layout(doc: Mapping[str, Any]) -> bool:
+    return isinstance(doc.get("datasets"), Mapping)
+
+
+def _meta(doc: Mapping[str, Any]) -> Any:
+    """The run metadata of an output: ``doc["run"]`` (new layout) or the document itself."""
+    return doc["run"] if _is_new_layout(doc) else doc
+
+
+def _datasets(doc: Mapping[str, Any]) -> dict[str, Any]:
+    if _is_new_layout(doc):
+        return dict(doc["datasets"])
+    return {k: v for k, v in doc.items() if k not in _TOP_LEVEL and k != "missing_jobs"}
+
+
 def _tagger_ids(output: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [(str(t["name"]), str(t["hash"])) for t in output.get("taggers", [])]
+    return [(str(t["name"]), str(t["hash"])) for t in _meta(output).get("taggers", [])]
 
 
 def merge_outputs(
@@ -402,6 +569,10 @@ def merge_outputs(
     :func:`hepml_coffea.run.stage_report` (worker time; no wall time). With ``out``,
     the merged output is written atomically (``coffea.util.save`` to a temporary file,
     then ``os.replace``).
+
+    Both output layouts are read: ``{"datasets": {...}, "run": {...}}`` and the older
+    flat ``{dataset: {...}, "taggers": ..., "skipped": ..., "report": ...}``; the merged
+    output has the layout of the first job output.
     """
     from coffea.processor import accumulate
     from coffea.util import load
@@ -415,6 +586,9 @@ def merge_outputs(
             outputs.append((f"<output {len(outputs)}>", p))
             continue
         path = Path(p)
+        if path.is_dir():
+            msg = f"{path} is a folder; merge a job folder with merge_job_dir / `hepml-coffea slurm merge {path}`"
+            raise MergeError(msg)
         if not path.is_file():
             msg = f"job output {path} does not exist (job not finished, failed, or not transferred back?)"
             raise MergeError(msg)
@@ -423,7 +597,7 @@ def merge_outputs(
         except Exception as err:  # noqa: BLE001 - name the file that cannot be read
             msg = f"job output {path} cannot be read ({type(err).__name__}: {err})"
             raise MergeError(msg) from err
-        if not isinstance(doc, Mapping) or "taggers" not in doc:
+        if not isinstance(doc, Mapping) or "taggers" not in _meta(doc):
             msg = f"{path} is not a hepml-coffea run output (no 'taggers' entry)"
             raise MergeError(msg)
         outputs.append((str(path), doc))
@@ -438,11 +612,19 @@ def merge_outputs(
                      "every job must run the same tagger artifacts; rerun the jobs that differ"]
             raise MergeError("\n".join(lines))
 
-    datasets = [{k: v for k, v in doc.items() if k not in _TOP_LEVEL} for _, doc in outputs]
-    merged: dict[str, Any] = dict(accumulate(datasets) or {}) if len(datasets) > 1 else _copy(datasets[0])
-    merged["skipped"] = [s for _, doc in outputs for s in doc.get("skipped", [])]
-    merged["taggers"] = [dict(t) for t in ref.get("taggers", [])]
-    merged["report"] = (stage_report(merged) + f"\nmerged from {len(outputs)} job output(s)")
+    datasets = [_datasets(doc) for _, doc in outputs]
+    summed: dict[str, Any] = dict(accumulate(datasets) or {}) if len(datasets) > 1 else _copy(datasets[0])
+    skipped = [s for _, doc in outputs for s in _meta(doc).get("skipped", [])]
+    report = stage_report(summed) + f"\nmerged from {len(outputs)} job output(s)"
+    taggers = [dict(t) for t in _meta(ref).get("taggers", [])]
+    if _is_new_layout(ref):
+        run_meta = _copy(ref["run"])
+        run_meta.update({"taggers": taggers, "report": report, "merged_from": len(outputs)})
+        if "skipped" in ref["run"]:
+            run_meta["skipped"] = skipped
+        merged: dict[str, Any] = {"datasets": summed, "run": run_meta}
+    else:
+        merged = {**summed, "skipped": skipped, "taggers": taggers, "report": report}
 
     if out is not None:
         save_output(merged, out)
