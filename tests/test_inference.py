@@ -75,3 +75,95 @@ def test_get_tagger_backend_choice_and_cache_key() -> None:
     assert get_tagger("pfn", "cpu", backend="torch") is a
     assert a.backend == "torch"
     assert get_tagger("baseline", "cpu", backend="onnxruntime").backend == "numpy"
+
+
+# --------------------------------------------------------------------------- bucketing + trimming
+def test_padded_lengths_pinned() -> None:
+    mask = np.zeros((4, 1, 6), np.float32)
+    mask[0, 0, :3] = 1  # contiguous: count
+    mask[2, 0, [0, 4]] = 1  # not contiguous: one past the last real particle
+    mask[3, 0, :] = 1
+    np.testing.assert_array_equal(engine.padded_lengths(mask), [3, 0, 5, 6])
+    assert engine.padded_lengths(np.zeros((0, 1, 6))).shape == (0,)
+    assert engine.padded_lengths(np.zeros((2, 1, 0))).tolist() == [0, 0]
+
+
+TRIM_MODELS = {
+    "pfn": dict(phi_sizes=[16, 16], f_sizes=[16]),
+    "lstm": dict(hidden=12, dense=[8]),
+    "lstm-bidirectional": dict(hidden=12, dense=[8], bidirectional=True, num_layers=2, reverse=False),
+    "particlenet-lite": dict(conv_params=[[7, [16, 16]], [7, [16, 16]]], fc_params=[[16, 0.1]]),
+}
+
+
+def _tiny(kind: str) -> torch.nn.Module:
+    from hepml_coffea.models import build_model
+
+    torch.manual_seed(5)
+    model = build_model(kind.split("-bi")[0], **TRIM_MODELS[kind])
+    # non-trivial BatchNorm statistics, so eval-mode normalisation is not the identity
+    for m in model.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@pytest.mark.parametrize("kind", sorted(TRIM_MODELS))
+def test_trimmed_batches_equal_untrimmed(kind: str) -> None:
+    model = _tiny(kind)
+    # empty jets, jets below k = 7, long jets; shuffled so sorting actually reorders
+    counts = [0, 1, 2, 5, 7, 8, 12, 30, 64, 3, 0, 44, 6, 9, 63, 17, 1, 25, 40, 2, 11, 0, 50]
+    x = sequence_inputs(counts, P=64, seed=3)
+    names = ["points", "features", "mask"] if kind.startswith("particlenet") else ["features", "mask"]
+    arrays = [x[k] for k in names]
+    full = engine.predict(model, arrays, batch_size=len(counts))
+    lengths = engine.padded_lengths(x["mask"])
+    for bs in (1, 4, 7, 64):
+        trimmed = engine.predict(model, arrays, batch_size=bs, lengths=lengths)
+        np.testing.assert_allclose(trimmed, full, rtol=0, atol=1e-6)
+    # the trimmed path really ran shorter inputs
+    seen: list[int] = []
+    real = engine._forward
+
+    def spy(m, args):
+        seen.append(int(args[0].shape[-1]))
+        return real(m, args)
+
+    try:
+        engine._forward = spy
+        engine.predict(model, arrays, batch_size=4, lengths=lengths)
+    finally:
+        engine._forward = real
+    ordered = sorted(counts)
+    assert seen == [max(1, ordered[min(i + 3, len(ordered) - 1)]) for i in range(0, len(ordered), 4)]
+    assert seen == [1, 3, 8, 17, 44, 64]
+
+
+def test_tagger_predict_trims_registry_models_only(tmp_path) -> None:
+    from hepml_coffea.artifacts import import_torchscript, save_artifact
+    from hepml_coffea.representations import InputSpec
+
+    model = _tiny("pfn")
+    spec = InputSpec(kind="sequence", length=64)
+    save_artifact(tmp_path / "pfn", name="tiny-pfn", model=model, input_kind="sequence", spec=spec, metrics={},
+                  torchscript=False)
+    ts = tmp_path / "pfn.ts"
+    torch.jit.script(model).save(str(ts))
+    import_torchscript(ts, spec, tmp_path / "byo")
+    x = sequence_inputs([3, 0, 20, 7, 64, 1], P=64, seed=4)
+    own = get_tagger(tmp_path / "pfn", "cpu", backend="torch")
+    byo = get_tagger(tmp_path / "byo", "cpu", backend="torch")
+    assert own.trims_padding and not byo.trims_padding
+    seen: list[int] = []
+    real = engine._forward
+    try:
+        engine._forward = lambda m, a: (seen.append(int(a[0].shape[-1])), real(m, a))[1]
+        got = own.predict(x, batch_size=2)
+        assert seen == [1, 7, 64]  # sorted by count: (0, 1), (3, 7), (20, 64)
+        seen.clear()
+        ref = byo.predict(x, batch_size=2)
+        assert seen == [64, 64, 64]
+    finally:
+        engine._forward = real
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
