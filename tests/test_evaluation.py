@@ -1,0 +1,193 @@
+"""Standard evaluation: statistics pinned on hand-made inputs, then a real-file run."""
+
+from __future__ import annotations
+
+import json
+
+import awkward as ak
+import numpy as np
+import pytest
+from scipy.stats import beta
+
+from hepml_coffea.evaluation import (
+    ONE_SIGMA,
+    TRUTH_CONTAINED,
+    TRUTH_QCD,
+    TRUTH_TOP_ONLY,
+    EvalSample,
+    balanced_accuracy,
+    clopper_pearson,
+    delong_auc,
+    evaluate,
+    format_report,
+    jensen_shannon,
+    load_eval_sample,
+    mass_sculpting,
+    rejection_at_efficiency,
+    rejection_vs_pt,
+    top_only_matched,
+)
+from hepml_coffea.training.metrics import auc as trapezoid_auc
+
+
+def test_clopper_pearson_matches_scipy_beta_and_closed_forms():
+    a = (1 - ONE_SIGMA) / 2
+    lo, hi = clopper_pearson(np.array([3, 0, 10]), np.array([10, 10, 10]))
+    assert lo[0] == pytest.approx(beta.ppf(a, 3, 8), rel=1e-10)
+    assert hi[0] == pytest.approx(beta.ppf(1 - a, 4, 7), rel=1e-10)
+    # k = 0: lower 0, upper 1 - (alpha/2)^(1/n); k = n: lower (alpha/2)^(1/n), upper 1
+    assert lo[1] == 0.0 and hi[1] == pytest.approx(1 - a ** 0.1, rel=1e-10)
+    assert lo[2] == pytest.approx(a ** 0.1, rel=1e-10) and hi[2] == 1.0
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        clopper_pearson(5, 3)
+
+
+def test_delong_auc_and_error_on_tiny_arrays():
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    scores = np.array([0.9, 0.8, 0.4, 0.7, 0.4, 0.1])
+    auc, err = delong_auc(labels, scores)
+    # 9 pairs: 0.9 and 0.8 beat all three, 0.4 ties 0.4 (1/2) and beats 0.1 -> 7.5/9
+    assert auc == pytest.approx(7.5 / 9)
+    # V10 = (1, 1, 1/2), V01 = (2/3, 5/6, 1): var/3 + var/3 = 1/36 + 1/108
+    assert err == pytest.approx(np.sqrt(1 / 36 + 1 / 108))
+    rng = np.random.default_rng(3)
+    lab = rng.integers(0, 2, 500)
+    sc = np.round(rng.normal(lab, 1.0), 1)  # many ties
+    assert delong_auc(lab, sc)[0] == pytest.approx(trapezoid_auc(lab, sc), abs=1e-12)
+    with pytest.raises(ValueError, match="NaN"):
+        delong_auc(labels, np.r_[np.nan, scores[1:]])
+
+
+def test_rejection_at_efficiency_counts_passing_jets():
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.85, 0.75, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0])
+    r = rejection_at_efficiency(labels, scores, 0.5)
+    assert r["threshold"] == 0.8 and r["signal_efficiency"] == 0.5
+    assert r["n_pass"] == 1 and r["n_background"] == 8 and r["rejection"] == 8.0
+    lo, hi = clopper_pearson(1, 8)
+    assert r["rejection_low"] == pytest.approx(1 / hi) and r["rejection_high"] == pytest.approx(1 / lo)
+    r = rejection_at_efficiency(labels, scores, 0.25)
+    assert r["n_pass"] == 0 and r["rejection"] == np.inf and r["rejection_high"] == np.inf
+    assert r["rejection_low"] == pytest.approx(1 / (1 - ((1 - ONE_SIGMA) / 2) ** (1 / 8)))
+
+
+def test_balanced_accuracy_and_jsd_exact():
+    acc, err = balanced_accuracy(np.array([1, 1, 0, 0, 0, 0]), np.array([0.9, 0.2, 0.1, 0.1, 0.6, 0.3]))
+    assert acc == pytest.approx(0.5 * (0.5 + 0.75))
+    assert err == pytest.approx(0.5 * np.sqrt(0.25 / 2 + 0.75 * 0.25 / 4))
+    assert jensen_shannon([1, 0], [0, 1]) == pytest.approx(1.0)
+    assert jensen_shannon([3, 3], [6, 6]) == pytest.approx(0.0)
+    # p = (1/2, 1/2), q = (1, 0), m = (3/4, 1/4)
+    expect = 0.5 * (0.5 * np.log2(0.5 / 0.75) + 0.5 * np.log2(0.5 / 0.25)) + 0.5 * np.log2(1 / 0.75)
+    assert jensen_shannon([1, 1], [1, 0]) == pytest.approx(expect)
+    with pytest.raises(ValueError, match="non-empty"):
+        jensen_shannon([0, 0], [1, 0])
+
+
+def test_mass_sculpting_detects_a_mass_cut():
+    rng = np.random.default_rng(0)
+    msd = rng.uniform(0, 300, 20000)
+    random_pass = rng.random(20000) < 0.1
+    window_pass = (msd > 150) & (msd < 200)
+    flat = mass_sculpting(msd, random_pass)
+    cut = mass_sculpting(msd, window_pass)
+    assert flat["n_pass"] + flat["n_fail"] == 20000
+    assert flat["jsd"] < 3 * flat["jsd_random"] + 1e-3  # random selection: at the statistical floor
+    assert cut["jsd"] > 0.5 and cut["jsd"] > 20 * cut["jsd_err"]
+    assert sum(cut["hist_pass"]) == window_pass.sum()
+
+
+def test_rejection_vs_pt_bins():
+    labels = np.array([1, 1, 0, 0, 0, 0])
+    scores = np.array([0.9, 0.1, 0.8, 0.2, 0.3, 0.9])
+    pt = np.array([560, 600, 560, 560, 600, 640])
+    v = rejection_vs_pt(labels, scores, pt, 0.5, np.array([550, 580, 620, 650]))
+    assert v["n_background"] == [2, 1, 1] and v["n_pass"] == [1, 0, 1]
+    assert v["rejection"][0] == 2.0 and v["rejection"][1] == np.inf and v["rejection"][2] == 1.0
+    assert v["signal_efficiency"][:2] == [1.0, 0.0] and np.isnan(v["signal_efficiency"][2])
+
+
+def _genpart_event():
+    # top (0) -> b (1), W (2) -> q (3), q' (4); the W quark q' is 1.5 away from the top
+    return ak.Array({"GenPart": [[
+        {"pt": 600.0, "eta": 0.0, "phi": 0.0, "pdgId": 6, "genPartIdxMother": -1},
+        {"pt": 200.0, "eta": 0.1, "phi": 0.1, "pdgId": 5, "genPartIdxMother": 0},
+        {"pt": 400.0, "eta": -0.1, "phi": 0.0, "pdgId": 24, "genPartIdxMother": 0},
+        {"pt": 200.0, "eta": -0.2, "phi": 0.1, "pdgId": 1, "genPartIdxMother": 2},
+        {"pt": 200.0, "eta": 1.5, "phi": 0.0, "pdgId": -2, "genPartIdxMother": 2},
+    ]]})
+
+
+def test_top_only_matching_on_a_hand_made_event():
+    from hepml_coffea.truth import TOP, top_labels
+
+    ev = _genpart_event()
+    idx = np.array([0, 0, 0])
+    eta, phi = np.array([0.05, 2.0, 0.0]), np.array([0.0, 0.0, 3.0])
+    assert top_only_matched(ev, idx, eta, phi).tolist() == [True, False, False]
+    assert (top_labels(ev, idx, eta, phi) == TOP).tolist() == [False, False, False]  # q' outside 0.8
+
+
+def _toy_sample():
+    rng = np.random.default_rng(1)
+    n_top, n_loose, n_qcd = 300, 100, 1200
+    truth = np.r_[np.full(n_top, TRUTH_CONTAINED), np.full(n_loose, TRUTH_TOP_ONLY), np.full(n_qcd, TRUTH_QCD)]
+    sig = truth >= TRUTH_TOP_ONLY
+    good = np.clip(rng.normal(np.where(truth == TRUTH_CONTAINED, 0.8, np.where(sig, 0.6, 0.2)), 0.3), 0, 1)
+    msd = np.where(sig, rng.normal(172, 10, len(truth)), rng.exponential(60, len(truth)))
+    base = good + rng.normal(0, 0.2, len(truth))
+    base[:5] = np.nan  # unscored jets count as failing
+    return EvalSample(pt=rng.uniform(550, 650, len(truth)), eta=rng.uniform(-2, 2, len(truth)), msd=msd,
+                      truth=truth.astype(np.int8), scores={"baseline": base, "good": np.clip(good + 0.05, 0, 1)},
+                      files=["toy"], counts={"ttbar_contained": n_top, "ttbar_top_only": n_loose,
+                                             "ttbar_unmatched": 50, "qcd": n_qcd}, scoring_path="toy")
+
+
+def test_evaluate_report_and_plots(tmp_path):
+    s = _toy_sample()
+    res = evaluate(s, tmp_path)
+    g = res["taggers"]["good"]
+    assert g["n_signal"] == 300 and g["n_background"] == 1200
+    assert res["taggers"]["baseline"]["n_unscored"] == 5
+    assert g["top_only_definition"]["n_signal"] == 400
+    assert g["top_only_definition"]["auc"] < g["auc"]  # looser truth: harder signal
+    assert res["truth"]["fraction_contained"] == pytest.approx(300 / 450)
+    b = res["taggers"]["baseline"]
+    assert 0 < b["eS50"]["n_pass"] < g["eS50"]["n_pass"] * 10
+    assert g["x_baseline"]["eS50"]["ratio"] == pytest.approx(g["eS50"]["rejection"] / b["eS50"]["rejection"])
+    assert g["x_baseline"]["eS50"]["err"] > 0
+    md = format_report(res)
+    assert "| good |" in md and "Clopper-Pearson" in md and "66.7 %" in md
+    for f in ("results.json", "report.md", "roc.png", "rejection_vs_pt.png", "scores.png", "mass_sculpting.png"):
+        assert (tmp_path / f).stat().st_size > 0, f
+    assert json.loads((tmp_path / "results.json").read_text())["counts"]["qcd"] == 1200
+
+
+def test_load_eval_sample_on_generated_files_uses_cache(ttbar_file, qcd_file, tmp_path):
+    taggers = ["baseline", "pfn"]
+    s = load_eval_sample([ttbar_file], [qcd_file], taggers, cache=tmp_path / "cache", log=None)
+    assert set(s.scores) == set(taggers)
+    assert np.all((s.pt > 550) & (s.pt < 650))
+    assert s.counts["qcd"] == int((s.truth == TRUTH_QCD).sum()) > 0
+    assert s.counts["ttbar_contained"] == int((s.truth == TRUTH_CONTAINED).sum()) > 0
+    assert np.all(np.isfinite(s.scores["pfn"]))
+    again = load_eval_sample([ttbar_file], [qcd_file], taggers, cache=tmp_path / "cache", log=None)
+    assert s.cache_hits == 0 and again.cache_hits == 4
+    np.testing.assert_array_equal(again.scores["pfn"], s.scores["pfn"])
+    with pytest.raises(FileNotFoundError, match="nope.root"):
+        load_eval_sample([tmp_path / "nope.root"], [qcd_file], taggers, log=None)
+
+
+def test_cli_evaluate(ttbar_file, qcd_file, tmp_path):
+    from hepml_coffea.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ttbar_1.root").symlink_to(ttbar_file)
+    (data / "qcd_1.root").symlink_to(qcd_file)
+    rc = main(["evaluate", "--data", str(data), "--taggers", "baseline", "cnn", "--out", str(tmp_path / "ev"),
+               "--cache", str(tmp_path / "cache")])
+    assert rc == 0
+    res = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert set(res["taggers"]) == {"baseline", "cnn"}
+    assert "1/eB" in (tmp_path / "ev" / "report.md").read_text()
