@@ -19,22 +19,31 @@ columns used).
 The output contract, used by :mod:`hepml_coffea.representations`:
 
 - ``jets``: flat (n_jets,) record with ``pt, eta, phi, mass, energy`` (float64) and,
-  where the file has them, ``msoftdrop, tau1, tau2, tau3``;
+  where the file has them, ``msoftdrop, tau1, tau2, tau3``, plus every field asked
+  for with ``jet_fields=``;
 - ``cands``: (n_jets, var) records with ``pt, eta, phi, mass, energy, charge, pdgId``
-  (plus ``d0, dz`` where present), sorted by decreasing pT, phi in (-pi, pi].
+  (plus ``d0, dz`` where present, plus every branch asked for with ``cand_fields=``,
+  e.g. ``InputSpec.required_cand_fields()``), sorted by decreasing pT, phi in
+  (-pi, pi] (:func:`hepml_coffea.geometry.wrap_phi`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import awkward as ak
 import numpy as np
 
+from hepml_coffea.geometry import energy as _energy
+from hepml_coffea.geometry import offsets as _offsets
+from hepml_coffea.geometry import wrap_phi
+
 __all__ = [
+    "CAND_ALWAYS",
     "FLAVOURS",
+    "JET_ALWAYS",
     "JetConstituents",
     "MissingBranchError",
     "InvalidAssociationError",
@@ -50,6 +59,10 @@ FLAVOURS: dict[str, tuple[str, str, str]] = {
 
 _JET_EXTRAS = ("msoftdrop", "tau1", "tau2", "tau3")
 _CAND_EXTRAS = ("d0", "dz")
+#: candidate fields every output carries (energy computed, charge inferred on NanoAOD v15)
+CAND_ALWAYS: tuple[str, ...] = ("pt", "eta", "phi", "mass", "energy", "charge", "pdgId")
+#: jet fields every output carries
+JET_ALWAYS: tuple[str, ...] = ("pt", "eta", "phi", "mass", "energy")
 
 
 class MissingBranchError(KeyError):
@@ -126,17 +139,6 @@ def detect_flavour(events: Any) -> str:
     raise MissingBranchError(msg)
 
 
-def _energy(pt: np.ndarray, eta: np.ndarray, mass: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)
-
-
-def _wrap_phi(phi: np.ndarray) -> np.ndarray:
-    """Wrap to (-pi, pi]."""
-    out = np.mod(phi + np.pi, 2 * np.pi) - np.pi
-    return np.where(out == -np.pi, np.pi, out)
-
-
 def _flat(x: Any, dtype: Any = np.float64) -> np.ndarray:
     return np.asarray(ak.to_numpy(ak.flatten(x, axis=None)), dtype=dtype)
 
@@ -147,6 +149,8 @@ def fatjet_constituents(
     flavour: str | None = None,
     on_invalid: Literal["raise", "skip"] = "raise",
     select: Callable[[ak.Array], np.ndarray] | None = None,
+    cand_fields: Iterable[str] = (),
+    jet_fields: Iterable[str] = (),
 ) -> JetConstituents:
     """Return the selected fat jets of ``events`` and their pT-sorted constituents.
 
@@ -163,6 +167,10 @@ def fatjet_constituents(
     on_invalid : association rows pointing outside the collections raise
         :class:`InvalidAssociationError` (``"raise"``) or are dropped and counted in
         ``counts["bad_association_rows"]`` (``"skip"``)
+    cand_fields : extra candidate branches to carry, e.g. ``spec.required_cand_fields()``
+        (names of :data:`CAND_ALWAYS` are always there and ignored here); a branch the
+        file lacks raises :class:`MissingBranchError` naming it
+    jet_fields : extra fat-jet branches to carry, e.g. ``spec.required_jet_fields()``
 
     Returns
     -------
@@ -176,6 +184,15 @@ def fatjet_constituents(
     fatjet = events["FatJet"]
     assoc = events[assoc_name]
     cand = events[cand_name]
+    cand_fields = tuple(dict.fromkeys(str(f) for f in cand_fields))
+    jet_fields = tuple(dict.fromkeys(str(f) for f in jet_fields))
+    extra_cand = [f for f in cand_fields if f not in CAND_ALWAYS and f not in _CAND_EXTRAS]
+    extra_jet = [f for f in jet_fields if f not in JET_ALWAYS and f not in _JET_EXTRAS]
+    # asked-for fields that must be in the file (charge can be inferred from pdgId)
+    cand_have = set(ak.fields(cand))
+    cand_need = [f for f in cand_fields if f not in ("pt", "eta", "phi", "mass", "energy", "charge")]
+    if "charge" in cand_fields and not ({"charge", "pdgId"} & cand_have):
+        cand_need.append("charge")
     for coll, name, need in (
         (fatjet, "FatJet", ("pt", "eta", "phi", "mass")),
         (assoc, assoc_name, ("jetIdx", idx_name)),
@@ -185,12 +202,24 @@ def fatjet_constituents(
         if missing:
             msg = f"missing branch(es) {', '.join(f'{name}_{m}' for m in missing)} needed for {flavour} constituents"
             raise MissingBranchError(msg)
+    for coll, name, asked in (
+        (cand, cand_name, cand_need),
+        (fatjet, "FatJet", [f for f in jet_fields if f not in JET_ALWAYS]),
+    ):
+        missing = [f for f in asked if f not in ak.fields(coll)]
+        if missing:
+            msg = (
+                f"the model's input spec reads {', '.join(f'{name}_{m}' for m in missing)}, which this "
+                f"{flavour} file lacks (its {name} branches: {sorted(ak.fields(coll))}); use a file with "
+                f"these branches or a model whose spec does not need them"
+            )
+            raise MissingBranchError(msg)
 
     n_jet_ev = np.asarray(ak.to_numpy(ak.num(fatjet.pt, axis=1)), dtype=np.int64)
     n_cand_ev = np.asarray(ak.to_numpy(ak.num(cand.pt, axis=1)), dtype=np.int64)
     n_row_ev = np.asarray(ak.to_numpy(ak.num(assoc.jetIdx, axis=1)), dtype=np.int64)
-    jet_off = np.concatenate([[0], np.cumsum(n_jet_ev)])
-    cand_off = np.concatenate([[0], np.cumsum(n_cand_ev)])
+    jet_off = _offsets(n_jet_ev)
+    cand_off = _offsets(n_cand_ev)
     row_event = np.repeat(np.arange(len(n_row_ev)), n_row_ev)
     row_jet = _flat(assoc.jetIdx, np.int64)
     row_cand = _flat(assoc[idx_name], np.int64)
@@ -212,7 +241,7 @@ def fatjet_constituents(
     n_jets_total = int(jet_off[-1])
     jfields = ak.fields(fatjet)
     j_pt, j_eta = _flat(fatjet.pt), _flat(fatjet.eta)
-    j_phi, j_mass = _wrap_phi(_flat(fatjet.phi)), _flat(fatjet.mass)
+    j_phi, j_mass = wrap_phi(_flat(fatjet.phi)), _flat(fatjet.mass)
     jcols: dict[str, np.ndarray] = {
         "pt": j_pt,
         "eta": j_eta,
@@ -220,7 +249,7 @@ def fatjet_constituents(
         "mass": j_mass,
         "energy": _energy(j_pt, j_eta, j_mass),
     }
-    for extra in _JET_EXTRAS:
+    for extra in (*_JET_EXTRAS, *extra_jet):
         if extra in jfields:
             jcols[extra] = _flat(fatjet[extra])
     jets_all = ak.zip(jcols, depth_limit=1)
@@ -244,7 +273,7 @@ def fatjet_constituents(
     cfields = ak.fields(cand)
     c_pt = _flat(cand.pt)[gcand]
     c_eta = _flat(cand.eta)[gcand]
-    c_phi = _wrap_phi(_flat(cand.phi)[gcand])
+    c_phi = wrap_phi(_flat(cand.phi)[gcand])
     c_mass = _flat(cand.mass)[gcand]
     c_charge = _flat(cand.charge)[gcand] if "charge" in cfields else np.zeros_like(c_pt)
     c_pdg = _flat(cand.pdgId)[gcand] if "pdgId" in cfields else np.zeros_like(c_pt)
@@ -266,7 +295,7 @@ def fatjet_constituents(
         "charge": c_charge[order],
         "pdgId": c_pdg[order],
     }
-    for extra in _CAND_EXTRAS:
+    for extra in (*_CAND_EXTRAS, *extra_cand):
         if extra in cfields:
             cols[extra] = _flat(cand[extra])[gcand][order]
     cands_all = ak.unflatten(ak.zip(cols, depth_limit=1), counts)

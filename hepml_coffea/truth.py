@@ -18,6 +18,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from hepml_coffea.geometry import delta_r, offsets
+
 __all__ = ["TOP", "NOT_TOP", "UNKNOWN", "hadronic_tops", "top_labels"]
 
 TOP, NOT_TOP, UNKNOWN = 1, 0, -1
@@ -48,7 +50,7 @@ def hadronic_tops(genpart: Any) -> dict[str, np.ndarray]:
     ``top`` (its last copy), ``b``, ``q1``, ``q2``.
     """
     n_ev = np.asarray(ak.to_numpy(ak.num(genpart.pdgId, axis=1)), dtype=np.int64)
-    off = np.concatenate([[0], np.cumsum(n_ev)])
+    off = offsets(n_ev)
     event = np.repeat(np.arange(len(n_ev)), n_ev)
     pdg = np.asarray(ak.to_numpy(ak.flatten(genpart.pdgId)), dtype=np.int64)
     mloc = np.asarray(ak.to_numpy(ak.flatten(genpart.genPartIdxMother)), dtype=np.int64)
@@ -103,11 +105,6 @@ def hadronic_tops(genpart: Any) -> dict[str, np.ndarray]:
     }
 
 
-def _dr(eta1: np.ndarray, phi1: np.ndarray, eta2: np.ndarray, phi2: np.ndarray) -> np.ndarray:
-    dphi = np.mod(phi1 - phi2 + np.pi, 2 * np.pi) - np.pi
-    return np.hypot(eta1 - eta2, dphi)
-
-
 def top_labels(
     events: Any,
     event_index: np.ndarray,
@@ -141,6 +138,6 @@ def top_labels(
         t = order[np.minimum(start + k, len(order) - 1)]
         inside = np.ones(len(event_index), dtype=bool)
         for obj in ("top", "b", "q1", "q2"):
-            inside &= _dr(jet_eta, jet_phi, tops[f"{obj}_eta"][t], tops[f"{obj}_phi"][t]) < radius
+            inside &= delta_r(jet_eta - tops[f"{obj}_eta"][t], jet_phi - tops[f"{obj}_phi"][t]) < radius
         labels[has & inside] = TOP
     return labels

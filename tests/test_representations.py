@@ -141,8 +141,10 @@ def test_dphi_wrap_range():
     phis = np.array([-3.14, 3.14, 0.0, 1.0, -1.0, np.pi])
     d = R.wrap_phi(phis - (-3.0))
     d32 = R.wrap_phi(np.float32(np.pi) + np.zeros(1000, np.float32) - np.linspace(-1e-6, 1e-6, 1000, dtype=np.float32))
-    assert np.all(d32 >= -np.pi) and np.all(d32 < np.pi)
-    assert np.all(d >= -np.pi) and np.all(d < np.pi)
+    # one convention for the whole package (hepml_coffea.geometry.wrap_phi): (-pi, pi]
+    assert d32.dtype == np.float32
+    assert np.all(d32 > -np.float32(np.pi)) and np.all(d32 <= np.float32(np.pi))
+    assert np.all(d > -np.pi) and np.all(d <= np.pi)
     np.testing.assert_allclose(np.cos(d), np.cos(phis + 3.0), atol=1e-12)
 
 
@@ -475,3 +477,159 @@ def test_real_files(fname):
     assert np.all(img[:, 1].sum((1, 2)) <= counts)
     b = R.to_pyg_batch(out, k=16)
     assert b.num_graphs == len(jets) and b.x.shape[0] == int(out["mask"].sum())
+
+
+# ---------------------------------------------------------------------------
+# feature expressions (declarative specs, no registration)
+# ---------------------------------------------------------------------------
+def _expr_jets():
+    # jet 0: two constituents across the phi wrap; jet 1: none; jet 2: three
+    return make(
+        [{"pt": 100.0, "eta": 0.0, "phi": 3.1, "mass": 10.0, "energy": 110.0},
+         {"pt": 50.0, "eta": 1.0, "phi": 0.0},
+         {"pt": 80.0, "eta": -1.0, "phi": 0.5}],
+        [[{"pt": 60.0, "eta": 0.1, "phi": -3.1, "energy": 61.0, "d0": -0.5, "puppiWeight": 1.0},
+          {"pt": 40.0, "eta": -0.2, "phi": 3.0, "energy": 42.0, "charge": 0, "pdgId": 22, "d0": 0.0,
+           "puppiWeight": 0.5}],
+         [],
+         [{"pt": 10.0, "eta": -1.1, "phi": 0.4, "d0": 2.0, "puppiWeight": 0.25},
+          {"pt": 30.0, "eta": -0.9, "phi": 0.6, "d0": -1.0, "puppiWeight": 1.0},
+          {"pt": 20.0, "eta": -1.0, "phi": 0.5, "charge": -1, "pdgId": 11, "d0": 0.0, "puppiWeight": 0.75}]],
+    )
+
+
+def test_expressions_exact_values():
+    cands, jets = _expr_jets()
+    exprs = ["log(pt / sum(pt))", "jet.eta - eta", "wrap_phi(jet.phi - phi)", "log1p(abs(d0))",
+             "abs(pdgId) == 22", "max(pt)", "min(pt) + mean(pt)", "cand.puppiWeight", "pt * 2 ** 2 % 7",
+             "-(1 <= charge) + pi", "where(charge != 0, pt, -pt)", "hypot(3, 4) + clip(pt, 15, 35)"]
+    spec = InputSpec(kind="sequence", length=4, features=[VarSpec(e) for e in exprs])
+    f = R.build_sequence(cands, jets, spec)["features"]
+    assert f.shape == (3, len(exprs), 4) and f.dtype == np.float32
+    exp0 = [[math.log(0.6), math.log(0.4)], [-0.1, 0.2], [6.2 - TWO_PI, 0.1], [math.log(1.5), 0.0],
+            [0, 1], [60, 60], [40 + 50, 40 + 50], [1.0, 0.5], [240 % 7, 160 % 7],
+            [-1 + math.pi, math.pi], [60, -40], [5 + 35, 5 + 35]]
+    # jet 2 in pt order: 30, 20, 10
+    exp2 = [[math.log(0.5), math.log(1 / 3), math.log(1 / 6)], [-0.1, 0.0, 0.1], [-0.1, 0.0, 0.1],
+            [math.log(2), 0.0, math.log(3)], [0, 0, 0], [30, 30, 30], [10 + 20, 10 + 20, 10 + 20],
+            [1.0, 0.75, 0.25], [120 % 7, 80 % 7, 40 % 7], [-1 + math.pi, math.pi, -1 + math.pi],
+            [30, 20, 10], [5 + 30, 5 + 20, 5 + 15]]
+    np.testing.assert_allclose(f[0, :, :2], exp0, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(f[2, :, :3], exp2, rtol=1e-6, atol=1e-6)
+    assert np.all(f[1] == 0) and np.all(f[0, :, 2:] == 0) and np.all(f[2, :, 3:] == 0)
+
+
+def test_expressions_reduce_over_all_constituents_not_only_P():
+    cands, jets = _expr_jets()
+    spec = InputSpec(kind="sequence", length=1, features=[VarSpec("sum(pt)"), VarSpec("mean(1)")])
+    f = R.build_sequence(cands, jets, spec)["features"]
+    np.testing.assert_allclose(f[:, :, 0], [[100, 1], [0, 0], [60, 1]])
+
+
+def test_registered_names_resolve_first_and_match_their_expressions():
+    cands, jets = random_jets(30, seed=4)
+    pairs = {"deta": "eta - jet.eta", "dphi": "wrap_phi(phi - jet.phi)", "log_pt": "log(pt)",
+             "log_e_rel": "log(energy / jet.energy)",
+             "dR": "sqrt((eta - jet.eta)**2 + wrap_phi(phi - jet.phi)**2)", "charge": "cand.charge",
+             "is_photon": "abs(pdgId) == 22"}
+    named = R.build_sequence(cands, jets, InputSpec(length=40, features=[VarSpec(n) for n in pairs]))
+    expr = R.build_sequence(cands, jets, InputSpec(length=40, features=[VarSpec(e) for e in pairs.values()]))
+    np.testing.assert_allclose(named["features"], expr["features"], rtol=1e-6, atol=1e-6)
+    # points accept expressions too (coffea's recipe: jet minus candidate)
+    pc = R.build_pointcloud(cands, jets, InputSpec(kind="pointcloud", length=40,
+                                                   points=["jet.eta - eta", "wrap_phi(jet.phi - phi)"]))
+    ref = R.build_pointcloud(cands, jets, R.default_pointcloud_spec(40))
+    np.testing.assert_allclose(pc["points"], -ref["points"], atol=1e-6)
+
+
+def test_expression_errors_name_the_token():
+    cases = {
+        "foo(pt)": "unknown function 'foo'",
+        "pt[0]": "unknown token 'pt\\[0\\]'",
+        "__import__('os')": "unknown function '__import__'",
+        "().__class__": "unknown token",
+        "os.system('ls')": "unknown function 'os.system'",
+        "pt.real": "attributes only as jet.<field> or cand.<field>",
+        "pt // 2": "unknown operator '//'",
+        "pt and eta": "BoolOp is not allowed",
+        "log(pt, 2)": "log\\(\\) takes 1 argument",
+        "clip(pt, lo=1)": "no keyword arguments",
+        "'pt' + 1": "only int and float",
+        "_secret + 1": "names starting with '_'",
+        "log(pt": "not valid syntax",
+        "jet + 1": "'jet' needs a field",
+        "log + 1": "'log' is a function",
+    }
+    for text, match in cases.items():
+        with pytest.raises(ValueError, match=match) as ei:
+            VarSpec(text)
+        assert "allowed:" in str(ei.value) and "log1p" in str(ei.value)  # lists what is allowed
+    with pytest.raises(ValueError, match="cand.puppiWeight"):  # bare names must be registered features
+        VarSpec("puppiWeight")
+    with pytest.raises(ValueError, match="in points"):
+        InputSpec(kind="pointcloud", points=["eta -"])
+    # a branch the input lacks: named, with the available ones
+    cands, jets = random_jets(3)
+    with pytest.raises(KeyError, match="'puppiWeight'") as ei:
+        R.build_sequence(cands, jets, InputSpec(length=5, features=[VarSpec("log1p(cand.puppiWeight)")]))
+    assert "log1p(cand.puppiWeight)" in str(ei.value) and "available" in str(ei.value)
+
+
+def test_expressions_never_eval(monkeypatch):
+    import ast
+    import builtins
+
+    real_compile = builtins.compile
+
+    def refuse(*a, **k):
+        raise AssertionError("eval/exec called")
+
+    def ast_only(source, filename, mode, flags=0, *a, **k):
+        assert flags & ast.PyCF_ONLY_AST, "compiled to code, not to a syntax tree"
+        return real_compile(source, filename, mode, flags, *a, **k)
+
+    cands, jets = _expr_jets()
+    monkeypatch.setattr(builtins, "eval", refuse)
+    monkeypatch.setattr(builtins, "exec", refuse)
+    monkeypatch.setattr(builtins, "compile", ast_only)
+    spec = InputSpec(length=3, features=[VarSpec("log(pt / sum(pt)) * (jet.eta - eta) + 1e-3 * abs(d0)")])
+    assert np.isfinite(R.build_sequence(cands, jets, spec)["features"]).all()
+
+
+def test_required_fields_and_yaml_roundtrip():
+    spec = InputSpec.from_yaml(
+        "kind: pointcloud\nlength: 10\npoints: [jet.eta - eta, wrap_phi(jet.phi - phi)]\n"
+        "features:\n- name: log1p(abs(d0))\n- name: cand.puppiWeight * jet.msoftdrop\n- name: is_electron\n"
+        "- {name: 'log(pt / sum(pt))', center: 1.5, scale: 0.5}\n"
+    )
+    assert spec.required_cand_fields() == ("d0", "eta", "pdgId", "phi", "pt", "puppiWeight")
+    assert spec.required_jet_fields() == ("eta", "msoftdrop", "phi")
+    assert InputSpec.from_yaml(spec.to_yaml()) == spec
+    assert spec.features[3].name == "log(pt / sum(pt))" and spec.features[3].center == 1.5
+    assert R.default_sequence_spec().required_cand_fields() == ("energy", "eta", "phi", "pt")
+    assert R.default_image_spec().required_cand_fields() == ("eta", "phi", "pt")
+    img = InputSpec(kind="image", channels=["pt", "neutral_pt"])
+    assert img.required_cand_fields() == ("charge", "eta", "phi", "pt") and img.required_jet_fields() == ("eta", "phi", "pt")
+
+
+def test_expressions_on_real_pfnano_with_extra_branches():
+    from hepml_coffea.constituents import fatjet_constituents
+    from hepml_coffea.io import read_arrays
+
+    spec = InputSpec(kind="pointcloud", length=50, points=["jet.eta - eta", "wrap_phi(jet.phi - phi)"],
+                     features=[VarSpec(e) for e in ["log(pt / sum(pt))", "log1p(abs(d0))", "cand.puppiWeight",
+                                                    "tanh(dz / dzErr)", "jet.area"]])
+    events = read_arrays(_sample("pfnano.root"))
+    jc = fatjet_constituents(events, cand_fields=spec.required_cand_fields(), jet_fields=spec.required_jet_fields())
+    assert {"puppiWeight", "dzErr"} <= set(ak.fields(jc.cands)) and "area" in ak.fields(jc.jets)
+    out = R.build(jc.cands[jc.valid], jc.jets[jc.valid], spec)
+    assert np.isfinite(out["features"]).all()
+    real = out["mask"][:, 0] > 0
+    w = ak.to_numpy(ak.pad_none(jc.cands[jc.valid].puppiWeight, 50, clip=True).to_numpy(allow_missing=True).filled(0))
+    np.testing.assert_allclose(out["features"][:, 2][real], w[real], rtol=1e-6)
+    # log(pt / sum(pt)) uses every constituent, so the exp over all of a jet's constituents sums to 1
+    pt = jc.cands[jc.valid].pt
+    np.testing.assert_allclose(ak.to_numpy(ak.sum(pt / ak.sum(pt, axis=1), axis=1)), 1.0, rtol=1e-9)
+    np.testing.assert_allclose(np.exp(out["features"][:, 0])[real],
+                               ak.to_numpy(ak.pad_none(pt / ak.sum(pt, axis=1), 50, clip=True)
+                                           .to_numpy(allow_missing=True).filled(1))[real], rtol=1e-5)

@@ -7,6 +7,10 @@ Pure functions of ``(cands, jets, spec)``; training and inference share them.
 * :func:`build_image` -> ``(N, n_channels, npix, npix)``
 * :func:`knn_edges`, :func:`knn_indices`, :func:`to_pyg_batch`: kNN graphs in pure torch
 * :func:`build`: dispatch on ``spec.kind``
+
+Features are registered names (:data:`FEATURES`) or expressions written in the spec
+(:mod:`~hepml_coffea.representations.expressions`), e.g. ``log(pt / sum(pt))``;
+:meth:`InputSpec.required_cand_fields` lists the candidate branches a spec reads.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
+from .expressions import FUNCTIONS, REDUCTIONS, ExpressionError, parse_expression
 from .features import (
     FEATURES,
     LOG_FLOOR,
     STANDARD_FEATURES,
     FeatureContext,
     MissingFieldError,
+    check_feature,
+    feature_fields,
     known_features,
     register_feature,
     safe_log,
@@ -40,6 +47,9 @@ from .spec import (
 
 __all__ = [
     "FEATURES",
+    "FUNCTIONS",
+    "REDUCTIONS",
+    "ExpressionError",
     "IMAGE_CHANNELS",
     "LOG_FLOOR",
     "STANDARD_FEATURES",
@@ -51,12 +61,15 @@ __all__ = [
     "build_image",
     "build_pointcloud",
     "build_sequence",
+    "check_feature",
     "default_image_spec",
     "default_pointcloud_spec",
     "default_sequence_spec",
+    "feature_fields",
     "knn_edges",
     "knn_indices",
     "known_features",
+    "parse_expression",
     "register_feature",
     "safe_log",
     "to_pyg_batch",

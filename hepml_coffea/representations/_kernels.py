@@ -73,10 +73,11 @@ def fill_padded(
 
 @nb.njit(cache=True, nogil=True)
 def fill_image(
-    starts, counts, eta, phi, pt, charge, jeta, jphi, jpt, centre, rotate, flip, R, npix, chan, out
+    starts, counts, deta, dphi, pt, charge, jpt, centre, rotate, flip, R, npix, chan, out
 ):  # pragma: no cover - numba
     """Pixelise every jet into ``out (n_jets, n_chan, npix, npix)`` (zeroed).
 
+    ``deta``, ``dphi`` (wrapped) and ``pt`` are flat per constituent, ``jpt`` per jet.
     See :func:`hepml_coffea.representations.image.build_image` for conventions.
     Channel codes: 0 pt/pt_jet, 1 charged pt/pt_jet, 2 neutral pt/pt_jet, 3 count.
     """
@@ -88,7 +89,6 @@ def fill_image(
     xs = np.empty(nmax, dtype=np.float64)
     ys = np.empty(nmax, dtype=np.float64)
     ws = np.empty(nmax, dtype=np.float64)
-    twopi = 2.0 * math.pi
     width = 2.0 * R / npix
     nch = chan.shape[0]
     for i in range(n_jets):
@@ -97,15 +97,12 @@ def fill_image(
             continue
         s = starts[i]
         ptj = max(np.float64(jpt[i]), 1e-8)
-        je = np.float64(jeta[i])
-        jp = np.float64(jphi[i])
         sw = 0.0
         sx = 0.0
         sy = 0.0
         for j in range(n):
-            x = np.float64(eta[s + j]) - je
-            d = np.float64(phi[s + j]) - jp
-            y = d - twopi * math.floor((d + math.pi) / twopi)
+            x = np.float64(deta[s + j])
+            y = np.float64(dphi[s + j])
             w = np.float64(pt[s + j]) / ptj
             xs[j] = x
             ys[j] = y

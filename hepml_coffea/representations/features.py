@@ -10,10 +10,14 @@ whole chunk of jets.  ``ctx`` is a :class:`FeatureContext`, which hands out
 * ``ctx.feature(name)``: another registered feature (memoised, so ``dR`` reuses
   ``deta``/``dphi``).
 
-No strings are ever evaluated: a spec names features, the names are looked up
-in :data:`FEATURES`.  New features are added with :func:`register_feature`::
+A spec entry is either a registered name (looked up in :data:`FEATURES` first) or
+a feature expression such as ``log1p(abs(d0))`` (see
+:mod:`~hepml_coffea.representations.expressions`: parsed with :mod:`ast` against a
+whitelist, never ``eval``-ed), so a spec with expressions needs no registration in
+the process that reads it.  New named features are added with
+:func:`register_feature`, declaring the fields they read::
 
-    @register_feature("log_d0")
+    @register_feature("log_d0", cand_fields=("d0",))
     def _log_d0(ctx):
         return safe_log(np.abs(ctx.cand("d0")))
 
@@ -31,12 +35,20 @@ from typing import Callable
 import awkward as ak
 import numpy as np
 
+from hepml_coffea.geometry import energy as _energy
+from hepml_coffea.geometry import starts as _starts
+from hepml_coffea.geometry import wrap_phi
+
+from .expressions import is_identifier, parse_expression
+
 __all__ = [
     "FEATURES",
     "LOG_FLOOR",
     "STANDARD_FEATURES",
     "FeatureContext",
     "MissingFieldError",
+    "check_feature",
+    "feature_fields",
     "known_features",
     "register_feature",
     "safe_log",
@@ -63,6 +75,9 @@ FeatureFunc = Callable[["FeatureContext"], np.ndarray]
 #: name -> feature function.  Extend with :func:`register_feature`.
 FEATURES: dict[str, FeatureFunc] = {}
 
+#: name -> (candidate fields, jet fields) a registered feature reads
+FEATURE_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
 
 class MissingFieldError(KeyError, ValueError):
     """A feature needs a field that the input array lacks.
@@ -75,24 +90,69 @@ class MissingFieldError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-def register_feature(name: str, *, overwrite: bool = False) -> Callable[[FeatureFunc], FeatureFunc]:
+def register_feature(
+    name: str,
+    *,
+    overwrite: bool = False,
+    cand_fields: tuple[str, ...] = (),
+    jet_fields: tuple[str, ...] = (),
+) -> Callable[[FeatureFunc], FeatureFunc]:
     """Decorator adding a feature function to :data:`FEATURES` under ``name``.
 
     Parameters
     ----------
     name
-        Feature name used in :class:`~hepml_coffea.representations.spec.VarSpec`.
+        Feature name used in :class:`~hepml_coffea.representations.spec.VarSpec`;
+        a Python identifier.
     overwrite
         Allow replacing an existing feature (default: ``ValueError``).
+    cand_fields, jet_fields
+        Candidate / jet fields the function reads (reported by
+        :meth:`InputSpec.required_cand_fields` so the constituents carry them).
     """
+    if not is_identifier(name):
+        msg = f"feature name {name!r} must be an identifier (write formulas as feature expressions instead)"
+        raise ValueError(msg)
 
     def deco(func: FeatureFunc) -> FeatureFunc:
         if name in FEATURES and not overwrite:
-            raise ValueError(f"feature {name!r} is already registered")
+            msg = f"feature {name!r} is already registered"
+            raise ValueError(msg)
         FEATURES[name] = func
+        FEATURE_FIELDS[name] = (tuple(cand_fields), tuple(jet_fields))
         return func
 
     return deco
+
+
+def check_feature(name: str) -> None:
+    """Raise ``ValueError`` unless ``name`` is a registered feature or a valid expression.
+
+    A bare identifier must be registered (so typos are caught when a spec is read);
+    anything else is parsed as a feature expression.
+    """
+    if not isinstance(name, str):
+        msg = f"a feature must be a name or an expression string, got {name!r}"
+        raise TypeError(msg)
+    if name in FEATURES:
+        return
+    if is_identifier(name):
+        msg = (
+            f"unknown feature {name!r}; known features: {known_features()}. A feature may also be an "
+            f"expression over candidate branches and jet fields, e.g. 'log(pt / jet.pt)'; to read "
+            f"the candidate branch {name!r} as it is, write 'cand.{name}'"
+        )
+        raise ValueError(msg)
+    parse_expression(name)
+
+
+def feature_fields(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(candidate fields, jet fields)`` read by feature ``name`` (registered or expression)."""
+    if name in FEATURES:
+        return FEATURE_FIELDS.get(name, ((), ()))
+    check_feature(name)
+    expr = parse_expression(name)
+    return expr.cand_fields, expr.jet_fields
 
 
 def known_features() -> list[str]:
@@ -104,17 +164,6 @@ def safe_log(x: np.ndarray) -> np.ndarray:
     """``log(max(x, LOG_FLOOR))``: never ``-inf``/``NaN`` for finite ``x``."""
     x = np.asarray(x)
     return np.log(np.maximum(x, x.dtype.type(LOG_FLOOR) if x.dtype.kind == "f" else LOG_FLOOR))
-
-
-def wrap_phi(dphi: np.ndarray) -> np.ndarray:
-    """Wrap an angle difference into ``[-pi, pi)``."""
-    pi = np.pi
-    d = np.mod(dphi + pi, 2 * pi) - pi
-    # float rounding can land exactly on +pi; fold it back (rare, cheap check)
-    hi = d >= pi
-    if hi.any():
-        d[hi] -= 2 * pi
-    return d
 
 
 def _float(a: np.ndarray) -> np.ndarray:
@@ -139,7 +188,9 @@ class FeatureContext:
         self._flat = flat_cands
         self._jets = jets
         self.counts = counts
+        self.starts = _starts(counts)
         self.n_constituents = int(counts.sum())
+        self._jet_of: np.ndarray | None = None
         self._cand_fields = set(ak.fields(flat_cands))
         self._jet_fields = set(ak.fields(jets))
         self._cand_cache: dict[str, np.ndarray] = {}
@@ -167,8 +218,7 @@ class FeatureContext:
         if name in self._cand_fields:
             out = np.asarray(ak.to_numpy(self._flat[name]))
         elif name == "energy" and {"pt", "eta", "mass"} <= self._cand_fields:
-            pt, eta, m = self.cand("pt"), self.cand("eta"), self.cand("mass")
-            out = np.sqrt((pt * np.cosh(eta)) ** 2 + m * m)
+            out = _energy(self.cand("pt"), self.cand("eta"), self.cand("mass"))
         else:
             raise self._missing("constituent", name, self._cand_fields)
         self._cand_cache[name] = out
@@ -182,8 +232,7 @@ class FeatureContext:
         if name in self._jet_fields:
             out = _float(np.asarray(ak.to_numpy(self._jets[name])))
         elif name == "energy" and {"pt", "eta", "mass"} <= self._jet_fields:
-            pt, eta, m = self.jet_values("pt"), self.jet_values("eta"), self.jet_values("mass")
-            out = np.sqrt((pt * np.cosh(eta)) ** 2 + m * m)
+            out = _energy(self.jet_values("pt"), self.jet_values("eta"), self.jet_values("mass"))
         else:
             raise self._missing("jet", name, self._jet_fields)
         self._jet_cache[name] = out
@@ -197,17 +246,21 @@ class FeatureContext:
             self._jet_flat_cache[name] = out
         return out
 
+    def jet_of_constituent(self) -> np.ndarray:
+        """``(n_constituents,)`` int64 index of each flat constituent's jet."""
+        if self._jet_of is None:
+            self._jet_of = np.repeat(np.arange(len(self.counts), dtype=np.int64), self.counts)
+        return self._jet_of
+
     def feature(self, name: str) -> np.ndarray:
-        """Registered feature ``name`` on the flat constituents (memoised)."""
+        """Feature ``name`` (registered name or expression) on the flat constituents (memoised)."""
         out = self._feat_cache.get(name)
         if out is not None:
             return out
-        try:
-            func = FEATURES[name]
-        except KeyError:
-            raise ValueError(
-                f"unknown feature {name!r}; known features: {known_features()}"
-            ) from None
+        func = FEATURES.get(name)
+        if func is None:
+            check_feature(name)  # unknown bare names raise here, with the known list
+            func = parse_expression(name).evaluate
         self._requester.append(name)
         try:
             out = np.asarray(func(self))
@@ -224,24 +277,24 @@ class FeatureContext:
 # ---------------------------------------------------------------------------
 # standard ParticleNet features
 # ---------------------------------------------------------------------------
-@register_feature("deta")
+@register_feature("deta", cand_fields=("eta",), jet_fields=("eta",))
 def _deta(ctx: FeatureContext) -> np.ndarray:
     """``cand.eta - jet.eta``."""
     return ctx.cand("eta") - ctx.jet("eta")
 
 
-@register_feature("dphi")
+@register_feature("dphi", cand_fields=("phi",), jet_fields=("phi",))
 def _dphi(ctx: FeatureContext) -> np.ndarray:
-    """``cand.phi - jet.phi`` wrapped to ``[-pi, pi)``."""
+    """``cand.phi - jet.phi`` wrapped to ``(-pi, pi]``."""
     return wrap_phi(ctx.cand("phi") - ctx.jet("phi"))
 
 
-@register_feature("log_pt")
+@register_feature("log_pt", cand_fields=("pt",), jet_fields=())
 def _log_pt(ctx: FeatureContext) -> np.ndarray:
     return safe_log(ctx.cand("pt"))
 
 
-@register_feature("log_e")
+@register_feature("log_e", cand_fields=("energy",), jet_fields=())
 def _log_e(ctx: FeatureContext) -> np.ndarray:
     return safe_log(ctx.cand("energy"))
 
@@ -250,29 +303,29 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return num / np.maximum(den, den.dtype.type(LOG_FLOOR))
 
 
-@register_feature("pt_rel")
+@register_feature("pt_rel", cand_fields=("pt",), jet_fields=("pt",))
 def _pt_rel(ctx: FeatureContext) -> np.ndarray:
     """``cand.pt / jet.pt`` (jet pt floored at ``LOG_FLOOR``)."""
     return _ratio(ctx.cand("pt"), ctx.jet("pt"))
 
 
-@register_feature("e_rel")
+@register_feature("e_rel", cand_fields=("energy",), jet_fields=("energy",))
 def _e_rel(ctx: FeatureContext) -> np.ndarray:
     """``cand.energy / jet.energy`` (jet energy floored at ``LOG_FLOOR``)."""
     return _ratio(ctx.cand("energy"), ctx.jet("energy"))
 
 
-@register_feature("log_pt_rel")
+@register_feature("log_pt_rel", cand_fields=("pt",), jet_fields=("pt",))
 def _log_pt_rel(ctx: FeatureContext) -> np.ndarray:
     return safe_log(ctx.feature("pt_rel"))
 
 
-@register_feature("log_e_rel")
+@register_feature("log_e_rel", cand_fields=("energy",), jet_fields=("energy",))
 def _log_e_rel(ctx: FeatureContext) -> np.ndarray:
     return safe_log(ctx.feature("e_rel"))
 
 
-@register_feature("dR")
+@register_feature("dR", cand_fields=("eta", "phi"), jet_fields=("eta", "phi"))
 def _dr(ctx: FeatureContext) -> np.ndarray:
     deta, dphi = ctx.feature("deta"), ctx.feature("dphi")
     return np.sqrt(deta * deta + dphi * dphi)
@@ -281,7 +334,7 @@ def _dr(ctx: FeatureContext) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # extras
 # ---------------------------------------------------------------------------
-@register_feature("charge")
+@register_feature("charge", cand_fields=("charge",), jet_fields=())
 def _charge(ctx: FeatureContext) -> np.ndarray:
     return _float(ctx.cand("charge"))
 
@@ -290,22 +343,22 @@ def _abs_pdg(ctx: FeatureContext) -> np.ndarray:
     return np.abs(ctx.cand("pdgId"))
 
 
-@register_feature("is_electron")
+@register_feature("is_electron", cand_fields=("pdgId",), jet_fields=())
 def _is_electron(ctx: FeatureContext) -> np.ndarray:
     return (_abs_pdg(ctx) == 11).astype(np.float32)
 
 
-@register_feature("is_muon")
+@register_feature("is_muon", cand_fields=("pdgId",), jet_fields=())
 def _is_muon(ctx: FeatureContext) -> np.ndarray:
     return (_abs_pdg(ctx) == 13).astype(np.float32)
 
 
-@register_feature("is_photon")
+@register_feature("is_photon", cand_fields=("pdgId",), jet_fields=())
 def _is_photon(ctx: FeatureContext) -> np.ndarray:
     return (_abs_pdg(ctx) == 22).astype(np.float32)
 
 
-@register_feature("is_charged_hadron")
+@register_feature("is_charged_hadron", cand_fields=("charge", "pdgId"), jet_fields=())
 def _is_charged_hadron(ctx: FeatureContext) -> np.ndarray:
     """Charged (``charge != 0``) and neither electron nor muon."""
     pdg = _abs_pdg(ctx)
@@ -313,7 +366,7 @@ def _is_charged_hadron(ctx: FeatureContext) -> np.ndarray:
     return (charged & (pdg != 11) & (pdg != 13)).astype(np.float32)
 
 
-@register_feature("is_neutral_hadron")
+@register_feature("is_neutral_hadron", cand_fields=("charge", "pdgId"), jet_fields=())
 def _is_neutral_hadron(ctx: FeatureContext) -> np.ndarray:
     """Neutral (``charge == 0``) and not a photon."""
     pdg = _abs_pdg(ctx)
@@ -321,12 +374,12 @@ def _is_neutral_hadron(ctx: FeatureContext) -> np.ndarray:
     return (neutral & (pdg != 22)).astype(np.float32)
 
 
-@register_feature("d0")
+@register_feature("d0", cand_fields=('d0',), jet_fields=())
 def _d0(ctx: FeatureContext) -> np.ndarray:
     return _float(ctx.cand("d0"))
 
 
-@register_feature("dz")
+@register_feature("dz", cand_fields=("dz",), jet_fields=())
 def _dz(ctx: FeatureContext) -> np.ndarray:
     return _float(ctx.cand("dz"))
 

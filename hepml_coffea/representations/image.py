@@ -3,7 +3,8 @@
 Conventions
 -----------
 * Coordinates per constituent: ``x = deta = eta - eta_jet`` (horizontal),
-  ``y = dphi`` wrapped to ``[-pi, pi)`` (vertical), computed in float64.
+  ``y = dphi = wrap_phi(phi - phi_jet)`` in ``(-pi, pi]`` (vertical,
+  :func:`hepml_coffea.geometry.wrap_phi`), computed in float64.
 * Output ``image[jet, channel, iy, ix]`` with
   ``ix = floor((x + R) / (2R / npix))`` and ``iy = floor((y + R) / (2R / npix))``,
   i.e. pixels cover ``[-R, R)`` on each axis, row index grows with ``y``
@@ -34,6 +35,9 @@ from __future__ import annotations
 
 import awkward as ak
 import numpy as np
+
+from hepml_coffea.geometry import starts as _starts
+from hepml_coffea.geometry import wrap_phi
 
 from . import _kernels
 from .features import FeatureContext
@@ -68,9 +72,7 @@ def build_image(cands: ak.Array, jets: ak.Array, spec: InputSpec) -> np.ndarray:
     if len(cands) != len(jets):
         raise ValueError(f"cands has {len(cands)} jets but jets has {len(jets)}")
     counts = np.asarray(ak.to_numpy(ak.num(cands, axis=1)), dtype=np.int64)
-    starts = np.zeros(len(counts), dtype=np.int64)
-    if len(counts) > 1:
-        np.cumsum(counts[:-1], out=starts[1:])
+    starts = _starts(counts)
     ctx = FeatureContext(ak.flatten(cands, axis=1), jets, counts)
     ctx._requester.append("image")
     chan = np.array([IMAGE_CHANNELS.index(c) for c in spec.channels], dtype=np.int64)
@@ -78,15 +80,13 @@ def build_image(cands: ak.Array, jets: ak.Array, spec: InputSpec) -> np.ndarray:
         charge = np.asarray(ctx.cand("charge"), dtype=_F64)
     else:
         charge = np.zeros(0, dtype=_F64)
-    eta = np.asarray(ctx.cand("eta"), dtype=_F64)
-    phi = np.asarray(ctx.cand("phi"), dtype=_F64)
+    deta = np.asarray(ctx.cand("eta"), dtype=_F64) - np.asarray(ctx.jet("eta"), dtype=_F64)
+    dphi = wrap_phi(np.asarray(ctx.cand("phi"), dtype=_F64) - np.asarray(ctx.jet("phi"), dtype=_F64))
     pt = np.asarray(ctx.cand("pt"), dtype=_F64)
-    jeta = np.asarray(ctx.jet_values("eta"), dtype=_F64)
-    jphi = np.asarray(ctx.jet_values("phi"), dtype=_F64)
     jpt = np.asarray(ctx.jet_values("pt"), dtype=_F64)
     out = np.zeros((len(counts), len(chan), spec.npix, spec.npix), dtype=np.float32)
     _kernels.fill_image(
-        starts, counts, eta, phi, pt, charge, jeta, jphi, jpt,
+        starts, counts, deta, dphi, pt, charge, jpt,
         spec.centre, spec.rotate, spec.flip, float(spec.extent), spec.npix, chan, out,
     )
     return out

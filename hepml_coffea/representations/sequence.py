@@ -37,10 +37,8 @@ def _flatten(cands: ak.Array, jets: ak.Array) -> _Flat:
         raise ValueError(f"cands has {len(cands)} jets but jets has {len(jets)}")
     counts = np.asarray(ak.to_numpy(ak.num(cands, axis=1)), dtype=np.int64)
     flat = ak.flatten(cands, axis=1)
-    starts = np.zeros(len(counts), dtype=np.int64)
-    if len(counts) > 1:
-        np.cumsum(counts[:-1], out=starts[1:])
     ctx = FeatureContext(flat, jets, counts)
+    starts = ctx.starts
     pt = ctx.cand("pt") if ctx.has_cand("pt") else None
     if pt is None or ctx.n_constituents == 0 or _kernels.is_sorted_desc(pt, starts, counts):
         order, use_order = np.zeros(0, dtype=np.int64), False

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .features import FEATURES, STANDARD_FEATURES, known_features
+from .features import STANDARD_FEATURES, check_feature, feature_fields
 
 __all__ = [
     "IMAGE_CHANNELS",
@@ -48,7 +48,9 @@ class VarSpec:
     Parameters
     ----------
     name
-        Registered feature name (see :data:`~hepml_coffea.representations.features.FEATURES`).
+        Registered feature name (see :data:`~hepml_coffea.representations.features.FEATURES`),
+        looked up first, or a feature expression over candidate branches and jet fields
+        such as ``log(pt / sum(pt))`` (see :mod:`~hepml_coffea.representations.expressions`).
     center, scale
         Real entries become ``(x - center) * scale``.
     clip_min, clip_max
@@ -67,8 +69,7 @@ class VarSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
             raise TypeError(f"VarSpec.name must be a str, got {self.name!r}")
-        if self.name not in FEATURES:
-            raise ValueError(f"unknown feature {self.name!r}; known features: {known_features()}")
+        check_feature(self.name)
         self.center = float(self.center)
         self.scale = float(self.scale)
         self.clip_min = _opt_float(self.clip_min)
@@ -111,7 +112,8 @@ class InputSpec:
     features
         Per-constituent variables (sequence / pointcloud).
     points
-        Coordinate features of a point cloud (unscaled, zero on padding).
+        Coordinate features of a point cloud (names or expressions, unscaled, zero
+        on padding).
     npix, extent
         Image: ``npix x npix`` pixels over ``[-extent, extent)`` in (deta, dphi).
     centre, rotate, flip
@@ -143,8 +145,10 @@ class InputSpec:
         self.features = [f if isinstance(f, VarSpec) else VarSpec.from_dict(f) for f in self.features]
         self.points = [str(p) for p in self.points]
         for p in self.points:
-            if p not in FEATURES:
-                raise ValueError(f"unknown feature {p!r} in points; known features: {known_features()}")
+            try:
+                check_feature(p)
+            except ValueError as err:
+                raise ValueError(f"in points: {err}") from None
         if self.kind in ("sequence", "pointcloud") and not self.features:
             raise ValueError(f"a {self.kind!r} spec needs at least one feature")
         if int(self.npix) != self.npix or self.npix < 1:
@@ -169,6 +173,37 @@ class InputSpec:
     @property
     def n_features(self) -> int:
         return len(self.features)
+
+    def _fields(self) -> tuple[set[str], set[str]]:
+        cand: set[str] = set()
+        jet: set[str] = set()
+        if self.kind == "image":
+            cand |= {"pt", "eta", "phi"}
+            jet |= {"pt", "eta", "phi"}
+            if {"charged_pt", "neutral_pt"} & set(self.channels):
+                cand.add("charge")
+            return cand, jet
+        names = [f.name for f in self.features] + (list(self.points) if self.kind == "pointcloud" else [])
+        cand.add("pt")  # constituents are ordered by pt
+        for name in names:
+            c, j = feature_fields(name)
+            cand.update(c)
+            jet.update(j)
+        return cand, jet
+
+    def required_cand_fields(self) -> tuple[str, ...]:
+        """Candidate (PFCands) fields this spec reads, sorted.
+
+        Pass them to :func:`hepml_coffea.constituents.fatjet_constituents` as
+        ``cand_fields=`` so the constituents carry every branch the features name
+        (``energy`` is always computed there; ``charge`` is inferred from ``pdgId``
+        where the file has none). Registered features report the fields they declared.
+        """
+        return tuple(sorted(self._fields()[0]))
+
+    def required_jet_fields(self) -> tuple[str, ...]:
+        """Jet (FatJet) fields this spec reads, sorted; see :meth:`required_cand_fields`."""
+        return tuple(sorted(self._fields()[1]))
 
     # -- serialisation ----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
