@@ -1,49 +1,62 @@
 """hepml_coffea: deep-learning jet taggers inside columnar (coffea) HEP analyses.
 
-Data flow (one module or folder per step)::
+Data flow (one module or folder per step; each imports only those above it)::
 
-    samples/ (Pythia8 + FastJet -> PFNano files)
-    constituents.py (fat jets -> constituents, every NanoAOD flavour), truth.py
-    representations/ (sequences, point clouds + kNN graphs, jet images)
-    models/ (CNN, LSTM, ParticleNet, PFN, cut-based baseline)
-    training/ -> artifacts.py (self-describing model directories)
-    inference/ (per-process model cache, batching, devices; Dask worker plugin)
-    processor.py (TaggerProcessor) -> histograms.py -> plots.py
-    run.py (coffea Runner, executors, local / Dask-CUDA / HTCondor clusters)
+    samples/            Pythia8 + FastJet -> PFNano files (generation)
+    constituents.py     fat jets -> constituents, every NanoAOD flavour;  truth.py: top labels
+    representations/    sequences, point clouds, jet images, jet observables (pure functions)
+    models/             CNN, LSTM, ParticleNet, PFN, cut-based baseline (one file each)
+    artifacts.py        self-describing model directories;  training/ writes them
+    inference/          per-process model cache, batching, devices, backends; Dask worker plugin
+    config.py           TaggerConfig, RunConfig, ConfigurationError
+    scoring.py          FatJetTagger / score_fatjets: the one scoring path (columnar API)
+    processor.py        TaggerProcessor: scoring -> histograms.py -> plots.py
+    clusters.py, run.py coffea Runner, executors, local / Dask-CUDA / Slurm / HTCondor clusters
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "TaggerProcessor",
+    "ConfigurationError",
     "DEFAULT_TAGGERS",
+    "FatJetTagger",
+    "RunConfig",
     "Selection",
+    "TaggerConfig",
+    "TaggerProcessor",
     "fatjet_constituents",
-    "top_labels",
-    "load_artifact",
-    "shipped_taggers",
+    "generate",
     "get_tagger",
     "import_torchscript",
+    "load_artifact",
     "run_fileset",
-    "generate",
+    "score_fatjets",
+    "shipped_taggers",
+    "top_labels",
 ]
 
 _LAZY = {
-    "TaggerProcessor": "hepml_coffea.processor",
+    "ConfigurationError": "hepml_coffea.config",
     "DEFAULT_TAGGERS": "hepml_coffea.processor",
+    "FatJetTagger": "hepml_coffea.scoring",
+    "RunConfig": "hepml_coffea.config",
     "Selection": "hepml_coffea.selection",
+    "TaggerConfig": "hepml_coffea.config",
+    "TaggerProcessor": "hepml_coffea.processor",
     "fatjet_constituents": "hepml_coffea.constituents",
-    "top_labels": "hepml_coffea.truth",
-    "load_artifact": "hepml_coffea.artifacts",
-    "shipped_taggers": "hepml_coffea.artifacts",
+    "generate": "hepml_coffea.samples",
     "get_tagger": "hepml_coffea.inference.engine",
     "import_torchscript": "hepml_coffea.artifacts",
+    "load_artifact": "hepml_coffea.artifacts",
     "run_fileset": "hepml_coffea.run",
-    "generate": "hepml_coffea.samples",
+    "score_fatjets": "hepml_coffea.scoring",
+    "shipped_taggers": "hepml_coffea.artifacts",
+    "top_labels": "hepml_coffea.truth",
 }
 
 
@@ -52,5 +65,11 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
-    msg = f"module 'hepml_coffea' has no attribute {name!r}"
+    close = difflib.get_close_matches(name, __all__, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    msg = f"module 'hepml_coffea' has no attribute {name!r}{hint}"
     raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -16,6 +16,7 @@ from hepml_coffea.histograms import roc_from_hist
 from hepml_coffea.inference import engine
 from hepml_coffea.io import load_events
 from hepml_coffea.processor import TaggerProcessor
+from hepml_coffea.config import RunConfig
 from hepml_coffea.run import FilesetError, check_fileset, load_fileset, run_fileset
 from hepml_coffea.selection import Selection
 from hepml_coffea.training.metrics import roc_curve
@@ -35,47 +36,46 @@ def fileset(ttbar_file, qcd_file):
 
 @pytest.fixture(scope="module")
 def iterative_output(proc, fileset):
-    return run_fileset(fileset, None, executor="iterative", chunksize=120, processor_instance=proc, status=False)
+    return run_fileset(fileset, proc, config=RunConfig(executor="iterative", chunksize=120, status=False))
 
 
 def _same(a, b, datasets=("ttbar", "qcd", "cms_v15")):
     for ds in datasets:
-        assert np.array_equal(a[ds]["scores"].values(), b[ds]["scores"].values()), ds
-        assert np.array_equal(a[ds]["working_points"].values(), b[ds]["working_points"].values()), ds
-        assert a[ds]["cutflow"] == b[ds]["cutflow"], ds
+        assert np.array_equal(a["datasets"][ds]["scores"].values(), b["datasets"][ds]["scores"].values()), ds
+        assert np.array_equal(a["datasets"][ds]["working_points"].values(), b["datasets"][ds]["working_points"].values()), ds
+        assert a["datasets"][ds]["cutflow"] == b["datasets"][ds]["cutflow"], ds
 
 
 def test_output_content(iterative_output, proc):
     out = iterative_output
-    cf = out["ttbar"]["cutflow"]
+    cf = out["datasets"]["ttbar"]["cutflow"]
     assert cf["events"] == 300 and cf["selected"] > 50 and cf["scored"] == cf["selected"]
-    h = out["ttbar"]["scores"]
+    h = out["datasets"]["ttbar"]["scores"]
     assert h.axes["score"].size >= 1000
     assert set(h.axes.name) == {"tagger", "score", "pt", "msoftdrop", "truth"}
     for t in proc.tagger_names:
         # every scored jet lands in the histogram once per tagger
         assert h[{"tagger": t}].sum() == cf["scored"], t
     # truth labels: ttbar has top jets, QCD none; CMS v15 has no jets in the window
-    assert h[{"truth": hist.loc(1)}].sum() > 0 and out["qcd"]["scores"][{"truth": hist.loc(1)}].sum() == 0
-    assert out["cms_v15"]["cutflow"]["selected"] == 0
-    assert out["skipped"] == []
-    assert "infer" in out["report"]
-    wp = out["ttbar"]["working_points"]
+    assert h[{"truth": hist.loc(1)}].sum() > 0 and out["datasets"]["qcd"]["scores"][{"truth": hist.loc(1)}].sum() == 0
+    assert out["datasets"]["cms_v15"]["cutflow"]["selected"] == 0
+    assert out["run"]["skipped"] == []
+    assert "infer" in out["run"]["report"]
+    wp = out["datasets"]["ttbar"]["working_points"]
     assert wp[{"tagger": "pfn", "wp": "eS50"}].sum() == cf["scored"]
 
 
 @pytest.mark.slow
 def test_executors_identical(iterative_output, proc, fileset):
-    fut = run_fileset(fileset, None, executor="futures", workers=2, chunksize=120, processor_instance=proc, status=False)
+    fut = run_fileset(fileset, proc, config=RunConfig(executor="futures", workers=2, chunksize=120, status=False))
     _same(iterative_output, fut)
     for n in (1, 2):
-        dsk = run_fileset(fileset, None, executor="dask", workers=n, chunksize=120, processor_instance=proc,
-                          status=False, dashboard_address="127.0.0.1:0")
+        dsk = run_fileset(fileset, proc, config=RunConfig(executor="dask", workers=n, chunksize=120, status=False, dashboard_address="127.0.0.1:0"))
         _same(iterative_output, dsk)
 
 
 def test_chunk_size_does_not_change_histograms(iterative_output, proc, fileset):
-    other = run_fileset(fileset, None, executor="iterative", chunksize=1000, processor_instance=proc, status=False)
+    other = run_fileset(fileset, proc, config=RunConfig(executor="iterative", chunksize=1000, status=False))
     _same(iterative_output, other)
 
 
@@ -90,12 +90,12 @@ def test_processor_pickles_small_without_tensors(proc):
 def test_zero_event_chunk_and_no_selected_jets(proc, ttbar_file):
     events = load_events(ttbar_file, entry_start=0, entry_stop=0)
     events.metadata["dataset"] = "empty"
-    out = proc.process(events)["empty"]
+    out = proc.process(events)["datasets"]["empty"]
     assert out["cutflow"]["events"] == 0 and out["scores"].sum() == 0
     events = load_events(ttbar_file, entry_start=0, entry_stop=50)
     events.metadata["dataset"] = "nosel"
-    far = TaggerProcessor(taggers=[t["path"] for t in proc.taggers], selection=Selection(pt_min=5000, pt_max=6000))
-    out = far.process(events)["nosel"]
+    far = TaggerProcessor(taggers=[t.path for t in proc.taggers], selection=Selection(pt_min=5000, pt_max=6000))
+    out = far.process(events)["datasets"]["nosel"]
     assert out["cutflow"]["fat_jets"] > 0 and out["cutflow"]["selected"] == 0 and out["scores"].sum() == 0
 
 
@@ -112,11 +112,10 @@ def test_model_cache_hit_on_second_chunk(proc, ttbar_file):
 
 
 def test_roc_from_histograms_matches_per_jet_scores(proc, fileset, tmp_path):
-    scored = TaggerProcessor(taggers=[t["path"] for t in proc.taggers], save_scores=tmp_path / "scores")
-    out = run_fileset({k: fileset[k] for k in ("ttbar", "qcd")}, None, executor="iterative", chunksize=150,
-                      processor_instance=scored, status=False)
+    scored = TaggerProcessor(taggers=[t.path for t in proc.taggers], save_scores=tmp_path / "scores")
+    out = run_fileset({k: fileset[k] for k in ("ttbar", "qcd")}, scored, config=RunConfig(executor="iterative", chunksize=150, status=False))
     table = ak.concatenate([ak.from_parquet(p) for p in sorted((tmp_path / "scores").glob("*.parquet"))])
-    assert len(table) == out["ttbar"]["cutflow"]["scored"] + out["qcd"]["cutflow"]["scored"]
+    assert len(table) == out["datasets"]["ttbar"]["cutflow"]["scored"] + out["datasets"]["qcd"]["cutflow"]["scored"]
     truth = ak.to_numpy(table.truth)
     keep = truth >= 0
     for t in ("pfn", "particlenet-lite"):
@@ -126,10 +125,10 @@ def test_roc_from_histograms_matches_per_jet_scores(proc, fileset, tmp_path):
         es, eb, _ = roc_curve(truth[keep] == 1, binned)
         auc_jets = np.trapezoid(es, eb)
         es_raw, eb_raw, _ = roc_curve(truth[keep] == 1, s)
-        sig = out["ttbar"]["scores"][{"tagger": t, "truth": hist.loc(1)}].project("score").values() + \
-            out["qcd"]["scores"][{"tagger": t, "truth": hist.loc(1)}].project("score").values()
-        bkg = out["ttbar"]["scores"][{"tagger": t, "truth": hist.loc(0)}].project("score").values() + \
-            out["qcd"]["scores"][{"tagger": t, "truth": hist.loc(0)}].project("score").values()
+        sig = out["datasets"]["ttbar"]["scores"][{"tagger": t, "truth": hist.loc(1)}].project("score").values() + \
+            out["datasets"]["qcd"]["scores"][{"tagger": t, "truth": hist.loc(1)}].project("score").values()
+        bkg = out["datasets"]["ttbar"]["scores"][{"tagger": t, "truth": hist.loc(0)}].project("score").values() + \
+            out["datasets"]["qcd"]["scores"][{"tagger": t, "truth": hist.loc(0)}].project("score").values()
         hes, heb = roc_from_hist(sig, bkg)
         assert abs(np.trapezoid(hes, heb) - auc_jets) < 1e-9
         assert abs(np.trapezoid(hes, heb) - np.trapezoid(es_raw, eb_raw)) < 1e-2
@@ -250,31 +249,14 @@ def test_warm_up_and_worker_plugin(tiny_artifacts):
     torch.set_num_threads(before)
 
 
-def test_cli_run_and_plot(tiny_artifacts, ttbar_file, qcd_file, tmp_path):
-    import json as _json
-
-    from hepml_coffea.cli import main
-
-    fs = tmp_path / "fileset.json"
-    fs.write_text(_json.dumps({"ttbar": [str(ttbar_file)], "qcd": {"files": {str(qcd_file): "Events"}}}))
-    out = tmp_path / "out.coffea"
-    assert main(["run", "--fileset", str(fs), "--executor", "iterative", "--chunksize", "500", "--taggers",
-                 *[str(p) for p in tiny_artifacts.values()], "--out", str(out)]) == 0
-    assert out.is_file() and not list(tmp_path.glob(".*.tmp"))
-    assert main(["plot", str(out), "--outdir", str(tmp_path / "plots")]) == 0
-    pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
-    assert {"roc.png", "cutflow.png", "rejection_vs_pt.png", "score_pfn.png"} <= set(pngs)
-
-
 def test_jet_blocks_and_tagger_order_do_not_change_histograms(iterative_output, proc, fileset):
-    paths = [t["path"] for t in proc.taggers]
+    paths = [t.path for t in proc.taggers]
     small = TaggerProcessor(taggers=paths, jet_block=7)
-    out = run_fileset(fileset, None, executor="iterative", chunksize=120, processor_instance=small, status=False)
+    out = run_fileset(fileset, small, config=RunConfig(executor="iterative", chunksize=120, status=False))
     _same(iterative_output, out)
     backwards = TaggerProcessor(taggers=list(reversed(paths)))
-    out = run_fileset({"ttbar": fileset["ttbar"]}, None, executor="iterative", chunksize=120,
-                      processor_instance=backwards, status=False)
+    out = run_fileset({"ttbar": fileset["ttbar"]}, backwards, config=RunConfig(executor="iterative", chunksize=120, status=False))
     for t in proc.tagger_names:
-        a = iterative_output["ttbar"]["scores"][{"tagger": t}].values()
-        b = out["ttbar"]["scores"][{"tagger": t}].values()
+        a = iterative_output["datasets"]["ttbar"]["scores"][{"tagger": t}].values()
+        b = out["datasets"]["ttbar"]["scores"][{"tagger": t}].values()
         assert np.array_equal(a, b), t

@@ -36,6 +36,7 @@ from hepml_coffea.constituents import InvalidAssociationError, MissingBranchErro
 from hepml_coffea.inference import engine
 from hepml_coffea.io import load_events, read_arrays
 from hepml_coffea.processor import TaggerProcessor
+from hepml_coffea.config import RunConfig
 from hepml_coffea.run import FilesetError, check_fileset, load_fileset, make_cluster, run_fileset
 from hepml_coffea.selection import Selection
 
@@ -61,8 +62,8 @@ def proc_skip(arts):
 
 
 def _run(fileset, p, chunksize=150, skip=False, **kw):
-    return run_fileset(fileset, None, executor="iterative", chunksize=chunksize, processor_instance=p,
-                       status=False, skip_bad_files=skip, **kw)
+    return run_fileset(fileset, p, config=RunConfig(executor="iterative", chunksize=chunksize, status=False,
+                                                    skip_bad_files=skip), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +74,15 @@ def ref(proc, ttbar_file, qcd_file):
 
 def _same(a, b, datasets):
     for ds in datasets:
-        assert np.array_equal(a[ds]["scores"].values(flow=True), b[ds]["scores"].values(flow=True)), ds
-        assert np.array_equal(a[ds]["working_points"].values(flow=True),
-                              b[ds]["working_points"].values(flow=True)), ds
-        assert a[ds]["cutflow"] == b[ds]["cutflow"], ds
+        assert np.array_equal(a["datasets"][ds]["scores"].values(flow=True), b["datasets"][ds]["scores"].values(flow=True)), ds
+        assert np.array_equal(a["datasets"][ds]["working_points"].values(flow=True),
+                              b["datasets"][ds]["working_points"].values(flow=True)), ds
+        assert a["datasets"][ds]["cutflow"] == b["datasets"][ds]["cutflow"], ds
 
 
 def _no_nan(out):
     n = 0
-    for ds, acc in out.items():
+    for ds, acc in out["datasets"].items():
         if isinstance(acc, dict) and "scores" in acc:
             for h in (acc["scores"], acc["working_points"]):
                 assert np.isfinite(h.values(flow=True)).all(), ds
@@ -149,8 +150,8 @@ def test_truncated_file(proc_skip, ref, ttbar_file, qcd_file, tmp_path):
     with pytest.raises(FilesetError, match=re.escape(str(bad)) + ".*truncated"):
         check_fileset(load_fileset({"ttbar": [str(bad)]}))
     out = _run({"ttbar": [str(bad)], "qcd": [str(qcd_file)]}, proc_skip, skip=True)
-    assert [s["file"] for s in out["skipped"]] == [str(bad)]
-    assert "truncated" in out["skipped"][0]["reason"] and out["skipped"][0]["dataset"] == "ttbar"
+    assert [s["file"] for s in out["run"]["skipped"]] == [str(bad)]
+    assert "truncated" in out["run"]["skipped"][0]["reason"] and out["run"]["skipped"][0]["dataset"] == "ttbar"
     assert "ttbar" not in out
     _same(out, ref, ["qcd"])  # the other dataset is untouched
     _no_nan(out)
@@ -186,12 +187,12 @@ def test_corrupt_basket(damage, proc, proc_skip, ref, ttbar_file, qcd_file, tmp_
     assert str(bad) in text and re.search("compress", text), text
     # with skip_bad_inputs: every chunk of it is a counted skip, nothing reaches the histograms
     out = _run({"ttbar": [str(bad)], "qcd": [str(qcd_file)]}, proc_skip, skip=True)
-    chunks = sorted((s["entrystart"], s["entrystop"]) for s in out["skipped"])
+    chunks = sorted((s["entrystart"], s["entrystop"]) for s in out["run"]["skipped"])
     assert chunks == [(0, 150), (150, 300)]
-    for s in out["skipped"]:
+    for s in out["run"]["skipped"]:
         assert s["file"] == str(bad) and s["dataset"] == "ttbar" and "compress" in s["reason"]
         assert re.search(r"\.py:\d+ in \w+", s["where"]), s["where"]
-    assert out["ttbar"]["cutflow"]["events"] == 0 and out["ttbar"]["scores"].sum() == 0
+    assert out["datasets"]["ttbar"]["cutflow"]["events"] == 0 and out["datasets"]["ttbar"]["scores"].sum() == 0
     assert _no_nan(out) == 2
     _same(out, ref, ["qcd"])
 
@@ -201,16 +202,16 @@ def test_empty_tree_and_zero_byte_file(proc, proc_skip, ttbar_file, qcd_file, re
     empty = _write(tmp_path / "empty.root", {k: v[:0] for k, v in cols.items()})
     assert uproot.open(empty)["Events"].num_entries == 0
     out = _run({"empty": [str(empty)], "qcd": [str(qcd_file)]}, proc)
-    assert out["empty"]["cutflow"]["events"] == 0 and out["empty"]["scores"].sum() == 0
-    assert out["skipped"] == []
+    assert out["datasets"]["empty"]["cutflow"]["events"] == 0 and out["datasets"]["empty"]["scores"].sum() == 0
+    assert out["run"]["skipped"] == []
     _same(out, ref, ["qcd"])
     zero = tmp_path / "zero.root"
     zero.write_bytes(b"")
     with pytest.raises(FilesetError, match=re.escape(str(zero)) + ".*cannot be read"):
         check_fileset(load_fileset({"z": [str(zero)]}))
     out = _run({"z": [str(zero)], "qcd": [str(qcd_file)]}, proc_skip, skip=True)
-    assert [(s["dataset"], s["file"]) for s in out["skipped"]] == [("z", str(zero))]
-    assert "cannot be read" in out["skipped"][0]["reason"]
+    assert [(s["dataset"], s["file"]) for s in out["run"]["skipped"]] == [("z", str(zero))]
+    assert "cannot be read" in out["run"]["skipped"][0]["reason"]
     _same(out, ref, ["qcd"])
 
 
@@ -236,9 +237,9 @@ def test_file_without_constituent_branches(proc, proc_skip, ttbar_file, tmp_path
         _run({"fj": [str(fj_only)]}, proc)
     assert any(isinstance(e, MissingBranchError) for e in _chain(info.value))
     out = _run({"fj": [str(fj_only)]}, proc_skip, skip=True)
-    assert len(out["skipped"]) == 2
-    assert all(s["reason"].startswith("MissingBranchError") and s["file"] == str(fj_only) for s in out["skipped"])
-    assert out["fj"]["cutflow"]["events"] == 0
+    assert len(out["run"]["skipped"]) == 2
+    assert all(s["reason"].startswith("MissingBranchError") and s["file"] == str(fj_only) for s in out["run"]["skipped"])
+    assert out["datasets"]["fj"]["cutflow"]["events"] == 0
 
 
 def test_association_index_out_of_range(proc, proc_skip, ref, ttbar_file, tmp_path):
@@ -249,10 +250,10 @@ def test_association_index_out_of_range(proc, proc_skip, ref, ttbar_file, tmp_pa
     with pytest.raises(InvalidAssociationError, match=rf"event {event} .*pFCandsIdx={n_cands + 3} of {n_cands}"):
         proc.process(load_events(bad))
     out = _run({"ttbar": [str(bad)]}, proc_skip, skip=True)
-    cf = out["ttbar"]["cutflow"]
-    assert cf["bad_association_rows"] == 1 and cf["events"] == N_EVENTS and out["skipped"] == []
+    cf = out["datasets"]["ttbar"]["cutflow"]
+    assert cf["bad_association_rows"] == 1 and cf["events"] == N_EVENTS and out["run"]["skipped"] == []
     # the bad row is dropped; the other jets are scored as before
-    assert ref["ttbar"]["cutflow"]["scored"] - 1 <= cf["scored"] <= ref["ttbar"]["cutflow"]["scored"]
+    assert ref["datasets"]["ttbar"]["cutflow"]["scored"] - 1 <= cf["scored"] <= ref["datasets"]["ttbar"]["cutflow"]["scored"]
     _no_nan(out)
 
 
@@ -267,12 +268,12 @@ def test_nonfinite_kinematics_counted_never_scored(proc, ref, ttbar_file, tmp_pa
     cols = _set(cols, "FatJet", "eta", e2, j2, np.inf)
     bad = _write(tmp_path / "nonfinite.root", cols)
     out = _run({"ttbar": [str(bad)]}, proc)
-    cf, cf0 = out["ttbar"]["cutflow"], ref["ttbar"]["cutflow"]
+    cf, cf0 = out["datasets"]["ttbar"]["cutflow"], ref["datasets"]["ttbar"]["cutflow"]
     assert cf["nonfinite"] == cf0["nonfinite"] + 2
     assert cf["scored"] == cf0["scored"] - 2
-    h = out["ttbar"]["scores"]
+    h = out["datasets"]["ttbar"]["scores"]
     for t in proc.tagger_names:
-        assert h[{"tagger": t}].sum(flow=True) == out["ttbar"]["tagger_counts"][t]["scored"]
+        assert h[{"tagger": t}].sum(flow=True) == out["datasets"]["ttbar"]["tagger_counts"][t]["scored"]
     assert h[{"tagger": "pfn"}].sum(flow=True) == cf["scored"]
     assert _no_nan(out) == 1
 
@@ -281,10 +282,10 @@ def test_jets_without_constituents_counted(arts):
     wide = Selection(pt_min=0.0, pt_max=1e9, abs_eta_max=10.0)
     p = TaggerProcessor(taggers=[arts["pfn"]], device="cpu", selection=wide)
     out = _run({"v15": [str(SAMPLES / "nano_tt_v15.root")]}, p, chunksize=1000)
-    cf = out["v15"]["cutflow"]
+    cf = out["datasets"]["v15"]["cutflow"]
     assert cf["no_constituents"] == 2 and cf["nonfinite"] == 0
     assert cf["scored"] == cf["selected"] - 2
-    assert out["v15"]["scores"].sum(flow=True) == cf["scored"]
+    assert out["datasets"]["v15"]["scores"].sum(flow=True) == cf["scored"]
     _no_nan(out)
 
 
@@ -310,7 +311,7 @@ def test_more_constituents_than_length_keeps_hardest(arts, tmp_path):
     scores = {}
     for name, cs in (("all", cands), ("hardest", hardest)):
         p = TaggerProcessor(taggers=taggers, device="cpu", save_scores=tmp_path / name)
-        out = p.process(_one_jet_event(cs))["unknown"]
+        out = p.process(_one_jet_event(cs))["datasets"]["unknown"]
         assert out["cutflow"]["scored"] == 1 and out["skipped"] == []
         (f,) = (tmp_path / name).glob("*.parquet")
         scores[name] = ak.from_parquet(f)
@@ -372,10 +373,10 @@ def test_fileset_json_errors(ttbar_file, tmp_path, proc):
     fs = tmp_path / "fileset.json"
     fs.write_text(json.dumps({"ttbar": ["data/missing.root"]}))
     with pytest.raises(FilesetError, match=re.escape(str(tmp_path / "data" / "missing.root")) + ".*does not exist"):
-        run_fileset(fs, None, executor="iterative", processor_instance=proc, status=False)
+        run_fileset(fs, proc, config=RunConfig(executor="iterative", status=False))
     fs.write_text(json.dumps({"ttbar": {"files": {str(ttbar_file): "Evnts"}}}))
     with pytest.raises(FilesetError, match=re.escape(str(ttbar_file)) + r".*no tree 'Evnts'.*'Events'"):
-        run_fileset(fs, None, executor="iterative", processor_instance=proc, status=False)
+        run_fileset(fs, proc, config=RunConfig(executor="iterative", status=False))
     fs.write_text('{"ttbar": ["a.root",]')
     with pytest.raises(FilesetError, match=re.escape(str(fs)) + ".*not valid JSON"):
         load_fileset(fs)
@@ -414,8 +415,7 @@ def test_dask_worker_killed_mid_run_and_localhost_cluster(arts, ref, ttbar_file,
 
         def target():
             try:
-                result["out"] = run_fileset({"ttbar": [str(ttbar_file)]}, None, executor="dask", client=client,
-                                            chunksize=50, processor_instance=slow, status=False)
+                result["out"] = run_fileset({"ttbar": [str(ttbar_file)]}, slow, config=RunConfig(executor="dask", chunksize=50, status=False), client=client)
             except BaseException as err:  # noqa: BLE001 - reported below
                 result["err"] = err
 
@@ -435,7 +435,7 @@ def test_dask_worker_killed_mid_run_and_localhost_cluster(arts, ref, ttbar_file,
         cluster.close()
     assert "err" not in result, result.get("err")
     out = result["out"]
-    assert out["skipped"] == []
+    assert out["run"]["skipped"] == []
     _same(out, ref, ["ttbar"])
 
 
@@ -456,7 +456,7 @@ def test_oom_in_processor_gives_identical_histograms(arts, ttbar_file, monkeypat
     monkeypatch.setattr(engine, "_forward", flaky)
     out = _run({"ttbar": [str(ttbar_file)]}, p)
     assert max(sizes) == 32 and {16, 8} <= set(sizes)
-    assert out["skipped"] == []
+    assert out["run"]["skipped"] == []
     _same(out, clean, ["ttbar"])
 
 
@@ -474,11 +474,10 @@ def test_interrupted_save_leaves_nothing(proc, ttbar_file, tmp_path, monkeypatch
 
     monkeypatch.setattr(coffea.util, "save", interrupted_save)
     with pytest.raises(KeyboardInterrupt):
-        run_fileset({"e": [str(empty)]}, outdir / "out.coffea", executor="iterative", processor_instance=proc,
-                    status=False)
+        run_fileset({"e": [str(empty)]}, proc, config=RunConfig(executor="iterative", status=False), out=outdir / "out.coffea")
     assert list(outdir.iterdir()) == []
     monkeypatch.undo()
-    run_fileset({"e": [str(empty)]}, outdir / "out.coffea", executor="iterative", processor_instance=proc, status=False)
+    run_fileset({"e": [str(empty)]}, proc, config=RunConfig(executor="iterative", status=False), out=outdir / "out.coffea")
     assert [f.name for f in outdir.iterdir()] == ["out.coffea"]
     assert coffea.util.load(outdir / "out.coffea")["e"]["cutflow"]["events"] == 0
 
@@ -605,14 +604,17 @@ def test_fuzzed_files_never_crash_and_are_accounted_for(proc_skip, ref, ttbar_fi
         damaged[f"fuzz{i}"] = str(path)
     out = _run(fileset, proc_skip, chunksize=150, skip=True)  # no crash
     _no_nan(out)
-    _same(out, {"good": ref["ttbar"]}, ["good"])
+    _same(out, {"datasets": {"good": ref["datasets"]["ttbar"]}}, ["good"])
     for ds, path in damaged.items():
-        mine = [s for s in out["skipped"] if s["file"] == path]
+        mine = [s for s in out["run"]["skipped"] if s["file"] == path]
         assert all(s["dataset"] == ds and s["reason"] for s in mine)
         if any(s["entrystart"] is None for s in mine):  # the whole file was refused up front
-            assert len(mine) == 1 and ds not in out
+            # ... and its dataset stays in the output, empty, with the file's events counted
+            assert len(mine) == 1 and out["datasets"][ds]["cutflow"]["events"] == 0
+            assert out["datasets"][ds]["skipped"] == mine
+            assert out["datasets"][ds]["cutflow"]["events_skipped"] == (mine[0]["events"] or 0)
             continue
         # every event is either processed or inside a skipped chunk
         skipped_events = sum(s["entrystop"] - s["entrystart"] for s in mine)
-        assert out[ds]["cutflow"]["events"] + skipped_events == N_EVENTS, (ds, mine)
-    assert all(s["file"] in damaged.values() for s in out["skipped"])
+        assert out["datasets"][ds]["cutflow"]["events"] + skipped_events == N_EVENTS, (ds, mine)
+    assert all(s["file"] in damaged.values() for s in out["run"]["skipped"])
