@@ -98,6 +98,20 @@ class JetScores:
         return ak.zip(columns, depth_limit=2)
 
 
+def _required_fields(taggers: Sequence[TaggerConfig]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Candidate and jet branches the taggers' input specs read (beyond the standard ones)."""
+    from hepml_coffea.representations import InputSpec
+
+    cand: set[str] = set()
+    jet: set[str] = set()
+    for t in taggers:
+        if t.spec is not None and t.input_kind != "observables":
+            spec = InputSpec.from_dict(dict(t.spec))
+            cand.update(spec.required_cand_fields())
+            jet.update(spec.required_jet_fields())
+    return tuple(sorted(cand)), tuple(sorted(jet))
+
+
 def _events_of(events_or_fatjets: Any) -> Any:
     """Events from events or from a whole ``events.FatJet`` collection (NanoEvents)."""
     fields = ak.fields(events_or_fatjets)
@@ -177,6 +191,7 @@ class FatJetTagger:
         self.backend = backend
         self.jet_block = max(1, int(jet_block))
         self.on_invalid = on_invalid
+        self.cand_fields, self.jet_fields = _required_fields(self.taggers)
 
     @property
     def names(self) -> list[str]:
@@ -213,7 +228,8 @@ class FatJetTagger:
             fatjets = events["FatJet"]
             fatjet_counts = np.asarray(ak.to_numpy(ak.num(fatjets.pt, axis=1)), dtype=np.int64) if len(events) \
                 else np.zeros(0, dtype=np.int64)
-            jc = fatjet_constituents(events, jet_mask=mask, on_invalid=self.on_invalid, select=select)
+            jc = fatjet_constituents(events, jet_mask=mask, on_invalid=self.on_invalid, select=select,
+                                     cand_fields=self.cand_fields, jet_fields=self.jet_fields)
         scores = self.score_constituents(jc, timer=timer)
         not_scored = {f"not_scored:{n}": int(np.sum(jc.valid & ~np.isfinite(s))) for n, s in scores.items()}
         counts = {
