@@ -21,7 +21,6 @@ Plots live in :mod:`hepml_coffea.plots`, which imports this module (never the re
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import awkward as ak

@@ -1,0 +1,50 @@
+"""Run outputs: the stage report and atomic saving (``coffea.util.save``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hepml_coffea.histograms import datasets_of
+
+__all__ = ["stage_report", "save_output"]
+
+
+def stage_report(output: Mapping[str, Any], wall: float | None = None) -> str:
+    """Per-stage time and jets/s summed over datasets (a text table)."""
+    timing: dict[str, float] = {}
+    jets = 0
+    events = 0
+    for ds in datasets_of(output).values():
+        if "timing" not in ds:
+            continue
+        for k, v in ds["timing"].items():
+            timing[k] = timing.get(k, 0.0) + float(v)
+        jets += int(ds["cutflow"]["scored"])
+        events += int(ds["cutflow"]["events"])
+    lines = [f"{'stage':<22}{'seconds':>10}{'jets/s':>14}"]
+    for k, v in timing.items():
+        lines.append(f"{k:<22}{v:>10.2f}{(jets / v if v > 0 else float('nan')):>14.0f}")
+    total = sum(timing.values())
+    lines.append(f"{'total (worker time)':<22}{total:>10.2f}{(jets / total if total > 0 else float('nan')):>14.0f}")
+    if wall:
+        lines.append(f"wall time {wall:.1f} s: {events / wall:.0f} events/s, {jets / wall:.0f} scored jets/s")
+    return "\n".join(lines)
+
+
+def save_output(output: Any, out: str | os.PathLike[str]) -> Path:
+    """``coffea.util.save`` under a temporary name, then rename: never a partial file."""
+    from coffea.util import save
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        save(output, tmp)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
