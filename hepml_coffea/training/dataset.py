@@ -68,11 +68,13 @@ class JetDataset:
         return JetDataset(self.jets[mask], self.cands[mask], self.labels[mask], self.event[mask], self.split[mask])
 
     def observables(self) -> tuple[np.ndarray, np.ndarray]:
-        """(msoftdrop, tau32) of every jet; tau32 = 0 where tau2 = 0."""
-        msd = np.asarray(ak.to_numpy(self.jets.msoftdrop), dtype=np.float64)
-        t3 = np.asarray(ak.to_numpy(self.jets.tau3), dtype=np.float64)
-        t2 = np.asarray(ak.to_numpy(self.jets.tau2), dtype=np.float64)
-        return msd, np.divide(t3, t2, out=np.zeros_like(t3), where=t2 > 0)
+        """(msoftdrop, tau32) of every jet, computed as at inference
+        (:func:`hepml_coffea.representations.observables.build_observables`: tau32 is NaN
+        where tau2 <= 0)."""
+        from hepml_coffea.representations.observables import build_observables
+
+        obs = build_observables(self.jets)
+        return obs["msoftdrop"], obs["tau32"]
 
 
 def _load(files: Sequence[str | os.PathLike[str]], want_top: bool, selection: Selection) -> JetDataset:
