@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 import pytest
@@ -90,12 +91,21 @@ def test_tampered_artifacts_refused(tiny_artifacts, tmp_path):
         load_artifact(bad)
 
 
-def test_training_lowers_loss_and_writes_artifact(ttbar_file, qcd_file, tmp_path):
+def test_training_lowers_loss_and_writes_artifact(ttbar_file, qcd_file, tmp_path, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
     ds = load_dataset([ttbar_file], [qcd_file])
     cfg = TrainConfig(model="pfn", epochs=4, batch_size=32, lr=3e-3, progress=False, patience=10)
     m = train_on_dataset(ds, tmp_path / "pfn", cfg)
+    assert not list(scratch.glob("hepml_plots_*"))  # plot scratch folders removed
     hist_ = m["history"]["train"]
     assert len(hist_) == 4 and hist_[-1] < hist_[0]
+    assert len(m["history"]["val_auc"]) == 4 and len(m["history"]["lr"]) == 4
+    meta = load_artifact(tmp_path / "pfn").meta["training"]
+    assert meta["length_bucketing"] is True
+    assert set(meta["input_stats"]) >= {"log_pt", "dR"} and all(abs(v["mean"]) < 5 for v in meta["input_stats"].values())
     assert m["n_train"] + m["n_val"] + m["n_test"] == len(ds)
     for f in ("model.yaml", "weights.safetensors", "metrics.json", "model.ts", "roc.png", "loss.png", "manifest.json"):
         assert (tmp_path / "pfn" / f).is_file(), f
@@ -104,6 +114,52 @@ def test_training_lowers_loss_and_writes_artifact(ttbar_file, qcd_file, tmp_path
     # same seed, same data -> same weights (deterministic training on CPU)
     m2 = train_on_dataset(ds, tmp_path / "pfn2", cfg)
     assert m2["auc"] == m["auc"]
+
+
+def test_length_batches_cover_every_jet_once_and_group_lengths():
+    from hepml_coffea.training.train import _length_batches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 100, 1000)
+    order = rng.permutation(1000)
+    batches = _length_batches(order, lengths, 10, np.random.default_rng(1), pool=5)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    assert all(len(b) == 10 for b in batches)
+    # within a pool of 50 jets the batches are sorted by length: spread far below random batches
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 0.5 * np.mean([np.ptp(lengths[order[i:i + 10]]) for i in range(0, 1000, 10)])
+
+
+def test_length_bucketing_does_not_change_pfn_outputs():
+    torch.manual_seed(0)
+    model = build_model("pfn").eval()
+    feats = torch.randn(3, 7, 20)
+    mask = torch.zeros(3, 1, 20)
+    mask[0, :, :5] = 1
+    mask[1, :, :9] = 1
+    mask[2, :, :2] = 1
+    with torch.no_grad():
+        full = model(feats * mask, mask)
+        trimmed = model((feats * mask)[..., :9], mask[..., :9])
+    torch.testing.assert_close(full, trimmed)
+
+
+def test_warm_start_continues_from_an_artifact(ttbar_file, qcd_file, tmp_path):
+    ds = load_dataset([ttbar_file], [qcd_file])
+    cfg = TrainConfig(model="pfn", epochs=1, batch_size=64, progress=False, seed=5)
+    train_on_dataset(ds, tmp_path / "parent", cfg)
+    parent = load_artifact(tmp_path / "parent")
+    child_cfg = TrainConfig(model="pfn", epochs=1, batch_size=64, lr=1e-9, progress=False, seed=5,
+                            init_from=str(tmp_path / "parent"))
+    train_on_dataset(ds, tmp_path / "child", child_cfg)
+    child = load_artifact(tmp_path / "child")
+    assert child.meta["training"]["init_from"]["hash"] == parent.hash
+    # a vanishing learning rate leaves the parent's weights (almost) unchanged
+    for (k, a), b in zip(parent.model.state_dict().items(), child.model.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=k)
+    with pytest.raises(ValueError, match="same architecture"):
+        train_on_dataset(ds, tmp_path / "bad", TrainConfig(model="lstm", epochs=1, progress=False,
+                                                           init_from=str(tmp_path / "parent")))
 
 
 def test_cli_train_baseline(ttbar_file, qcd_file, tmp_path, capsys):

@@ -15,6 +15,7 @@ import copy
 import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -59,6 +60,12 @@ class TrainConfig:
     time_budget_s: float = 0.0
     #: write roc.png / loss.png into the artifact (needs mplhep; they are not hashed)
     plots: bool = True
+    #: start from the weights of this artifact (shipped name or folder; same architecture):
+    #: continued training on new data, recorded with the parent's hash
+    init_from: str | None = None
+    #: sequence models without batch statistics (PFN, LSTM) train on batches of similar
+    #: multiplicity trimmed to their longest jet (same result, less padding computed)
+    bucket: bool = True
 
 
 def model_inputs(built: dict[str, np.ndarray], input_kind: str) -> list[np.ndarray]:
@@ -80,17 +87,20 @@ def _train_baseline(ds: JetDataset, out: Path, cfg: TrainConfig, meta: dict[str,
     from hepml_coffea.models import CutBasedTopTagger
 
     msd, tau32 = ds.observables()
-    tr = ds.split == TRAIN
-    te = ds.split == TEST
+    ok = CutBasedTopTagger.valid_mask(msd, tau32)  # jets without tau32 are not scored at inference either
+    tr = (ds.split == TRAIN) & ok
+    te = (ds.split == TEST) & ok
     t0 = time.perf_counter()
     model = CutBasedTopTagger().fit(msd[tr], tau32[tr], ds.labels[tr])
     scores = model.score(msd[te], tau32[te])
     metrics = tagger_metrics(ds.labels[te], scores)
+    metrics["jets_without_tau32"] = int((~ok).sum())
     metrics.update({"parameters": int(np.asarray(model.sig_hist).size * 2), "train_seconds": time.perf_counter() - t0})
-    plots = _plots(ds.labels[te], scores, None, cfg.model) if cfg.plots else None
     metrics.update(_sizes(ds))
-    save_artifact(out, name=cfg.model, model=model, input_kind="observables", spec=None, metrics=metrics,
-                  meta=meta, extra_files=plots)
+    with tempfile.TemporaryDirectory(prefix="hepml_plots_") as tmp:
+        plots = _plots(ds.labels[te], scores, None, cfg.model, Path(tmp)) if cfg.plots else None
+        save_artifact(out, name=cfg.model, model=model, input_kind="observables", spec=None, metrics=metrics,
+                      meta=meta, extra_files=plots)
     return metrics
 
 
@@ -113,16 +123,14 @@ def _sizes(ds: JetDataset) -> dict[str, int]:
 
 
 def _plots(labels: np.ndarray, scores: np.ndarray, history: dict[str, list[float]] | None,
-           name: str) -> dict[str, Path]:
-    """ROC and loss PNGs in a scratch folder; save_artifact copies them in."""
+           name: str, tmp: Path) -> dict[str, Path]:
+    """ROC and loss PNGs in the scratch folder ``tmp``; save_artifact copies them in."""
     from hepml_coffea.plots import plot_loss, plot_roc
 
-    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"hepml_plots_{os.getpid()}_{name}"
-    tmp.mkdir(parents=True, exist_ok=True)
     es, eb, _ = roc_curve(labels, scores)
     files = {"roc.png": plot_roc({name: (es, eb)}, tmp / "roc.png")}
     if history:
-        files["loss.png"] = plot_loss(history, tmp / "loss.png")
+        files["loss.png"] = plot_loss({k: history[k] for k in ("train", "validation")}, tmp / "loss.png")
     return files
 
 
@@ -165,7 +173,25 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
         raise ValueError(msg)
     autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if amp_dtype is not None and device.startswith(
         "cuda") else contextlib.nullcontext
-    model = build_model(cfg.model).to(device)
+    model = build_model(cfg.model)
+    if cfg.init_from:
+        meta["training"]["init_from"] = _warm_start(model, cfg.init_from)
+    model = model.to(device)
+    mask_arr = built.get("mask")
+    lengths = (mask_arr[:, 0, :].sum(axis=1).astype(np.int64) if mask_arr is not None
+               else np.zeros(len(labels), dtype=np.int64))
+    trim = cfg.bucket and kind == "sequence" and not _has_batchnorm(model) and not cfg.data_on_device
+    meta["training"]["length_bucketing"] = trim
+    meta["training"]["input_stats"] = _input_stats([a[idx[TRAIN]] for a in arrays], INPUT_NAMES[kind],
+                                                   mask_arr[idx[TRAIN]] if mask_arr is not None else None, spec)
+    np_rng = np.random.default_rng(cfg.seed)
+
+    def take(b: Any) -> list[Any]:
+        """The model inputs of jets ``b`` on the device, trimmed to their longest jet when bucketing."""
+        if trim:
+            n_max = max(1, int(lengths[b.cpu().numpy() if hasattr(b, "cpu") else b].max()))
+            return [t[b][..., :n_max].to(device) for t in tensors]
+        return [t[b].to(device) for t in tensors]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(idx[TRAIN]) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch),
@@ -180,25 +206,32 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
     total_steps = max(1, cfg.epochs * steps_per_epoch)
     step = 0
     gen = torch.Generator().manual_seed(cfg.seed)
-    history: dict[str, list[float]] = {"train": [], "validation": []}
+    history: dict[str, list[float]] = {"train": [], "validation": [], "val_auc": [], "lr": []}
     best = (float("inf"), -1)
     best_state: dict[str, Any] | None = None
     bad_epochs = 0
     t_train = time.perf_counter()
 
-    def val_loss() -> float:
+    val_order = idx[VAL][np.argsort(lengths[idx[VAL]], kind="stable")] if trim else idx[VAL]
+
+    def val_loss() -> tuple[float, float]:
+        """(loss, AUC) on the validation split."""
+        from hepml_coffea.training.metrics import auc
+
         model.eval()
         total, n = 0.0, 0
+        probs = []
         with torch.inference_mode():
-            for start in range(0, len(idx[VAL]), 2048):
-                b = torch.from_numpy(idx[VAL][start:start + 2048])
+            for start in range(0, len(val_order), 2048):
+                b = torch.from_numpy(val_order[start:start + 2048])
                 if on_device:
                     b = b.to(device)
                 with autocast():
-                    logits = model(*[t[b].to(device) for t in tensors])
+                    logits = model(*take(b))
                     total += float(loss_fn(logits.float(), y[b].to(device))) * len(b)
+                probs.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy())
                 n += len(b)
-        return total / n
+        return total / n, auc(labels[val_order], np.concatenate(probs))
 
     try:
         from tqdm import tqdm
@@ -210,11 +243,13 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
         if on_device:
             perm = perm.to(device)
         running, seen = 0.0, 0
-        batches = range(0, len(perm), cfg.batch_size)
+        if trim:
+            batches: Any = [torch.from_numpy(bb) for bb in _length_batches(perm.numpy(), lengths, cfg.batch_size, np_rng)]
+        else:
+            batches = [perm[start:start + cfg.batch_size] for start in range(0, len(perm), cfg.batch_size)]
         it = tqdm(batches, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}", leave=False,
                   disable=not cfg.progress or not sys.stderr.isatty()) if tqdm else batches
-        for start in it:
-            b = perm[start:start + cfg.batch_size]
+        for b in it:
             if len(b) < 2:
                 continue
             if cfg.time_budget_s > 0:
@@ -222,7 +257,7 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
                 for group in opt.param_groups:
                     group["lr"] = _one_cycle_lr(frac, cfg.lr)
             with autocast():
-                logits = model(*[t[b].to(device) for t in tensors])
+                logits = model(*take(b))
                 loss = loss_fn(logits.float(), y[b].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -236,10 +271,13 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
             seen += len(b)
             if cfg.time_budget_s > 0 and time.perf_counter() - t_train >= cfg.time_budget_s:
                 break
-        vl = val_loss()
+        vl, vauc = val_loss()
         history["train"].append(running / max(seen, 1))
         history["validation"].append(vl)
-        print(f"[{cfg.model}] epoch {epoch + 1}: train loss {history['train'][-1]:.4f}, val loss {vl:.4f}",
+        history["val_auc"].append(round(vauc, 5))
+        history["lr"].append(float(opt.param_groups[0]["lr"]))
+        print(f"[{cfg.model}] epoch {epoch + 1}: train loss {history['train'][-1]:.4f}, val loss {vl:.4f}, "
+              f"val AUC {vauc:.4f}, lr {history['lr'][-1]:.2e}, {time.perf_counter() - t_train:.0f} s",
               file=sys.stderr, flush=True)
         out_of_time = cfg.time_budget_s > 0 and time.perf_counter() - t_train >= cfg.time_budget_s
         if vl < best[0] - 1e-5:
@@ -278,10 +316,81 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
         **_sizes(ds),
     })
     example = tuple(torch.from_numpy(a[:8]) for a in test_inputs)
-    plots = _plots(labels[idx[TEST]], scores, history, cfg.model) if cfg.plots else None
-    save_artifact(out, name=cfg.model, model=model, input_kind=kind, spec=spec, metrics=metrics, meta=meta,
-                  example_inputs=example, extra_files=plots)
+    with tempfile.TemporaryDirectory(prefix="hepml_plots_") as tmp:
+        plots = _plots(labels[idx[TEST]], scores, history, cfg.model, Path(tmp)) if cfg.plots else None
+        save_artifact(out, name=cfg.model, model=model, input_kind=kind, spec=spec, metrics=metrics, meta=meta,
+                      example_inputs=example, extra_files=plots)
+    _export_onnx(out)
     return metrics
+
+
+def _export_onnx(out: Path) -> None:
+    """Add an ONNX export to the artifact when the engine provides ``export_onnx``."""
+    try:
+        from hepml_coffea.inference.engine import export_onnx  # type: ignore[attr-defined]
+    except ImportError:
+        try:
+            from hepml_coffea.inference.onnx import export_onnx  # type: ignore[no-redef]
+        except ImportError:
+            return
+    export_onnx(out)
+
+
+def _warm_start(model: Any, init_from: str) -> dict[str, Any]:
+    """Load the weights of artifact ``init_from`` into ``model`` (same class and kwargs)."""
+    from hepml_coffea.artifacts import load_artifact
+
+    art = load_artifact(init_from)
+    if type(art.model) is not type(model) or art.model.config() != model.config():
+        msg = (f"init_from={init_from!r}: artifact holds {type(art.model).__name__}{art.model.config()}, "
+               f"the model to train is {type(model).__name__}{model.config()}; warm starts need the same architecture")
+        raise ValueError(msg)
+    model.load_state_dict(art.model.state_dict())
+    return {"artifact": str(init_from), "hash": art.hash, "parent_metrics": {
+        k: art.metrics.get(k) for k in ("auc", "rejection_30", "rejection_50", "epochs_run", "n_train")}}
+
+
+def _has_batchnorm(model: Any) -> bool:
+    from torch import nn
+
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def _length_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                    pool: int = 50) -> list[np.ndarray]:
+    """Batches of similar constituent multiplicity: the shuffled ``order`` is cut into pools of
+    ``pool`` batches, each pool is sorted by length and cut into batches, and the batch order is
+    shuffled. Lets a model without batch statistics skip most padding (see ``trim``).
+
+    Shapes:
+        order: (N,) jet indices; lengths: (N_all,) -> list of (<= batch_size,) index arrays
+    """
+    batches = []
+    span = batch_size * pool
+    for a in range(0, len(order), span):
+        chunk = order[a:a + span]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[b:b + batch_size] for b in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)  # type: ignore[arg-type]
+    return batches
+
+
+def _input_stats(arrays: list[np.ndarray], names: tuple[str, ...], mask: np.ndarray | None,
+                 spec: Any) -> dict[str, Any]:
+    """Mean / std / fraction clipped of each normalised input feature over real particles
+    (checks the spec's centre and scale: features should come out O(1))."""
+    out: dict[str, Any] = {}
+    for arr, name in zip(arrays, names):
+        if name != "features":
+            continue
+        real = mask[:, 0, :] > 0 if mask is not None else np.ones(arr.shape[::2], dtype=bool)
+        feats = getattr(spec, "features", None) or []
+        for c in range(arr.shape[1]):
+            v = arr[:, c, :][real]
+            label = getattr(feats[c], "name", str(c)) if c < len(feats) else str(c)
+            out[label] = {"mean": round(float(v.mean()), 3), "std": round(float(v.std()), 3),
+                          "at_clip": round(float(np.mean(np.abs(v) >= 4.999)), 4)}
+    return out
 
 
 def train(
