@@ -171,7 +171,9 @@ def rejection_at_efficiency(labels: np.ndarray, scores: np.ndarray, eff: float,
     -------
     dict with ``threshold``, ``signal_efficiency`` (actual), ``n_pass``, ``n_background``,
     ``rejection`` (inf when n_pass = 0), ``rejection_low``, ``rejection_high`` (inf when
-    n_pass = 0: only a lower limit).
+    n_pass = 0: only a lower limit), and ``rejection_sig_low`` / ``rejection_sig_high``: the
+    rejection at eS +- sqrt(eS (1 - eS) / n_signal), the part of the uncertainty that comes
+    from placing the threshold with a finite signal sample (not in the Clopper-Pearson interval).
 
     Shapes:
         labels, scores: (N,) -> scalars
@@ -185,7 +187,15 @@ def rejection_at_efficiency(labels: np.ndarray, scores: np.ndarray, eff: float,
         msg = "no background jets: rejection undefined"
         raise ValueError(msg)
     lo, hi = clopper_pearson(k, n, cl)
+    n_sig = int(lab.sum())
+    d_eff = float(np.sqrt(eff * (1 - eff) / n_sig))
+    sig_side = []
+    for e in (min(eff + d_eff, 1.0), max(eff - d_eff, 1.0 / n_sig)):
+        k_e = int(np.sum(s[~lab] >= _threshold(s[lab], e)))
+        sig_side.append(n / k_e if k_e else float("inf"))
     return {
+        "rejection_sig_low": sig_side[0],
+        "rejection_sig_high": sig_side[1],
         "threshold": t,
         "signal_efficiency": float(np.mean(s[lab] >= t)),
         "n_pass": k,
@@ -716,6 +726,17 @@ def format_report(res: Mapping[str, Any]) -> str:
               for w in ("eS50", "eS30")]
         lines.append(f"| {name} | {r['auc']:.4f} +- {r['auc_err']:.4f} | {r['accuracy']:.4f} +- {r['accuracy_err']:.4f} "
                      f"| {_rej(r['eS50'])} | {_rej(r['eS30'])} | {xs[0]} | {xs[1]} | {js[0]} | {js[1]} |")
+    lines += [
+        "",
+        "Threshold placement with a finite signal sample (not in the intervals above): 1/eB at "
+        "eS -+ sqrt(eS (1 - eS) / n_signal):",
+        "",
+        "| tagger | 1/eB @ eS=50%: at eS+1sd .. eS-1sd | 1/eB @ eS=30%: at eS+1sd .. eS-1sd |",
+        "|---|---|---|",
+    ]
+    for name, r in res["taggers"].items():
+        lines.append(f"| {name} | " + " | ".join(
+            f"{r[w]['rejection_sig_low']:.0f} .. {r[w]['rejection_sig_high']:.0f}" for w in ("eS50", "eS30")) + " |")
     lines += [
         "",
         "JSD: Jensen-Shannon divergence (base 2) between the QCD soft-drop mass of jets passing and failing "

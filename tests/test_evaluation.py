@@ -66,6 +66,8 @@ def test_rejection_at_efficiency_counts_passing_jets():
     assert r["n_pass"] == 1 and r["n_background"] == 8 and r["rejection"] == 8.0
     lo, hi = clopper_pearson(1, 8)
     assert r["rejection_low"] == pytest.approx(1 / hi) and r["rejection_high"] == pytest.approx(1 / lo)
+    # threshold placement: eS +- sqrt(0.25/4) = 0.25 / 0.75 -> 1 and 3 signal jets -> 0 and 2 background pass
+    assert r["rejection_sig_high"] == np.inf and r["rejection_sig_low"] == 4.0
     r = rejection_at_efficiency(labels, scores, 0.25)
     assert r["n_pass"] == 0 and r["rejection"] == np.inf and r["rejection_high"] == np.inf
     assert r["rejection_low"] == pytest.approx(1 / (1 - ((1 - ONE_SIGMA) / 2) ** (1 / 8)))
