@@ -52,6 +52,7 @@ __all__ = [
     "evaluate",
     "format_report",
     "run_evaluation",
+    "plot_learning_curves",
     "MARK_BEGIN",
     "MARK_END",
 ]
@@ -682,6 +683,7 @@ def run_evaluation(data: str | os.PathLike[str], out: str | os.PathLike[str], *,
     meta = {"command": f"hepml-coffea evaluate --data {data} --out {out}" + (f" --taggers {' '.join(names)}" if taggers else ""),
             "artifact_hashes": {n: _artifact_hash(n) for n in names}, "seconds_scoring": round(time.perf_counter() - t0, 1)}
     res = evaluate(sample, out, meta=meta)
+    plot_learning_curves(names, Path(out) / "learning_curves.png")
     if update_markdown is not None:
         md = Path(update_markdown)
         text = md.read_text()
@@ -876,6 +878,41 @@ def plot_all(sample: EvalSample, res: Mapping[str, Any], out: Path) -> list[Path
         ax.set_visible(False)
     written.append(_save(plt, fig, out / "mass_sculpting.png"))
     return written
+
+
+def plot_learning_curves(taggers: Sequence[str], out: str | os.PathLike[str]) -> Path | None:
+    """Validation loss and AUC per epoch from each artifact's recorded training history.
+
+    Returns the PNG path, or ``None`` when no artifact records a history (e.g. only the
+    cut-based baseline).
+    """
+    from hepml_coffea.artifacts import resolve_artifact
+
+    hist = {}
+    for name in taggers:
+        m = json.loads((resolve_artifact(name) / "metrics.json").read_text())
+        if m.get("history"):
+            hist[name] = m["history"]
+    if not hist:
+        return None
+    plt = _plt()
+    with_auc = any(h.get("val_auc") for h in hist.values())
+    fig, axes = plt.subplots(1, 2 if with_auc else 1, figsize=(14 if with_auc else 8, 6), squeeze=False)
+    a1 = axes[0, 0]
+    for name, h in hist.items():
+        ep = np.arange(1, len(h["validation"]) + 1)
+        line = a1.plot(ep, h["validation"], marker="o", label=f"{name} validation")[0]
+        a1.plot(ep, h["train"], ls="--", color=line.get_color(), label=f"{name} train")
+        if with_auc and h.get("val_auc"):
+            axes[0, 1].plot(ep, h["val_auc"], marker="o", color=line.get_color(), label=name)
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("cross-entropy loss")
+    a1.legend(fontsize=10, ncol=2)
+    if with_auc:
+        axes[0, 1].set_xlabel("epoch")
+        axes[0, 1].set_ylabel("validation AUC")
+        axes[0, 1].legend(fontsize=10)
+    return _save(plt, fig, Path(out))
 
 
 def _save(plt: Any, fig: Any, path: Path) -> Path:
