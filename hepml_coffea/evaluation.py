@@ -852,8 +852,9 @@ def plot_all(sample: EvalSample, res: Mapping[str, Any], out: Path) -> list[Path
             ax.errorbar(0.5 * (edges[1:] + edges[:-1]), h / norm, yerr=np.sqrt(h) / norm, fmt=".", color=col,
                         label=f"{lab_name} ({len(v):,})")
         ax.set_yscale("log")
-        ax.set_xlabel(f"{name} score")
-        ax.set_ylabel("density")
+        ax.set_title(name, fontsize=16)
+        ax.set_xlabel("score", fontsize=16)
+        ax.set_ylabel("density", fontsize=16)
         ax.legend(fontsize=11)
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
@@ -871,9 +872,10 @@ def plot_all(sample: EvalSample, res: Mapping[str, Any], out: Path) -> list[Path
                     continue
                 ax.stairs(h / h.sum() / np.diff(e), e, color=col, ls=style,
                           label=f"{lab_name} {wp} ({int(h.sum()):,})" + (f", JSD {sc['jsd']:.3f}" if key == "hist_pass" else ""))
-        ax.set_xlabel(f"QCD soft-drop mass [GeV] ({name})")
-        ax.set_ylabel("density")
-        ax.legend(fontsize=10)
+        ax.set_title(name, fontsize=16)
+        ax.set_xlabel(r"QCD $m_{SD}$ [GeV]", fontsize=16)
+        ax.set_ylabel("density", fontsize=16)
+        ax.legend(fontsize=9)
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
     written.append(_save(plt, fig, out / "mass_sculpting.png"))
@@ -916,6 +918,7 @@ def plot_learning_curves(taggers: Sequence[str], out: str | os.PathLike[str]) ->
 
 
 def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return path
