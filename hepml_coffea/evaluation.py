@@ -37,24 +37,24 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "PUBLISHED",
-    "EvalSample",
-    "clopper_pearson",
-    "delong_auc",
-    "rejection_at_efficiency",
-    "balanced_accuracy",
-    "jensen_shannon",
-    "mass_sculpting",
-    "rejection_vs_pt",
-    "tagger_report",
-    "top_only_matched",
-    "load_eval_sample",
-    "evaluate",
-    "format_report",
-    "run_evaluation",
-    "plot_learning_curves",
     "MARK_BEGIN",
     "MARK_END",
+    "PUBLISHED",
+    "EvalSample",
+    "balanced_accuracy",
+    "clopper_pearson",
+    "delong_auc",
+    "evaluate",
+    "format_report",
+    "jensen_shannon",
+    "load_eval_sample",
+    "mass_sculpting",
+    "plot_learning_curves",
+    "rejection_at_efficiency",
+    "rejection_vs_pt",
+    "run_evaluation",
+    "tagger_report",
+    "top_only_matched",
 ]
 
 MARK_BEGIN = "<!-- hepml-coffea evaluate: begin (generated, do not edit) -->"
@@ -357,7 +357,7 @@ def tagger_report(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
         "auc": auc, "auc_err": auc_err,
         "accuracy": acc, "accuracy_err": acc_err,
         "n_signal": int(lab.sum()), "n_background": int((~lab).sum()), "n_unscored": int((~finite).sum()),
-        **{f"eS{int(round(e * 100))}": rejection_at_efficiency(lab, s_cut, e) for e in EFFICIENCIES},
+        **{f"eS{round(e * 100)}": rejection_at_efficiency(lab, s_cut, e) for e in EFFICIENCIES},
     }
 
 
@@ -554,8 +554,8 @@ def load_eval_sample(signal: Sequence[str | os.PathLike[str]], background: Seque
                 msg = f"cached scores of {t} for {path} have {len(sc)} jets, expected {len(c['pt'])}; delete the cache"
                 raise ValueError(msg)
             scores[t].append(sc)
-        for k in cols:
-            cols[k].append(c[k])
+        for k, col in cols.items():
+            col.append(c[k])
         tr = c["truth"]
         if is_sig:
             counts["ttbar_contained"] += int((tr == TRUTH_CONTAINED).sum())
@@ -709,16 +709,16 @@ def format_report(res: Mapping[str, Any]) -> str:
     c = res["counts"]
     any_rep = next(iter(res["taggers"].values()))
     lines = [
-        f"Evaluation set: {any_rep['n_signal']:,} fully contained top jets and {any_rep['n_background']:,} QCD jets "
-        f"(550 < pT < 650 GeV, |eta| < 2) from {len(res['files'])} files; scored through "
-        f"`{res['scoring_path']}`.",
+        (f"Evaluation set: {any_rep['n_signal']:,} fully contained top jets and {any_rep['n_background']:,} QCD jets "
+         f"(550 < pT < 650 GeV, |eta| < 2) from {len(res['files'])} files; scored through "
+         f"`{res['scoring_path']}`."),
         "",
-        "1/eB: value [68 % Clopper-Pearson interval] (QCD jets passing). AUC +- DeLong standard error. "
-        "Accuracy: class-balanced, score > 0.5, +- binomial error. x baseline: ratio of 1/eB to the cut-based "
-        "baseline's at the same eS, +- the two relative errors in quadrature.",
+        ("1/eB: value [68 % Clopper-Pearson interval] (QCD jets passing). AUC +- DeLong standard error. "
+         "Accuracy: class-balanced, score > 0.5, +- binomial error. x baseline: ratio of 1/eB to the cut-based "
+         "baseline's at the same eS, +- the two relative errors in quadrature."),
         "",
-        "| tagger | AUC | accuracy | 1/eB @ eS=50% | 1/eB @ eS=30% | x baseline (50%) | x baseline (30%) "
-        "| JSD eS=50% (random) | JSD eS=30% (random) |",
+        ("| tagger | AUC | accuracy | 1/eB @ eS=50% | 1/eB @ eS=30% | x baseline (50%) | x baseline (30%) "
+         "| JSD eS=50% (random) | JSD eS=30% (random) |"),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in res["taggers"].items():
@@ -730,8 +730,8 @@ def format_report(res: Mapping[str, Any]) -> str:
                      f"| {_rej(r['eS50'])} | {_rej(r['eS30'])} | {xs[0]} | {xs[1]} | {js[0]} | {js[1]} |")
     lines += [
         "",
-        "Threshold placement with a finite signal sample (not in the intervals above): 1/eB at "
-        "eS -+ sqrt(eS (1 - eS) / n_signal):",
+        ("Threshold placement with a finite signal sample (not in the intervals above): 1/eB at "
+         "eS -+ sqrt(eS (1 - eS) / n_signal):"),
         "",
         "| tagger | 1/eB @ eS=50%: at eS+1sd .. eS-1sd | 1/eB @ eS=30%: at eS+1sd .. eS-1sd |",
         "|---|---|---|",
@@ -741,12 +741,12 @@ def format_report(res: Mapping[str, Any]) -> str:
             f"{r[w]['rejection_sig_low']:.0f} .. {r[w]['rejection_sig_high']:.0f}" for w in ("eS50", "eS30")) + " |")
     lines += [
         "",
-        "JSD: Jensen-Shannon divergence (base 2) between the QCD soft-drop mass of jets passing and failing "
-        "the working point (0-300 GeV, 10 GeV bins), +- bootstrap; in brackets the value for a random "
-        "selection of the same size (the floor set by the statistics). Lower = less mass sculpting.",
+        ("JSD: Jensen-Shannon divergence (base 2) between the QCD soft-drop mass of jets passing and failing "
+         "the working point (0-300 GeV, 10 GeV bins), +- bootstrap; in brackets the value for a random "
+         "selection of the same size (the floor set by the statistics). Lower = less mass sculpting."),
         "",
-        "Published figures on the community reference sample (Pythia8 + Delphes, another sample: compare "
-        "orderings and margins, not values):",
+        ("Published figures on the community reference sample (Pythia8 + Delphes, another sample: compare "
+         "orderings and margins, not values):"),
         "",
         "| tagger | published model | AUC | accuracy | 1/eB @ eS=50% | 1/eB @ eS=30% | params |",
         "|---|---|---|---|---|---|---|",
@@ -759,15 +759,15 @@ def format_report(res: Mapping[str, Any]) -> str:
     t = res["truth"]
     lines += [
         "",
-        f"Truth definition ({t['n_ttbar_jets']:,} jets of the ttbar files in the window): fully contained "
-        f"(top and its three quarks within dR < 0.8) {c['ttbar_contained']:,} ({100 * t['fraction_contained']:.1f} %), "
-        f"top within 0.8 but a quark outside {c['ttbar_top_only']:,} ({100 * t['fraction_top_only']:.1f} %), "
-        f"no top within 0.8 {c['ttbar_unmatched']:,} ({100 * t['fraction_unmatched']:.1f} %). "
-        "Figures with signal = fully contained (as above, the reference sample's definition) vs "
-        "signal = any top within 0.8:",
+        (f"Truth definition ({t['n_ttbar_jets']:,} jets of the ttbar files in the window): fully contained "
+         f"(top and its three quarks within dR < 0.8) {c['ttbar_contained']:,} ({100 * t['fraction_contained']:.1f} %), "
+         f"top within 0.8 but a quark outside {c['ttbar_top_only']:,} ({100 * t['fraction_top_only']:.1f} %), "
+         f"no top within 0.8 {c['ttbar_unmatched']:,} ({100 * t['fraction_unmatched']:.1f} %). "
+         "Figures with signal = fully contained (as above, the reference sample's definition) vs "
+         "signal = any top within 0.8:"),
         "",
-        "| tagger | AUC contained | AUC top-only | 1/eB(50%) contained | 1/eB(50%) top-only "
-        "| 1/eB(30%) contained | 1/eB(30%) top-only |",
+        ("| tagger | AUC contained | AUC top-only | 1/eB(50%) contained | 1/eB(50%) top-only "
+         "| 1/eB(30%) contained | 1/eB(30%) top-only |"),
         "|---|---|---|---|---|---|---|",
     ]
     for name, r in res["taggers"].items():

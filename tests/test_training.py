@@ -9,11 +9,23 @@ import numpy as np
 import pytest
 import torch
 
-from hepml_coffea.artifacts import ArtifactError, ArtifactIntegrityError, load_artifact, save_artifact
+from hepml_coffea.artifacts import (
+    ArtifactError,
+    ArtifactIntegrityError,
+    load_artifact,
+    save_artifact,
+)
 from hepml_coffea.cli import main as cli_main
 from hepml_coffea.inference.engine import predict
 from hepml_coffea.models import build_model
-from hepml_coffea.training.dataset import TEST, TRAIN, VAL, load_dataset, split_of, standard_spec
+from hepml_coffea.training.dataset import (
+    TEST,
+    TRAIN,
+    VAL,
+    load_dataset,
+    split_of,
+    standard_spec,
+)
 from hepml_coffea.training.metrics import auc, rejection_at, roc_curve, tagger_metrics
 from hepml_coffea.training.train import TrainConfig, train_on_dataset
 

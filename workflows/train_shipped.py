@@ -43,7 +43,7 @@ PLAN = {
 }
 
 
-def _cap(ds, cap: int):  # noqa: ANN001, ANN202
+def _cap(ds, cap: int):
     if not cap:
         return ds
     keep = np.zeros(len(ds), dtype=bool)

@@ -28,10 +28,17 @@ from hepml_coffea.artifacts import INPUT_NAMES, save_artifact
 from hepml_coffea.inference.engine import predict, resolve_device
 from hepml_coffea.representations import build
 from hepml_coffea.selection import Selection
-from hepml_coffea.training.dataset import TEST, TRAIN, VAL, JetDataset, load_dataset, standard_spec
+from hepml_coffea.training.dataset import (
+    TEST,
+    TRAIN,
+    VAL,
+    JetDataset,
+    load_dataset,
+    standard_spec,
+)
 from hepml_coffea.training.metrics import roc_curve, tagger_metrics
 
-__all__ = ["TrainConfig", "train", "train_on_dataset", "model_inputs"]
+__all__ = ["TrainConfig", "model_inputs", "train", "train_on_dataset"]
 
 
 @dataclass
@@ -409,7 +416,7 @@ def train(
         "training": {
             "signal_files": [Path(f).name for f in signal],
             "background_files": [Path(f).name for f in background],
-            "command": "hepml-coffea train --model {m} --signal ... --background ...".format(m=cfg.model),
+            "command": f"hepml-coffea train --model {cfg.model} --signal ... --background ...",
         },
     }
     metrics = train_on_dataset(ds, out, cfg, meta)
