@@ -1,8 +1,10 @@
 """HTCondor recipe: worker job scripts, fileset splitting, batch submit files, merging.
 
-No HTCondor here: the Dask cluster is constructed (its scheduler starts, bound to
-localhost) but never scaled, so condor_submit is never called; batch "jobs" are run
-in-process with the iterative executor.
+No HTCondor daemons here (only its Python bindings install from PyPI): the Dask cluster
+is constructed (its scheduler starts, bound to localhost) but never scaled, so
+condor_submit is never called; every submit description we write is parsed by the
+``htcondor2`` bindings and its requests checked; batch "jobs" are run in-process with
+the iterative executor.
 """
 
 from __future__ import annotations
@@ -11,19 +13,24 @@ import json
 import shutil
 from pathlib import Path
 
+import htcondor2
 import numpy as np
 import pytest
 
 from hepml_coffea.condor import (
+    IncompleteJobsError,
     MergeError,
     htcondor_cluster,
     htcondor_job_script,
+    job_status,
+    merge_job_dir,
     merge_outputs,
     split_fileset,
     write_jobs,
 )
 
-pytest.importorskip("dask_jobqueue")
+from hepml_coffea.config import RunConfig
+from hepml_coffea.histograms import datasets_of
 
 ENV = [". /shared/venv/bin/activate", "export HEPML_TEST=1"]
 
@@ -96,6 +103,78 @@ def test_tls_cluster_job_script(tmp_path: Path) -> None:
         cluster.close()
     assert "--tls-ca-file " + str(tmp_path) in script
     assert "--tls-cert " in script and "--tls-key " in script
+
+# --------------------------------------------------------------------------- the htcondor bindings read them
+def _submit(text: str) -> htcondor2.Submit:
+    """Parse a submit description as condor_submit would (htcondor2.Submit raises on
+    a line it cannot read); keys are case-insensitive in HTCondor, so lower them."""
+    sub = htcondor2.Submit(text)
+    assert dict(sub), "nothing parsed"
+    return sub
+
+
+def _lower(sub: htcondor2.Submit) -> dict[str, str]:
+    return {k.lower(): v for k, v in dict(sub).items()}
+
+
+def test_bindings_reject_garbage() -> None:
+    with pytest.raises(Exception, match="parse"):
+        htcondor2.Submit("request_cpus 2 3\nqueue")
+
+
+@pytest.mark.parametrize(("kind", "kw", "expect"), [
+    ("cpu", {"cores": 2, "memory": "8GB", "disk": "2GB"},
+     {"my.daskworkercores": "2", "my.daskworkermemory": "8000000000", "my.daskworkerdisk": "2000000000"}),
+    ("gpu", {"cores": 4, "gpus": 2, "memory": "16GB"},
+     {"my.daskworkercores": "4", "my.daskworkermemory": "16000000000", "request_gpus": "2"}),
+])
+def test_worker_job_descriptions_parse(kind: str, kw: dict, expect: dict[str, str]) -> None:
+    text = htcondor_job_script(kind, env_setup=ENV, python="/shared/venv/bin/python", scheduler="tcp://10.0.0.1:8786",
+                               **kw)
+    sub = _lower(_submit(text))
+    for k, v in expect.items():
+        assert sub[k] == v, k
+    assert sub["requestcpus"] == "MY.DaskWorkerCores"
+    assert sub["requestmemory"] == "floor(MY.DaskWorkerMemory / 1048576)"
+    assert sub["executable"] == "/bin/sh"
+    worker = "dask cuda worker" if kind == "gpu" else "distributed.cli.dask_worker"
+    assert f"/shared/venv/bin/python -m {worker} tcp://10.0.0.1:8786" in sub["arguments"]
+    assert sub["arguments"].index(ENV[0]) < sub["arguments"].index("/shared/venv/bin/python")
+    assert ("request_gpus" in sub) == (kind == "gpu")
+
+
+def test_batch_submit_descriptions_parse(ttbar_file: Path, qcd_file: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every jobs.sub write_jobs writes (CPU, GPU, transferred taggers, extra directives)
+    and the committed example parse, carry the requests asked for, and queue one job per
+    line of jobs.txt."""
+    art = tmp_path / "pfn"
+    art.mkdir()
+    fs = {"ttbar": [str(ttbar_file)], "qcd": [str(qcd_file)], "more": [str(ttbar_file)]}
+    cases = [
+        ({"request_cpus": 1, "request_memory": "4GB"}, {"request_cpus": "1", "request_memory": "3815"}),
+        ({"request_cpus": 4, "request_memory": "16GB", "request_gpus": 1, "request_disk": "10GB",
+          "taggers": [str(art)], "transfer_taggers": True, "extra_directives": {"+SingularityImage": '"/cvmfs/x.sif"'}},
+         {"request_cpus": "4", "request_memory": "15259", "request_gpus": "1", "request_disk": str(9537 * 1024),
+          "my.singularityimage": '"/cvmfs/x.sif"', "transfer_input_files": f"job_$(job).json, {art.resolve()}"}),
+    ]
+    for i, (kw, expect) in enumerate(cases):
+        paths = write_jobs(fs, tmp_path / f"sub{i}", n_jobs=3, env_setup=ENV, **kw)
+        sub = _submit(paths["submit"].read_text())
+        got = _lower(sub)
+        for k, v in expect.items():
+            assert got[k] == v, (i, k)
+        assert "request_gpus" in got if kw.get("request_gpus") else "request_gpus" not in got
+        assert got["universe"] == "vanilla" and got["executable"] == "run_job.sh" and got["arguments"] == "$(job)"
+        assert got["transfer_output_remaps"] == '"job_$(job).coffea = out/job_$(job).coffea"'
+        assert sub.getQArgs() == "job from jobs.txt"
+        monkeypatch.chdir(paths["submit"].parent)  # condor_submit reads jobs.txt from the submit folder
+        assert list(sub.itemdata()) == [{"job": "0"}, {"job": "1"}, {"job": "2"}]
+        assert sub.expand("transfer_output_files") == "job_.coffea"  # $(job) is set per queued job
+    example = Path(__file__).resolve().parents[1] / "condor" / "jobs.sub"
+    got = _lower(_submit(example.read_text()))
+    assert got["executable"] == "run_job.sh" and got["request_memory"].isdigit()
+
 
 # --------------------------------------------------------------------------- batch jobs
 def _fileset(ttbar_file: Path, qcd_file: Path, tmp_path: Path) -> dict[str, list[str]]:
@@ -189,17 +268,30 @@ def job_outputs(ttbar_file: Path, qcd_file: Path, tiny_artifacts: dict[str, Path
     from hepml_coffea.run import run_fileset
 
     tmp = tmp_path_factory.mktemp("condor_jobs")
-    proc = TaggerProcessor(taggers=[str(p) for p in tiny_artifacts.values()])
+    proc = TaggerProcessor(taggers=[str(tiny_artifacts["baseline"]), str(tiny_artifacts["pfn"])])
+    config = RunConfig(executor="iterative", status=False)
     fileset = {"ttbar": [str(ttbar_file)], "qcd": [str(qcd_file)]}
     job_dir = tmp / "sub"
     paths = write_jobs(fileset, job_dir, files_per_job=1)
     outs = []
     for i, job_json in enumerate(paths["jobs"]):  # what run_job.sh does, job by job
         out = paths["out"] / f"job_{i}.coffea"
-        run_fileset(job_json, out=out, executor="iterative", processor_instance=proc, status=False)
+        run_fileset(job_json, proc, config=config, out=out)
         outs.append(out)
-    whole = run_fileset(fileset, executor="iterative", processor_instance=proc, status=False)
-    return {"outs": outs, "whole": whole, "tmp": tmp}
+    whole = run_fileset(fileset, proc, config=config)
+    return {"outs": outs, "whole": whole, "tmp": tmp, "job_dir": job_dir}
+
+
+def _assert_same(merged: dict, whole: dict) -> None:
+    dm, dw = datasets_of(merged), datasets_of(whole)
+    assert set(dm) == set(dw) == {"ttbar", "qcd"}
+    for ds in dm:
+        assert dm[ds]["scores"].values().sum() > 0
+        np.testing.assert_array_equal(dm[ds]["scores"].values(), dw[ds]["scores"].values())
+        np.testing.assert_array_equal(dm[ds]["working_points"].values(), dw[ds]["working_points"].values())
+        assert dm[ds]["cutflow"] == dw[ds]["cutflow"]
+        assert dm[ds]["tagger_counts"] == dw[ds]["tagger_counts"]
+        assert dm[ds]["skipped"] == dw[ds]["skipped"] == []
 
 
 def test_merge_equals_single_run(job_outputs: dict) -> None:
@@ -210,33 +302,53 @@ def test_merge_equals_single_run(job_outputs: dict) -> None:
     merged = merge_outputs(job_outputs["outs"], out=merged_path)
     assert merged_path.is_file()
     assert not list(merged_path.parent.glob(".merged.coffea.*"))
-    datasets = {"ttbar", "qcd"}
-    assert {k for k in merged if k not in ("skipped", "report", "taggers")} == datasets
-    for ds in datasets:
-        assert merged[ds]["scores"].values().sum() > 0
-        np.testing.assert_array_equal(merged[ds]["scores"].values(), whole[ds]["scores"].values())
-        np.testing.assert_array_equal(merged[ds]["working_points"].values(), whole[ds]["working_points"].values())
-        assert merged[ds]["cutflow"] == whole[ds]["cutflow"]
-        assert merged[ds]["tagger_counts"] == whole[ds]["tagger_counts"]
-        assert merged[ds]["chunks"] == whole[ds]["chunks"]
-    assert merged["taggers"] == whole["taggers"]
-    assert merged["skipped"] == whole["skipped"] == []
-    assert "merged from 2 job output(s)" in merged["report"]
-    reloaded = load(merged_path)
-    np.testing.assert_array_equal(reloaded["qcd"]["scores"].values(), whole["qcd"]["scores"].values())
+    assert set(merged) == {"datasets", "run"}
+    _assert_same(merged, whole)
+    assert merged["run"]["taggers"] == whole["run"]["taggers"]
+    assert merged["run"]["skipped"] == whole["run"]["skipped"] == []
+    assert merged["run"]["merged_from"] == 2
+    assert "merged from 2 job output(s)" in merged["run"]["report"]
+    _assert_same(load(merged_path), whole)
     # the CLI does the same
     from hepml_coffea.cli import main
 
     cli_out = job_outputs["tmp"] / "cli_merged.coffea"
     assert main(["condor", "merge", *map(str, job_outputs["outs"]), "--out", str(cli_out)]) == 0
-    assert load(cli_out)["ttbar"]["cutflow"] == whole["ttbar"]["cutflow"]
+    _assert_same(load(cli_out), whole)
+
+
+def test_merge_job_dir_refuses_incomplete(job_outputs: dict, tmp_path: Path) -> None:
+    """The job folder's manifest says which outputs must be there: a missing one is
+    listed with its log path, and only ``allow_incomplete`` merges the rest."""
+    job_dir = tmp_path / "sub"
+    shutil.copytree(job_outputs["job_dir"], job_dir)
+    assert [r["state"] for r in job_status(job_dir)] == ["done", "done"]
+    _assert_same(merge_job_dir(job_dir), job_outputs["whole"])
+    (job_dir / "out" / "job_1.coffea").unlink()
+    (job_dir / "logs" / "job_1.err").write_text("Traceback ...\nOSError: XRootD error: [ERROR] Server responded with an error\n")
+    with pytest.raises(IncompleteJobsError) as err:
+        merge_job_dir(job_dir, out=tmp_path / "merged.coffea")
+    msg = str(err.value)
+    assert "1 of 2 job(s)" in msg and "job 1: no output and no exit status" in msg
+    assert str(job_dir.resolve() / "logs" / "job_1.err") in msg and "XRootD error" in msg
+    assert not (tmp_path / "merged.coffea").exists()
+    part = merge_job_dir(job_dir, out=tmp_path / "merged.coffea", allow_incomplete=True)
+    assert [(m["id"], m["state"]) for m in part["run"]["missing_jobs"]] == [(1, "missing")]
+    assert "INCOMPLETE" in part["run"]["report"]
+    assert set(datasets_of(part)) == {"ttbar"}
+    np.testing.assert_array_equal(datasets_of(part)["ttbar"]["scores"].values(),
+                                  datasets_of(job_outputs["whole"])["ttbar"]["scores"].values())
+    with pytest.raises(MergeError, match="no manifest.json"):
+        merge_job_dir(tmp_path)
+    with pytest.raises(MergeError, match="is a folder"):
+        merge_outputs([job_dir])
 
 
 def test_merge_rejects_different_taggers(job_outputs: dict) -> None:
     from coffea.util import load, save
 
     other = load(job_outputs["outs"][1])
-    other["taggers"][0] = {**other["taggers"][0], "hash": "0" * 64}
+    other["run"]["taggers"][0] = {**other["run"]["taggers"][0], "hash": "0" * 64}
     bad = job_outputs["tmp"] / "bad_job.coffea"
     save(other, bad)
     with pytest.raises(MergeError, match="different taggers"):
@@ -246,9 +358,22 @@ def test_merge_rejects_different_taggers(job_outputs: dict) -> None:
         merge_outputs([job_outputs["outs"][0], job_outputs["tmp"] / "missing.coffea"])
     # skipped lists concatenate
     a, b = load(job_outputs["outs"][0]), load(job_outputs["outs"][1])
-    a["skipped"] = [{"dataset": "ttbar", "file": "x.root", "reason": "r1"}]
-    b["skipped"] = [{"dataset": "qcd", "file": "y.root", "reason": "r2"}]
-    assert [s["reason"] for s in merge_outputs([a, b])["skipped"]] == ["r1", "r2"]
+    a["run"]["skipped"] = [{"dataset": "ttbar", "file": "x.root", "reason": "r1"}]
+    b["run"]["skipped"] = [{"dataset": "qcd", "file": "y.root", "reason": "r2"}]
+    assert [s["reason"] for s in merge_outputs([a, b])["run"]["skipped"]] == ["r1", "r2"]
+
+
+def test_merge_reads_the_old_flat_layout(job_outputs: dict) -> None:
+    """Outputs written before the {datasets, run} layout still merge (old job folders)."""
+    from coffea.util import load
+
+    flat = []
+    for p in job_outputs["outs"]:
+        doc = load(p)
+        flat.append({**doc["datasets"], "taggers": doc["run"]["taggers"], "skipped": [], "report": ""})
+    merged = merge_outputs(flat)
+    assert "datasets" not in merged and merged["taggers"] == job_outputs["whole"]["run"]["taggers"]
+    _assert_same({"datasets": {k: merged[k] for k in ("ttbar", "qcd")}}, job_outputs["whole"])
 
 
 def test_cli_split_and_cluster_script(ttbar_file: Path, qcd_file: Path, tmp_path: Path,
@@ -289,6 +414,6 @@ def test_run_job_sh_in_a_scratch_folder(ttbar_file: Path, tiny_artifacts: dict[s
     proc = subprocess.run(["bash", "run_job.sh", "0"], cwd=scratch, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = load(scratch / "job_0.coffea")
-    assert out["ttbar"]["cutflow"]["events"] == 300
-    assert len(out["taggers"]) == 1
-    assert Path(out["taggers"][0]["path"]).parent == scratch.resolve()  # the transferred copy was used
+    assert out["datasets"]["ttbar"]["cutflow"]["events"] == 300
+    assert len(out["run"]["taggers"]) == 1
+    assert Path(out["run"]["taggers"][0]["path"]).parent == scratch.resolve()  # the transferred copy was used
