@@ -436,9 +436,21 @@ class EvalSample:
         return use, (self.truth[use] >= TRUTH_TOP_ONLY).astype(np.int8)
 
 
+def _code_digest() -> str:
+    """Digest of the sources that turn a file into model inputs (constituents, truth,
+    representations), so cached jets and scores are redone when that code changes."""
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for f in sorted([root / "constituents.py", root / "truth.py", root / "selection.py",
+                     *(root / "representations").glob("*.py")]):
+        if f.exists():
+            h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _file_key(path: Path, extra: Any) -> str:
     st = path.stat()
-    blob = json.dumps([path.name, st.st_size, st.st_mtime_ns, extra], sort_keys=True, default=str)
+    blob = json.dumps([path.name, st.st_size, st.st_mtime_ns, extra, _code_digest()], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
