@@ -174,6 +174,15 @@ def test_warm_start_continues_from_an_artifact(ttbar_file, qcd_file, tmp_path):
                                                            init_from=str(tmp_path / "parent")))
 
 
+def test_cli_train_model_choices_follow_the_registry():
+    from hepml_coffea.cli import build_parser
+    from hepml_coffea.models import MODEL_REGISTRY
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    model_action = next(a for a in train_parser._actions if "--model" in a.option_strings)
+    assert set(model_action.choices) == {*MODEL_REGISTRY, "baseline"}
+
+
 def test_cli_train_baseline(ttbar_file, qcd_file, tmp_path, capsys):
     assert cli_main(["train", "--model", "baseline", "--signal", str(ttbar_file), "--background", str(qcd_file),
                      "--out", str(tmp_path / "b")]) == 0
