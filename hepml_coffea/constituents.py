@@ -29,8 +29,8 @@ The output contract, used by :mod:`hepml_coffea.representations`:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import awkward as ak
@@ -44,9 +44,9 @@ __all__ = [
     "CAND_ALWAYS",
     "FLAVOURS",
     "JET_ALWAYS",
+    "InvalidAssociationError",
     "JetConstituents",
     "MissingBranchError",
-    "InvalidAssociationError",
     "detect_flavour",
     "fatjet_constituents",
 ]
@@ -175,6 +175,10 @@ def fatjet_constituents(
     Returns
     -------
     JetConstituents
+
+    Shapes:
+        events ``(n_events,)`` -> jets ``(n_jets,)``, cands ``(n_jets, var)``,
+        event_index / jet_index / valid ``(n_jets,)`` over the kept jets
     """
     flavour = flavour or detect_flavour(events)
     if flavour not in FLAVOURS:

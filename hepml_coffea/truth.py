@@ -20,7 +20,7 @@ import numpy as np
 
 from hepml_coffea.geometry import delta_r, offsets
 
-__all__ = ["TOP", "NOT_TOP", "UNKNOWN", "hadronic_tops", "top_labels"]
+__all__ = ["NOT_TOP", "TOP", "UNKNOWN", "hadronic_tops", "top_labels"]
 
 TOP, NOT_TOP, UNKNOWN = 1, 0, -1
 
@@ -118,7 +118,15 @@ def top_labels(
     ----------
     events : NanoEvents (or records) with a ``GenPart`` collection
     event_index, jet_eta, jet_phi : flat per-jet arrays (event index within ``events``)
-    radius : matching radius (0.8)
+    radius : matching radius (0.8), in ``delta_r`` of :mod:`hepml_coffea.geometry`
+
+    Returns
+    -------
+    np.ndarray
+        int8 label per jet.
+
+    Shapes:
+        ``(n_jets,)`` x 3 -> ``(n_jets,)``
     """
     event_index = np.asarray(event_index, dtype=np.int64)
     if "GenPart" not in ak.fields(events):

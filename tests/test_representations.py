@@ -14,8 +14,8 @@ import hepml_coffea.representations as R
 from hepml_coffea.representations import InputSpec, VarSpec
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 SAMPLES = [Path(__file__).parent / "samples", Path(__file__).resolve().parents[2] / "shared" / "samples"]
 TWO_PI = 2 * math.pi
@@ -90,7 +90,7 @@ def permute_within_jets(cands: ak.Array, seed: int) -> ak.Array:
 def brute_knn(points: np.ndarray, mask: np.ndarray, k: int) -> set[tuple[int, int, int]]:
     """(jet, centre_slot, neighbour_slot) by brute force in float64."""
     out = set()
-    N, _, P = points.shape
+    N = points.shape[0]
     for n in range(N):
         real = np.flatnonzero(mask[n, 0] > 0)
         for i in real:

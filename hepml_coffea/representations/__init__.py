@@ -48,11 +48,11 @@ from .spec import (
 __all__ = [
     "FEATURES",
     "FUNCTIONS",
-    "REDUCTIONS",
-    "ExpressionError",
     "IMAGE_CHANNELS",
     "LOG_FLOOR",
+    "REDUCTIONS",
     "STANDARD_FEATURES",
+    "ExpressionError",
     "FeatureContext",
     "InputSpec",
     "MissingFieldError",
@@ -80,11 +80,25 @@ __all__ = [
 def build(cands: ak.Array, jets: ak.Array, spec: InputSpec) -> dict[str, np.ndarray]:
     """Build the representation named by ``spec.kind``.
 
+    Parameters
+    ----------
+    cands
+        ``(N, var)`` constituent records carrying :meth:`InputSpec.required_cand_fields`
+        (e.g. ``JetConstituents.cands``).
+    jets
+        ``(N,)`` jet records carrying :meth:`InputSpec.required_jet_fields`.
+    spec
+        The model's :class:`InputSpec`.
+
     Returns
     -------
     dict
         ``sequence``: see :func:`build_sequence`; ``pointcloud``: see
         :func:`build_pointcloud`; ``image``: ``{"image": (N, n_channels, npix, npix)}``.
+
+    Shapes:
+        sequence: features ``(N, C, P)``, mask ``(N, 1, P)``, lengths ``(N,)``;
+        pointcloud: adds points ``(N, D, P)``; image: ``(N, n_channels, npix, npix)``.
     """
     if spec.kind == "sequence":
         return build_sequence(cands, jets, spec)

@@ -7,7 +7,7 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["argsort_desc_per_jet", "fill_padded", "fill_image", "is_sorted_desc"]
+__all__ = ["argsort_desc_per_jet", "fill_image", "fill_padded", "is_sorted_desc"]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -84,8 +84,7 @@ def fill_image(
     n_jets = counts.shape[0]
     nmax = 0
     for i in range(n_jets):
-        if counts[i] > nmax:
-            nmax = counts[i]
+        nmax = max(nmax, counts[i])
     xs = np.empty(nmax, dtype=np.float64)
     ys = np.empty(nmax, dtype=np.float64)
     ws = np.empty(nmax, dtype=np.float64)

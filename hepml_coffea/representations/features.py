@@ -30,7 +30,7 @@ All logarithms go through :func:`safe_log`, which clamps the argument to
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import awkward as ak
 import numpy as np
@@ -49,11 +49,11 @@ __all__ = [
     "MissingFieldError",
     "check_feature",
     "feature_fields",
+    "feature_matrix",
     "known_features",
     "register_feature",
     "safe_log",
     "wrap_phi",
-    "feature_matrix",
 ]
 
 #: Floor applied to the argument of every logarithm (see module docstring).
@@ -211,7 +211,11 @@ class FeatureContext:
         return name in self._cand_fields
 
     def cand(self, name: str) -> np.ndarray:
-        """Flat numpy array of constituent field ``name`` (float for charge/pdgId too)."""
+        """Flat numpy array of constituent field ``name``; ``energy`` computed if absent.
+
+        Shapes:
+            -> ``(n_constituents,)``
+        """
         out = self._cand_cache.get(name)
         if out is not None:
             return out
@@ -225,7 +229,11 @@ class FeatureContext:
         return out
 
     def jet_values(self, name: str) -> np.ndarray:
-        """``(n_jets,)`` numpy array of jet field ``name``."""
+        """Jet field ``name`` (float); ``energy`` computed if absent.
+
+        Shapes:
+            -> ``(n_jets,)``
+        """
         out = self._jet_cache.get(name)
         if out is not None:
             return out
@@ -239,7 +247,11 @@ class FeatureContext:
         return out
 
     def jet(self, name: str) -> np.ndarray:
-        """Jet field ``name`` broadcast to the flat constituents."""
+        """Jet field ``name`` broadcast to the flat constituents.
+
+        Shapes:
+            -> ``(n_constituents,)``
+        """
         out = self._jet_flat_cache.get(name)
         if out is None:
             out = np.repeat(self.jet_values(name), self.counts)
@@ -253,7 +265,11 @@ class FeatureContext:
         return self._jet_of
 
     def feature(self, name: str) -> np.ndarray:
-        """Feature ``name`` (registered name or expression) on the flat constituents (memoised)."""
+        """Feature ``name`` (registered name or expression) on the flat constituents (memoised).
+
+        Shapes:
+            -> ``(n_constituents,)``
+        """
         out = self._feat_cache.get(name)
         if out is not None:
             return out
@@ -387,7 +403,11 @@ def _dz(ctx: FeatureContext) -> np.ndarray:
 def feature_matrix(
     ctx: FeatureContext, names: list[str] | tuple[str, ...], dtype: type = np.float32
 ) -> np.ndarray:
-    """``(len(names), n_constituents)`` array of the named features."""
+    """The named features (registered names or expressions) stacked.
+
+    Shapes:
+        -> ``(len(names), n_constituents)`` of ``dtype``
+    """
     out = np.empty((len(names), ctx.n_constituents), dtype=dtype)
     for i, name in enumerate(names):
         out[i] = ctx.feature(name)

@@ -66,6 +66,10 @@ def build_image(cands: ak.Array, jets: ak.Array, spec: InputSpec) -> np.ndarray:
     -------
     np.ndarray
         ``(n_jets, len(spec.channels), npix, npix)`` float32, see module docstring.
+
+    Shapes:
+        cands ``(N, var)`` records, jets ``(N,)`` records -> ``(N, n_channels, npix, npix)``
+        indexed ``[jet, channel, iy (dphi), ix (deta)]``.
     """
     cands = ak.Array(cands) if not isinstance(cands, ak.Array) else cands
     jets = ak.Array(jets) if not isinstance(jets, ak.Array) else jets

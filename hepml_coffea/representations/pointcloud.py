@@ -32,6 +32,11 @@ def build_pointcloud(cands: ak.Array, jets: ak.Array, spec: InputSpec) -> dict[s
         coordinates (default (deta, dphi)), *not* transformed, zero on padding;
         ``features``: ``(n_jets, C, P)`` float32 (as in ``build_sequence``);
         ``mask``: ``(n_jets, 1, P)`` float32; ``lengths``: ``(n_jets,)`` int64.
+
+    Shapes:
+        cands ``(N, var)`` records, jets ``(N,)`` records ->
+        points ``(N, D, P)``, features ``(N, C, P)``, mask ``(N, 1, P)``, lengths ``(N,)``,
+        with ``D = len(spec.points)``, ``C = len(spec.features)``, ``P = spec.length``.
     """
     flat = _flatten(cands, jets)
     P = spec.length

@@ -84,7 +84,8 @@ def build_sequence(cands: ak.Array, jets: ak.Array, spec: InputSpec) -> dict[str
     Parameters
     ----------
     cands
-        ``n_jets * var * {pt, eta, phi, mass, energy, charge, pdgId, ...}``.
+        ``n_jets * var * {pt, eta, phi, mass, energy, charge, pdgId, ...}``, plus
+        every branch the spec's features read (:meth:`InputSpec.required_cand_fields`).
         Need not be sorted: the ``P`` hardest (by pt) are kept, in decreasing pt.
     jets
         ``n_jets`` records with ``pt, eta, phi, mass, energy``.
@@ -97,6 +98,11 @@ def build_sequence(cands: ak.Array, jets: ak.Array, spec: InputSpec) -> dict[str
         ``features``: ``(n_jets, C, P)`` float32, transformed real entries,
         ``pad_value`` on padding; ``mask``: ``(n_jets, 1, P)`` float32 (1 real,
         0 pad); ``lengths``: ``(n_jets,)`` int64, constituent count capped at P.
+
+    Shapes:
+        cands ``(N, var)`` records, jets ``(N,)`` records ->
+        features ``(N, C, P)``, mask ``(N, 1, P)``, lengths ``(N,)``,
+        with ``C = len(spec.features)`` and ``P = spec.length``.
     """
     flat = _flatten(cands, jets)
     P = spec.length

@@ -82,7 +82,7 @@ class VarSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | str) -> "VarSpec":
+    def from_dict(cls, d: dict[str, Any] | str) -> VarSpec:
         """Build from a dict (or a bare feature name)."""
         if isinstance(d, str):
             return cls(d)
@@ -214,7 +214,7 @@ class InputSpec:
         return {"version": SPEC_VERSION, **d}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "InputSpec":
+    def from_dict(cls, d: dict[str, Any]) -> InputSpec:
         d = dict(d)
         version = d.pop("version", SPEC_VERSION)
         if version != SPEC_VERSION:
@@ -230,7 +230,7 @@ class InputSpec:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def from_yaml(cls, text: str) -> "InputSpec":
+    def from_yaml(cls, text: str) -> InputSpec:
         d = yaml.safe_load(text)
         if not isinstance(d, dict):
             raise ValueError("InputSpec YAML must be a mapping")

@@ -19,7 +19,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import awkward as ak
 import numpy as np
 import uproot
 
@@ -74,6 +73,3 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         if META_KEY not in f:
             return {}
         return dict(json.loads(str(f[META_KEY])))
-
-
-_ = ak
