@@ -167,3 +167,44 @@ def test_tagger_predict_trims_registry_models_only(tmp_path) -> None:
     finally:
         engine._forward = real
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- worker environment
+def test_worker_environment_values_and_problems() -> None:
+    from hepml_coffea.inference.worker import allocator_problems, worker_environment
+
+    env = worker_environment()
+    assert env == {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+    assert allocator_problems(env) == []
+    dask_default = {"MALLOC_TRIM_THRESHOLD_": "65536"}
+    assert allocator_problems(dask_default) == [
+        "MALLOC_ARENA_MAX unset (recommended 1)",
+        "MALLOC_MMAP_MAX_ unset (recommended 0)",
+        "MALLOC_TRIM_THRESHOLD_='65536' (recommended 1073741824)",
+    ]
+
+
+def test_apply_allocator_settings_in_a_fresh_process() -> None:
+    import subprocess
+    import sys
+
+    code = ("from hepml_coffea.inference.worker import apply_allocator_settings as a; "
+            "import sys; sys.exit(0 if a() else 3)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_local_cluster_workers_start_with_the_environment() -> None:
+    import os
+
+    from hepml_coffea.clusters import make_cluster
+    from hepml_coffea.inference.worker import allocator_problems, worker_environment
+
+    cluster, client = make_cluster("dask", workers=1, dashboard_address="127.0.0.1:0")
+    try:
+        seen = client.run(lambda: {k: os.environ.get(k) for k in worker_environment()})
+        (env,) = seen.values()
+        assert env == worker_environment()
+        assert list(client.run(allocator_problems).values()) == [[]]
+    finally:
+        client.close()
+        cluster.close()
