@@ -168,9 +168,10 @@ def test_plan_sizes_and_task_split() -> None:
     assert [m[0] for m in p.modes] == ["fp32", "bf16", "compile"]
     # 50k/50k jets: ttbar events / QCD events = (50k / 0.34) / (50k / 0.50) -> 59.5 % ttbar
     assert p.task_events("train", 50_000, 50_000) == (1429, 971)
-    # only QCD missing: ttbar kept at the 10 % floor
-    assert p.task_events("eval", 0, 1000) == (240, 2160)
-    assert p.task_events("eval", 0, 0) == (1200, 1200)
+    # only QCD missing: ttbar kept at the 10 % floor; evaluation tasks twice as large
+    assert p.task_events("eval", 0, 1000) == (480, 4320)
+    assert p.task_events("eval", 0, 0) == (2400, 2400)
+    assert p.task_events("train", 0, 0) == (1200, 1200)
     s = camp.Plan.make(600, smoke=True)
     assert s.smoke and s.modes == camp.MODES[:1] and s.length == 30
     # the deadlines are in time order

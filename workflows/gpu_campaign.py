@@ -157,12 +157,14 @@ class Plan:
 
     def task_events(self, set_name: str, need_top: int, need_qcd: int) -> tuple[int, int]:
         """(ttbar, QCD) events of the next task of ``set_name``: split so both classes
-        approach their targets together (each at least 10 % of the task)."""
+        approach their targets together (each at least 10 % of the task). Evaluation
+        tasks are twice as large on the device: their files are the processor's chunks."""
+        part = self.part_events * (2 if set_name == "eval" and not self.smoke else 1)
         want_t = max(need_top, 0) / YIELD["ttbar"]
         want_q = max(need_qcd, 0) / YIELD["qcd"]
         frac_t = 0.5 if want_t + want_q <= 0 else min(0.9, max(0.1, want_t / (want_t + want_q)))
-        n_t = max(1, int(round(self.part_events * frac_t)))
-        return n_t, max(1, self.part_events - n_t)
+        n_t = max(1, int(round(part * frac_t)))
+        return n_t, max(1, part - n_t)
 
 
 # --------------------------------------------------------------------------- records
@@ -290,6 +292,40 @@ def _jsonable(x: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- 1. environment
+def pythia_data() -> str | None:
+    """Point ``PYTHIA8DATA`` at pythia8mc's ``xmldoc`` when it is unset.
+
+    pythia8mc looks for its settings at ``../../../share/Pythia8/xmldoc`` from its module,
+    which is right for a site-packages install but not for ``pip install --target DIR``
+    (how the device installs the carried wheels: the files land in ``DIR/share``). Set
+    here, before the generation processes start, so they inherit it. Returns the folder.
+    """
+    import importlib.util
+
+    if os.environ.get("PYTHIA8DATA"):
+        return os.environ["PYTHIA8DATA"]
+    spec = importlib.util.find_spec("pythia8mc")
+    if spec is None or spec.origin is None:
+        return None
+    base = Path(spec.origin).resolve().parent
+    for cand in (base / "share" / "Pythia8" / "xmldoc", Path(os.path.normpath(base / "../../../share/Pythia8/xmldoc")),
+                 Path(sys.prefix) / "share" / "Pythia8" / "xmldoc"):
+        if (cand / "Index.xml").is_file():
+            os.environ["PYTHIA8DATA"] = str(cand)
+            return str(cand)
+    return None
+
+
+def _pythia_init_ok() -> bool:
+    """Whether Pythia initialises with the generation's QCD settings (about a second)."""
+    import pythia8mc
+
+    py = pythia8mc.Pythia("", False)
+    ok = all(py.readString(x) for x in ("Print:quiet = on", "Beams:eCM = 14000.", "HardQCD:all = on",
+                                         "PhaseSpace:pTHatMin = 500."))
+    return bool(ok and py.init())
+
+
 def check_environment(smoke: bool, work: Path) -> dict[str, Any]:
     """Versions, GPU and imports; raise :class:`EnvironmentProblem` naming everything missing."""
     info: dict[str, Any] = {"python": platform.python_version(), "machine": platform.machine(),
@@ -326,6 +362,14 @@ def check_environment(smoke: bool, work: Path) -> dict[str, Any]:
         except Exception as err:  # noqa: BLE001
             problems.append(f"import {mod} failed: {type(err).__name__}: {str(err)[:200]}")
     info["versions"] = versions
+    if "pythia8mc" in versions:
+        info["pythia8data"] = pythia_data()
+        try:
+            if not _pythia_init_ok():
+                problems.append(f"Pythia does not initialise (PYTHIA8DATA={os.environ.get('PYTHIA8DATA')!r}: "
+                                "point it at pythia8mc's share/Pythia8/xmldoc)")
+        except Exception as err:  # noqa: BLE001
+            problems.append(f"Pythia does not initialise: {type(err).__name__}: {err}")
     optional = {}
     for mod in ("mplhep", "hepml_coffea.evaluation", "hepml_coffea.scoring"):
         try:
@@ -626,8 +670,9 @@ def model_stage(camp: Campaign, taggers: dict[str, Path], piece: Any, device: st
     p = camp.plan
     rows: list[dict[str, Any]] = []
     cache: dict[str, dict[str, np.ndarray]] = {}
-    for name, path in taggers.items():
-        for label, amp, backend in p.modes:
+    # every tagger in fp32 and bf16 before any compilation (the slow first calls) starts
+    for label, amp, backend in p.modes:
+        for name, path in taggers.items():
             if camp.elapsed() >= deadline_s:
                 rows.append({"tagger": name, "mode": label, "skipped": "step deadline"})
                 continue
@@ -977,7 +1022,7 @@ def run_campaign(args: argparse.Namespace, argv: list[str]) -> int:
 
             shipped = shipped_taggers()
             bench = {"particlenet": random_particlenet(work, plan.length)}
-            bench.update({k: Path(v) for k, v in shipped.items() if k in ("pfn", "cnn", "lstm", "particlenet-lite")})
+            bench.update({k: Path(shipped[k]) for k in ("pfn", "cnn", "lstm", "particlenet-lite") if k in shipped})
             piece = gen.first_piece(timeout_s=max(5.0, camp.left(plan.train_start_frac)))
             if piece is None:
                 msg = f"no generated jets for the benchmark (generation errors: {gen.errors[:2]})"
