@@ -64,7 +64,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,7 +163,7 @@ class Plan:
         want_t = max(need_top, 0) / YIELD["ttbar"]
         want_q = max(need_qcd, 0) / YIELD["qcd"]
         frac_t = 0.5 if want_t + want_q <= 0 else min(0.9, max(0.1, want_t / (want_t + want_q)))
-        n_t = max(1, int(round(part * frac_t)))
+        n_t = max(1, round(part * frac_t))
         return n_t, max(1, part - n_t)
 
 
@@ -183,7 +183,7 @@ class Campaign:
         self.results: dict[str, Any] = {
             "campaign": {
                 "command": " ".join(["python", "workflows/gpu_campaign.py", *argv]),
-                "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "started_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "plan": asdict(plan), "seeds": {f"{k[0]}_{k[1]}": v for k, v in SEEDS.items()},
                 "targets": TARGETS, "work": str(work),
             },
@@ -241,7 +241,7 @@ class Campaign:
         self.log(f"== {name}: {status} in {data['seconds']} s")
 
     def close(self) -> None:
-        self.results["campaign"]["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+        self.results["campaign"]["finished_utc"] = datetime.datetime.now(datetime.UTC).isoformat(
             timespec="seconds")
         self.save()
         self.log_file.close()
@@ -351,7 +351,8 @@ def check_environment(smoke: bool, work: Path) -> dict[str, Any]:
     needed = ["numpy", "awkward", "uproot", "hist", "vector", "numba", "coffea", "coffea.processor",
               "coffea.nanoevents", "dask", "distributed", "fastjet", "pythia8mc", "safetensors", "yaml",
               "hepml_coffea.samples.generate", "hepml_coffea.training.train", "hepml_coffea.inference.engine",
-              "hepml_coffea.processor", "hepml_coffea.run", "hepml_coffea.clusters"]
+              "hepml_coffea.processor", "hepml_coffea.run", "hepml_coffea.clusters", "hepml_coffea.config",
+              "hepml_coffea.histograms", "hepml_coffea.representations", "hepml_coffea.artifacts"]
     if not smoke:
         needed.append("dask_cuda")
     versions: dict[str, str] = {}
@@ -1170,15 +1171,16 @@ def summary_markdown(res: dict[str, Any]) -> str:
     st = res.get("steps", {})
     c = res.get("campaign", {})
     env = st.get("environment", {})
-    L = [f"Campaign `{c.get('command')}` started {c.get('started_utc')}, {c.get('elapsed_s')} s; "
-         f"GPU {env.get('gpu', 'none')}, torch {env.get('torch')}, {env.get('cpus')} CPUs.", ""]
+    L = [(f"Campaign `{c.get('command')}` started {c.get('started_utc')}, {c.get('elapsed_s')} s; "
+          f"GPU {env.get('gpu', 'none')}, torch {env.get('torch')}, {env.get('cpus')} CPUs."), ""]
     L += ["| step | status | seconds | note |", "| --- | --- | --- | --- |"]
     for k, v in st.items():
         L.append(f"| {k} | {v.get('status')} | {v.get('seconds')} | {str(v.get('error') or v.get('reason') or '')[:120]} |")
     gt, ge = st.get("generate_train", {}), st.get("generate_eval", {}).get("sets", {}).get("eval", {})
     if gt:
-        L += ["", f"Generated: training set {gt.get('top_jets')} top / {gt.get('qcd_jets')} QCD jets "
-                  f"({gt.get('tasks')} tasks), evaluation set {ge.get('top_jets')} top / {ge.get('qcd_jets')} QCD jets."]
+        L += ["", (f"Generated: training set {gt.get('top_jets')} top / {gt.get('qcd_jets')} QCD jets "
+                   f"({gt.get('tasks')} tasks), evaluation set {ge.get('top_jets')} top / {ge.get('qcd_jets')} "
+                   "QCD jets.")]
     ev = st.get("evaluate", {}).get("taggers", {})
     if ev:
         L += ["", "| tagger | AUC | 1/eB at eS=30% [68% CL] (QCD passing) | 1/eB at eS=50% | top / QCD jets |",
