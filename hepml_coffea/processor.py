@@ -33,7 +33,7 @@ from hepml_coffea.scoring import FatJetTagger, JetScores, StageTimer
 from hepml_coffea.selection import Selection
 from hepml_coffea.truth import UNKNOWN, top_labels
 
-__all__ = ["TaggerProcessor", "DEFAULT_TAGGERS", "bad_input_errors"]
+__all__ = ["TaggerProcessor", "DEFAULT_TAGGERS", "bad_input_errors", "is_bad_input"]
 
 #: the shipped taggers run by default, in this order
 DEFAULT_TAGGERS = ("particlenet-lite", "pfn", "cnn", "lstm", "baseline")
@@ -58,6 +58,27 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
 
     return (MissingBranchError, InvalidAssociationError, OSError, zlib.error, lzma.LZMAError,
             DeserializationError, KeyInFileError)
+
+
+def is_bad_input(err: BaseException) -> bool:
+    """Whether ``err`` says the input data is bad (and so may be skipped when asked).
+
+    True for :func:`bad_input_errors`, and for a ``ValueError``/``KeyError``/``RuntimeError``
+    raised inside uproot itself (e.g. ``unrecognized compression algorithm`` in a damaged
+    basket header). Never for a :class:`~hepml_coffea.config.ConfigurationError` or an
+    :class:`~hepml_coffea.artifacts.ArtifactError`, wherever they come from.
+    """
+    from hepml_coffea.artifacts import ArtifactError
+    from hepml_coffea.config import ConfigurationError
+
+    if isinstance(err, (ConfigurationError, ArtifactError)):
+        return False
+    if isinstance(err, bad_input_errors()):
+        return True
+    if isinstance(err, (ValueError, KeyError, RuntimeError)):
+        frames = traceback.extract_tb(err.__traceback__)
+        return bool(frames) and f"{os.sep}uproot{os.sep}" in frames[-1].filename
+    return False
 
 
 class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
@@ -130,8 +151,8 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
         acc = out["datasets"][dataset]
         try:
             self._process(events, acc, meta)
-        except bad_input_errors() as err:
-            if not self.skip_bad_inputs:
+        except Exception as err:  # noqa: BLE001 - sorted by is_bad_input below
+            if not self.skip_bad_inputs or not is_bad_input(err):
                 raise
             fresh = self.empty_output(dataset)
             start, stop = meta.get("entrystart"), meta.get("entrystop")

@@ -260,3 +260,23 @@ def test_jet_blocks_and_tagger_order_do_not_change_histograms(iterative_output, 
         a = iterative_output["datasets"]["ttbar"]["scores"][{"tagger": t}].values()
         b = out["datasets"]["ttbar"]["scores"][{"tagger": t}].values()
         assert np.array_equal(a, b), t
+
+
+def test_only_data_errors_are_skippable():
+    import lzma
+
+    from hepml_coffea.config import ConfigurationError
+    from hepml_coffea.processor import is_bad_input
+
+    def raised(exc):
+        try:
+            raise exc
+        except Exception as err:  # noqa: BLE001
+            return err
+
+    assert is_bad_input(raised(OSError("cannot read")))
+    assert is_bad_input(raised(lzma.LZMAError("corrupt")))
+    assert not is_bad_input(raised(ValueError("a bug of ours")))  # not raised inside uproot
+    assert not is_bad_input(raised(RuntimeError("a bug of ours")))
+    assert not is_bad_input(raised(ConfigurationError("no GPU")))
+    assert not is_bad_input(raised(ArtifactError("changed")))

@@ -479,7 +479,7 @@ def test_interrupted_save_leaves_nothing(proc, ttbar_file, tmp_path, monkeypatch
     monkeypatch.undo()
     run_fileset({"e": [str(empty)]}, proc, config=RunConfig(executor="iterative", status=False), out=outdir / "out.coffea")
     assert [f.name for f in outdir.iterdir()] == ["out.coffea"]
-    assert coffea.util.load(outdir / "out.coffea")["e"]["cutflow"]["events"] == 0
+    assert coffea.util.load(outdir / "out.coffea")["datasets"]["e"]["cutflow"]["events"] == 0
 
 
 def test_interrupted_write_pfnano_leaves_nothing(ttbar_file, tmp_path, monkeypatch):

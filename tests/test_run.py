@@ -66,7 +66,8 @@ def test_dataset_whose_only_file_is_bad_stays_with_its_events_counted(pfn, ttbar
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_missing_gpu_fails_the_run_even_when_skipping_bad_inputs(pfn, ttbar_file):
     proc = TaggerProcessor(taggers=[pfn], device="cuda", skip_bad_inputs=True)
-    with pytest.raises(ConfigurationError, match="torch sees no CUDA device"):
+    # coffea's Runner wraps the worker's error; it is still the configuration error, not a skip
+    with pytest.raises(Exception, match="ConfigurationError.*torch sees no CUDA device"):
         run_fileset({"tt": [str(ttbar_file)]}, proc, config=_cfg(skip_bad_files=True))
 
 

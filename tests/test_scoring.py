@@ -121,7 +121,7 @@ def test_filtered_fatjets_refused(fast):
     with pytest.raises(ConfigurationError, match="filtered FatJet collection"):
         score_fatjets(events.FatJet[events.FatJet.pt > 300], fast, device="cpu")
     with pytest.raises(ConfigurationError, match="needs NanoEvents with a FatJet"):
-        score_fatjets(events.Jet, fast, device="cpu")
+        score_fatjets(ak.Array([{"Jet": [1.0]}]), fast, device="cpu")
 
 
 def test_api_equals_processor_scores(tiny_artifacts, ttbar_file, tmp_path):

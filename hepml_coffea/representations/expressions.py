@@ -39,14 +39,27 @@ import ast
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from hepml_coffea.geometry import wrap_phi
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .features import FeatureContext
+
+
+class FeatureContext(Protocol):
+    """What an expression reads (implemented by :class:`.features.FeatureContext`;
+    declared here so this module does not import ``features``)."""
+
+    counts: np.ndarray
+    starts: np.ndarray
+    n_constituents: int
+
+    def cand(self, name: str) -> np.ndarray: ...
+
+    def jet(self, name: str) -> np.ndarray: ...
+
+    def jet_of_constituent(self) -> np.ndarray: ...
 
 __all__ = ["FUNCTIONS", "REDUCTIONS", "Expression", "ExpressionError", "is_identifier", "parse_expression"]
 
