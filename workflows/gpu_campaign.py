@@ -354,7 +354,7 @@ def check_environment(smoke: bool, work: Path) -> dict[str, Any]:
               "hepml_coffea.processor", "hepml_coffea.run", "hepml_coffea.clusters", "hepml_coffea.config",
               "hepml_coffea.histograms", "hepml_coffea.representations", "hepml_coffea.artifacts"]
     if not smoke:
-        needed.append("dask_cuda")
+        needed += ["dask_cuda", "pynvml"]
     versions: dict[str, str] = {}
     for mod in needed:
         try:
@@ -765,7 +765,19 @@ def train_models(camp: Campaign, ds: Any, device: str, plots: bool, scores: dict
                              "share_of_window": share, "time_budget_s": round(budget, 1)},
             }
             out = camp.work / "artifacts" / name
-            metrics = train_on_dataset(ds, out, cfg, meta)
+            shutil.rmtree(out, ignore_errors=True)  # never mistake an older run's artifact for this one
+            try:
+                metrics = train_on_dataset(ds, out, cfg, meta)
+            except Exception as err:
+                # a failure after the artifact was sealed (e.g. an optional export) keeps the artifact
+                if not (out / "manifest.json").is_file():
+                    raise
+                from hepml_coffea.artifacts import load_artifact
+
+                load_artifact(out)  # verifies every hashed file
+                metrics = json.loads((out / "metrics.json").read_text())
+                rec["error_after_saving"] = f"{type(err).__name__}: {err}"[:1000]
+                camp.log(f"train {name}: artifact kept, error after saving: {rec['error_after_saving'][:200]}")
             done.append(name)
             _pack_artifacts(camp, done)
             rec.update({k: metrics.get(k) for k in ("auc", "accuracy", "rejection_30", "rejection_50", "parameters",
