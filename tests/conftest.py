@@ -44,3 +44,33 @@ def tiny_artifacts(ttbar_file: Path, qcd_file: Path, tmp_path_factory: pytest.Te
         train_on_dataset(ds, root / name, cfg)
         out[name] = root / name
     return out
+
+
+@pytest.fixture(scope="session")
+def arts(tiny_artifacts: dict[str, Path]) -> dict[str, str]:
+    """The tiny artifacts as path strings."""
+    return {k: str(v) for k, v in tiny_artifacts.items()}
+
+
+@pytest.fixture(scope="session")
+def fast_proc(arts: dict[str, str]):
+    """Two fast taggers of two kinds (sequence model + observables baseline)."""
+    from hepml_coffea.processor import TaggerProcessor
+
+    return TaggerProcessor(taggers=[arts["pfn"], arts["baseline"]], device="cpu")
+
+
+@pytest.fixture(scope="session")
+def fast_proc_skip(arts: dict[str, str]):
+    """:func:`fast_proc` skipping bad inputs."""
+    from hepml_coffea.processor import TaggerProcessor
+
+    return TaggerProcessor(taggers=[arts["pfn"], arts["baseline"]], device="cpu", skip_bad_inputs=True)
+
+
+@pytest.fixture(scope="session")
+def ref_output(fast_proc, ttbar_file: Path, qcd_file: Path):
+    """The good files, no damage, through :func:`fast_proc`: the reference histograms."""
+    from faults import run_iterative
+
+    return run_iterative({"ttbar": [str(ttbar_file)], "qcd": [str(qcd_file)]}, fast_proc)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pickle
+import re
+import shutil
+import struct
 from pathlib import Path
 
 import awkward as ak
@@ -10,14 +13,39 @@ import cloudpickle
 import hist
 import numpy as np
 import pytest
+import uproot
+from faults import (
+    N_EVENTS,
+    chain,
+    collections,
+    no_nan,
+    run_iterative,
+    same_histograms,
+    selected_jets,
+    set_value,
+    write_tree,
+)
 
-from hepml_coffea.artifacts import ArtifactError, import_torchscript, load_artifact
+from hepml_coffea.artifacts import (
+    ArtifactError,
+    import_torchscript,
+    load_artifact,
+)
+from hepml_coffea.config import RunConfig
+from hepml_coffea.constituents import (
+    InvalidAssociationError,
+    MissingBranchError,
+    fatjet_constituents,
+)
 from hepml_coffea.histograms import roc_from_hist
 from hepml_coffea.inference import engine
-from hepml_coffea.io import load_events
+from hepml_coffea.io import load_events, read_arrays
 from hepml_coffea.processor import TaggerProcessor
-from hepml_coffea.config import RunConfig
-from hepml_coffea.run import FilesetError, check_fileset, load_fileset, run_fileset
+from hepml_coffea.run import (
+    check_fileset,
+    load_fileset,
+    run_fileset,
+)
 from hepml_coffea.selection import Selection
 from hepml_coffea.training.metrics import roc_curve
 
@@ -181,7 +209,6 @@ def test_byo_torchscript_equals_coffea_torch_wrapper(tiny_artifacts, ttbar_file,
     import torch
     from coffea.ml_tools.torch_wrapper import torch_wrapper
 
-    from hepml_coffea.constituents import fatjet_constituents
     from hepml_coffea.io import read_arrays
     from hepml_coffea.representations import build
 
@@ -212,7 +239,6 @@ def test_byo_torchscript_equals_coffea_torch_wrapper(tiny_artifacts, ttbar_file,
 def test_missing_or_tampered_artifact_refused_at_start(tiny_artifacts, tmp_path):
     with pytest.raises(ArtifactError, match="not found"):
         TaggerProcessor(taggers=[tmp_path / "nope"])
-    import shutil
 
     bad = tmp_path / "pfn"
     shutil.copytree(tiny_artifacts["pfn"], bad)
@@ -223,21 +249,12 @@ def test_missing_or_tampered_artifact_refused_at_start(tiny_artifacts, tmp_path)
         TaggerProcessor(taggers=[bad])
 
 
-def test_fileset_errors(tmp_path, ttbar_file):
-    with pytest.raises(FilesetError, match="does not exist"):
-        load_fileset(tmp_path / "missing.json")
-    with pytest.raises(FilesetError, match="nofile.root: file does not exist"):
-        check_fileset(load_fileset({"x": [str(tmp_path / "nofile.root")]}))
-    with pytest.raises(FilesetError, match="no tree 'Evts'"):
-        check_fileset(load_fileset({"x": {"files": {str(ttbar_file): "Evts"}}}))
-
-
 def test_warm_up_and_worker_plugin(tiny_artifacts):
     from types import SimpleNamespace
 
-    from hepml_coffea.inference.worker import TaggerWarmup
-
     import torch
+
+    from hepml_coffea.inference.worker import TaggerWarmup
 
     before = torch.get_num_threads()
     engine.clear_cache()
@@ -280,3 +297,125 @@ def test_only_data_errors_are_skippable():
     assert not is_bad_input(raised(RuntimeError("a bug of ours")))
     assert not is_bad_input(raised(ConfigurationError("no GPU")))
     assert not is_bad_input(raised(ArtifactError("changed")))
+
+
+def _basket_payload(path, branch):
+    """Byte offset of the compressed payload of the first basket of ``branch``."""
+    br = uproot.open(path)["Events"][branch]
+    seek = int(br.member("fBasketSeek")[0])
+    with open(path, "rb") as f:
+        f.seek(seek)
+        head = f.read(18)
+    keylen = struct.unpack(">h", head[14:16])[0]  # TKey: Nbytes, version, objlen, datime, keylen
+    return seek + keylen
+
+
+@pytest.mark.parametrize("damage", ["compression_header", "compressed_data"])
+def test_corrupt_basket(damage, fast_proc, fast_proc_skip, ref_output, ttbar_file, qcd_file, tmp_path):
+    payload = _basket_payload(ttbar_file, "PFCands_pt")
+    data = bytearray(ttbar_file.read_bytes())
+    assert data[payload:payload + 2] in (b"ZL", b"XZ", b"L4", b"ZS")  # a compressed basket
+    if damage == "compression_header":
+        data[payload:payload + 2] = b"XX"  # unknown algorithm: deterministic failure
+    else:
+        data[payload + 2000:payload + 2064] = bytes(64)  # zlib data + adler32 check no longer match
+    bad = tmp_path / f"{damage}.root"
+    bad.write_bytes(bytes(data))
+    check_fileset(load_fileset({"ttbar": [str(bad)]}))  # the file opens: the damage is in a basket
+    # without skipping: the run fails, naming the file and the decompression problem
+    with pytest.raises(Exception) as info:
+        run_iterative({"ttbar": [str(bad)]}, fast_proc)
+    text = " | ".join(f"{type(e).__name__}: {e}" for e in chain(info.value))
+    assert str(bad) in text and re.search("compress", text), text
+    # with skip_bad_inputs: every chunk of it is a counted skip, nothing reaches the histograms
+    out = run_iterative({"ttbar": [str(bad)], "qcd": [str(qcd_file)]}, fast_proc_skip, skip=True)
+    chunks = sorted((s["entrystart"], s["entrystop"]) for s in out["run"]["skipped"])
+    assert chunks == [(0, 150), (150, 300)]
+    for s in out["run"]["skipped"]:
+        assert s["file"] == str(bad) and s["dataset"] == "ttbar" and "compress" in s["reason"]
+        assert re.search(r"\.py:\d+ in \w+", s["where"]), s["where"]
+    assert out["datasets"]["ttbar"]["cutflow"]["events"] == 0 and out["datasets"]["ttbar"]["scores"].sum() == 0
+    assert no_nan(out) == 2
+    same_histograms(out, ref_output, ["qcd"])
+
+
+def test_file_without_constituent_branches(fast_proc, fast_proc_skip, ttbar_file, tmp_path):
+    cols = collections(ttbar_file)
+    fj_only = write_tree(tmp_path / "fatjet_only.root", {k: cols[k] for k in ("run", "luminosityBlock", "event", "FatJet")})
+    events = load_events(fj_only, entry_stop=50)
+    with pytest.raises(MissingBranchError) as info:
+        fast_proc.process(events)
+    msg = str(info.value)
+    for needed in ("pfnano", "FatJetPFCands_", "PFCands_", "nanoaod_v15", "FatJetPFCand_", "PFCand_"):
+        assert needed in msg, msg
+    # a file with the association but lacking one candidate branch: that branch is named
+    pf = cols["PFCands"]
+    no_eta = write_tree(tmp_path / "no_eta.root", {**cols, "PFCands": ak.zip({f: pf[f] for f in ak.fields(pf) if f != "eta"})})
+    with pytest.raises(MissingBranchError, match="missing branch.*PFCands_eta.*pfnano"):
+        fast_proc.process(read_arrays(no_eta, entry_stop=50))
+    # (as NanoEvents, coffea's own vector behaviour already objects, naming eta)
+    with pytest.raises(ValueError, match="PFCand.*eta"):
+        fast_proc.process(load_events(no_eta, entry_stop=50))
+    # through the runner: an error without skipping, a counted skip per chunk with it
+    with pytest.raises(Exception) as info:
+        run_iterative({"fj": [str(fj_only)]}, fast_proc)
+    assert any(isinstance(e, MissingBranchError) for e in chain(info.value))
+    out = run_iterative({"fj": [str(fj_only)]}, fast_proc_skip, skip=True)
+    assert len(out["run"]["skipped"]) == 2
+    assert all(s["reason"].startswith("MissingBranchError") and s["file"] == str(fj_only) for s in out["run"]["skipped"])
+    assert out["datasets"]["fj"]["cutflow"]["events"] == 0
+
+
+def test_association_index_out_of_range(fast_proc, fast_proc_skip, ref_output, ttbar_file, tmp_path):
+    cols = collections(ttbar_file)
+    event = selected_jets(ttbar_file)[0][0]
+    n_cands = len(cols["PFCands"][event])
+    bad = write_tree(tmp_path / "bad_assoc.root", set_value(cols, "FatJetPFCands", "pFCandsIdx", event, 0, n_cands + 3))
+    with pytest.raises(InvalidAssociationError, match=rf"event {event} .*pFCandsIdx={n_cands + 3} of {n_cands}"):
+        fast_proc.process(load_events(bad))
+    out = run_iterative({"ttbar": [str(bad)]}, fast_proc_skip, skip=True)
+    cf = out["datasets"]["ttbar"]["cutflow"]
+    assert cf["bad_association_rows"] == 1 and cf["events"] == N_EVENTS and out["run"]["skipped"] == []
+    # the bad row is dropped; the other jets are scored as before
+    assert ref_output["datasets"]["ttbar"]["cutflow"]["scored"] - 1 <= cf["scored"] <= ref_output["datasets"]["ttbar"]["cutflow"]["scored"]
+    no_nan(out)
+
+
+def test_oom_in_processor_gives_identical_histograms(arts, ttbar_file, monkeypatch):
+    import torch
+
+    p = TaggerProcessor(taggers=[arts["pfn"], arts["particlenet-lite"]], device="cpu", batch_size=32)
+    clean = run_iterative({"ttbar": [str(ttbar_file)]}, p)
+    real = engine._forward
+    sizes = []
+
+    def flaky(model, args):
+        sizes.append(len(args[0]))
+        if len(args[0]) > 8:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(model, args)
+
+    monkeypatch.setattr(engine, "_forward", flaky)
+    out = run_iterative({"ttbar": [str(ttbar_file)]}, p)
+    assert max(sizes) == 32 and {16, 8} <= set(sizes)
+    assert out["run"]["skipped"] == []
+    same_histograms(out, clean, ["ttbar"])
+
+
+def test_per_jet_scores_independent_of_chunk_size(arts, ttbar_file, tmp_path):
+    tables = {}
+    for chunksize in (300, 70):
+        folder = tmp_path / f"scores_{chunksize}"
+        p = TaggerProcessor(taggers=[arts["pfn"], arts["particlenet-lite"]], device="cpu", save_scores=folder)
+        run_iterative({"ttbar": [str(ttbar_file)]}, p, chunksize=chunksize)
+        files = sorted(folder.glob("*.parquet"))
+        assert len(files) >= N_EVENTS // chunksize and not list(folder.glob("*.tmp"))
+        t = ak.concatenate([ak.from_parquet(f) for f in files])
+        order = np.lexsort((ak.to_numpy(t.jet_index), ak.to_numpy(t.event_index)))
+        tables[chunksize] = {k: ak.to_numpy(t[k])[order] for k in ak.fields(t)}
+    a, b = tables[300], tables[70]
+    assert len(a["event_index"]) > 20
+    for k in ("event_index", "jet_index", "pt", "eta", "truth"):
+        assert np.array_equal(a[k], b[k]), k
+    for k in ("score_pfn", "score_particlenet-lite"):
+        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import awkward as ak
 import numpy as np
+import pytest
 import uproot
+from faults import (
+    N_EVENTS,
+    collections,
+)
 
 from hepml_coffea.io import load_events
-from hepml_coffea.samples import read_metadata
+from hepml_coffea.samples import GenerationConfig, read_metadata
 
 
 def test_generated_file_layout_and_metadata(ttbar_file):
@@ -57,3 +62,45 @@ def test_multiprocess_generation_and_detector_switch(tmp_path):
     cons = events.FatJet.constituents.pf
     rel = np.abs(ak.to_numpy(ak.flatten(ak.sum(cons.px, axis=-1) - events.FatJet.px))) / ak.to_numpy(ak.flatten(events.FatJet.pt))
     assert rel.max() < 1e-4
+
+
+def test_interrupted_write_pfnano_leaves_nothing(ttbar_file, tmp_path, monkeypatch):
+    from uproot.writing.writable import WritableTree
+
+    from hepml_coffea.samples.write import write_pfnano
+
+    cols = collections(ttbar_file)
+    arrays = {k: cols[k] for k in ("event", "FatJet", "PFCands", "FatJetPFCands", "GenPart")}
+    real = WritableTree.extend
+    calls = []
+
+    def extend_then_interrupt(self, data):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, data)
+
+    monkeypatch.setattr(WritableTree, "extend", extend_then_interrupt)
+    out = tmp_path / "gen" / "sample.root"
+    with pytest.raises(KeyboardInterrupt):
+        write_pfnano(arrays, out, {"seed": 1}, step=100)
+    assert list(out.parent.iterdir()) == []
+    # an earlier complete file survives an interrupted rewrite untouched
+    monkeypatch.undo()
+    write_pfnano(arrays, out, {"seed": 1}, step=100)
+    before = out.read_bytes()
+    calls.clear()
+    monkeypatch.setattr(WritableTree, "extend", extend_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_pfnano(arrays, out, {"seed": 2}, step=100)
+    assert [f.name for f in out.parent.iterdir()] == ["sample.root"] and out.read_bytes() == before
+    assert uproot.open(out)["Events"].num_entries == N_EVENTS
+
+
+def test_generation_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="unknown process 'wjets'"):
+        GenerationConfig(process="wjets", n_events=10)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seed must be in"):
+        GenerationConfig(process="qcd", n_events=10, seed=0)
+    with pytest.raises(ValueError, match="n_events must be >= 0"):
+        GenerationConfig(process="qcd", n_events=-1)

@@ -10,14 +10,32 @@ import cloudpickle
 import hist
 import numpy as np
 import pytest
+import torch
 from coffea import processor
 from coffea.nanoevents import PFNanoAODSchema
+from faults import (
+    collections,
+    no_nan,
+    run_iterative,
+    selected_jets,
+    set_value,
+    write_tree,
+)
 
 from hepml_coffea import FatJetTagger, score_fatjets
+from hepml_coffea.artifacts import (
+    load_artifact,
+)
 from hepml_coffea.config import ConfigurationError, RunConfig, TaggerConfig
+from hepml_coffea.constituents import (
+    fatjet_constituents,
+)
+from hepml_coffea.inference import engine
 from hepml_coffea.io import load_events
 from hepml_coffea.processor import TaggerProcessor
-from hepml_coffea.run import run_fileset
+from hepml_coffea.run import (
+    run_fileset,
+)
 from hepml_coffea.selection import Selection
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -215,3 +233,85 @@ def test_processor_and_run_config_must_agree_on_skipping(tiny_artifacts, ttbar_f
     proc = TaggerProcessor(taggers=[str(tiny_artifacts["pfn"])], device="cpu", skip_bad_inputs=True)
     with pytest.raises(ConfigurationError, match="make them agree"):
         run_fileset({"tt": [str(ttbar_file)]}, proc, config=RunConfig(executor="iterative", status=False))
+
+
+def test_nonfinite_kinematics_counted_never_scored(fast_proc, ref_output, ttbar_file, tmp_path):
+    cols = collections(ttbar_file)
+    (e1, j1), (e2, j2) = selected_jets(ttbar_file)[:2]
+    # NaN in one constituent pT of jet 1, inf in the eta of jet 2
+    assoc = cols["FatJetPFCands"][e1]
+    row = int(np.flatnonzero(ak.to_numpy(assoc.jetIdx) == j1)[0])
+    cand = int(assoc.pFCandsIdx[row])
+    cols = set_value(cols, "PFCands", "pt", e1, cand, np.nan)
+    cols = set_value(cols, "FatJet", "eta", e2, j2, np.inf)
+    bad = write_tree(tmp_path / "nonfinite.root", cols)
+    out = run_iterative({"ttbar": [str(bad)]}, fast_proc)
+    cf, cf0 = out["datasets"]["ttbar"]["cutflow"], ref_output["datasets"]["ttbar"]["cutflow"]
+    assert cf["nonfinite"] == cf0["nonfinite"] + 2
+    assert cf["scored"] == cf0["scored"] - 2
+    h = out["datasets"]["ttbar"]["scores"]
+    for t in fast_proc.tagger_names:
+        assert h[{"tagger": t}].sum(flow=True) == out["datasets"]["ttbar"]["tagger_counts"][t]["scored"]
+    assert h[{"tagger": "pfn"}].sum(flow=True) == cf["scored"]
+    assert no_nan(out) == 1
+
+
+
+def test_jets_without_constituents_counted(arts):
+    wide = Selection(pt_min=0.0, pt_max=1e9, abs_eta_max=10.0)
+    p = TaggerProcessor(taggers=[arts["pfn"]], device="cpu", selection=wide)
+    out = run_iterative({"v15": [str(SAMPLES / "nano_tt_v15.root")]}, p, chunksize=1000)
+    cf = out["datasets"]["v15"]["cutflow"]
+    assert cf["no_constituents"] == 2 and cf["nonfinite"] == 0
+    assert cf["scored"] == cf["selected"] - 2
+    assert out["datasets"]["v15"]["scores"].sum(flow=True) == cf["scored"]
+    no_nan(out)
+
+
+
+def _one_jet_event(cands):
+    jet = {"pt": 600.0, "eta": 0.3, "phi": 1.0, "mass": 175.0, "msoftdrop": 172.0,
+           "tau1": 0.3, "tau2": 0.2, "tau3": 0.1}
+    rows = [{"jetIdx": 0, "pFCandsIdx": i} for i in range(len(cands))]
+    return ak.zip({"FatJet": ak.Array([[jet]]), "PFCands": ak.Array([cands]),
+                   "FatJetPFCands": ak.Array([rows])}, depth_limit=1)
+
+
+
+def test_more_constituents_than_length_keeps_hardest(arts, tmp_path):
+    from hepml_coffea.representations import build
+
+    rng = np.random.default_rng(7)
+    n = 150
+    pt = rng.permutation(np.linspace(0.5, 80.0, n))  # distinct pT, shuffled
+    cands = [{"pt": float(pt[i]), "eta": 0.3 + float(rng.normal(0, 0.3)), "phi": 1.0 + float(rng.normal(0, 0.3)),
+              "mass": 0.0, "charge": int(rng.integers(-1, 2)), "pdgId": 211} for i in range(n)]
+    hardest = [c for c in cands if c["pt"] >= np.sort(pt)[-100]]
+    assert len(hardest) == 100
+    taggers = [arts["pfn"], arts["lstm"], arts["particlenet-lite"]]
+    scores = {}
+    for name, cs in (("all", cands), ("hardest", hardest)):
+        p = TaggerProcessor(taggers=taggers, device="cpu", save_scores=tmp_path / name)
+        out = p.process(_one_jet_event(cs))["datasets"]["unknown"]
+        assert out["cutflow"]["scored"] == 1 and out["skipped"] == []
+        (f,) = (tmp_path / name).glob("*.parquet")
+        scores[name] = ak.from_parquet(f)
+    for t in ("pfn", "lstm", "particlenet-lite"):
+        a, b = ak.to_numpy(scores["all"][f"score_{t}"]), ak.to_numpy(scores["hardest"][f"score_{t}"])
+        assert np.isfinite(a).all() and np.array_equal(a, b), t
+    # the representation holds exactly the 100 hardest, sorted
+    spec = load_artifact(arts["pfn"]).spec
+    jc = fatjet_constituents(_one_jet_event(cands))
+    built = build(jc.cands, jc.jets, spec)
+    assert spec.length == 100 and built["mask"].sum() == 100
+    assert ak.to_list(jc.cands.pt[0][:100]) == sorted(pt.tolist(), reverse=True)[:100]
+
+
+def test_device_and_amp_and_duplicate_names(tiny_artifacts):
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="torch sees no CUDA device"):
+            engine.resolve_device("cuda")
+    with pytest.raises(ValueError, match="amp must be"):
+        TaggerProcessor(taggers=[tiny_artifacts["pfn"]], amp="int8")
+    with pytest.raises(ValueError, match="two taggers are named 'pfn'"):
+        TaggerProcessor(taggers=[tiny_artifacts["pfn"], tiny_artifacts["pfn"]])
