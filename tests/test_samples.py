@@ -18,6 +18,10 @@ from hepml_coffea.samples import GenerationConfig, read_metadata
 def test_generated_file_layout_and_metadata(ttbar_file):
     meta = read_metadata(ttbar_file)
     assert meta["process"] == "ttbar" and meta["seed"] == 11 and meta["pythia_seeds"] == [11]
+    from importlib.metadata import version
+
+    # provenance read from the installed packages, not a hard-coded string
+    assert meta["generator"].startswith(f"pythia8mc {version('pythia8mc')} + fastjet {version('fastjet')}")
     with uproot.open(ttbar_file) as f:
         tree = f["Events"]
         assert tree.classname == "TTree"

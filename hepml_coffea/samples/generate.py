@@ -348,6 +348,19 @@ def generate_arrays(config: GenerationConfig, workers: int = 1) -> dict[str, Any
     return out
 
 
+def _generator_versions() -> str:
+    """Versions of the generator packages actually installed (recorded in every file)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = []
+    for dist in ("pythia8mc", "fastjet", "hepml-coffea"):
+        try:
+            parts.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            parts.append(f"{dist} (not installed as a distribution)")
+    return " + ".join(parts)
+
+
 def generate(
     process: Process,
     n_events: int,
@@ -377,12 +390,5 @@ def generate(
     elapsed = time.perf_counter() - t0
     meta = {**asdict(config), "workers": workers, "pythia_seeds": arrays["seeds"],
             "sigma_pb": arrays["sigma_pb"], "seconds": round(elapsed, 2),
-            "generator": "pythia8mc 8.317.2 + fastjet"}
+            "generator": _generator_versions()}
     return write_pfnano(arrays, out, meta)
-
-
-def estimate_seconds(n_jets_per_class: int, workers: int) -> float:
-    """Rough wall time for a training set (measured rates, see README)."""
-    ttbar = n_jets_per_class / (0.62 * 0.9) / 140.0
-    qcd = n_jets_per_class / 0.6 / 115.0
-    return (ttbar + qcd) / max(workers, 1)
