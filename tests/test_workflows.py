@@ -1,0 +1,45 @@
+"""The workflows in workflows/ that users copy from: they run and their numbers add up."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import awkward as ak
+import uproot
+
+ROOT = Path(__file__).parent.parent
+SAMPLES = Path(__file__).parent / "samples"
+
+
+def _module(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "workflows" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _events_with_two_fatjets(path):
+    fj = uproot.open(path)["Events"].arrays(["FatJet_pt", "FatJet_eta"])
+    good = (fj.FatJet_pt > 400) & (abs(fj.FatJet_eta) < 2.4)
+    return int(ak.sum(ak.sum(good, axis=1) >= 2))
+
+
+def test_example_ttbar_analysis_on_generated_and_cms_files(tiny_artifacts, ttbar_file, tmp_path):
+    ana = _module("example_analysis")
+    files = [ttbar_file, SAMPLES / "pfnano.root", SAMPLES / "nano_tt_v15.root"]
+    out = ana.main([*map(str, files), "--tagger", str(tiny_artifacts["pfn"]), "--out", str(tmp_path),
+                    "--chunksize", "1000"])
+    for f in files:
+        acc = out[Path(f).stem]
+        n_two = _events_with_two_fatjets(f)
+        assert acc["cutflow"]["two_fatjets"] == n_two
+        # every selected event is in exactly one tag category (0, 1 or 2 tags)
+        assert acc["histograms"]["mtt"].project("ntags").values(flow=True).sum() == n_two
+        assert acc["histograms"]["msd"].sum(flow=True).value == n_two
+        assert 0 <= acc["cutflow"]["tagged_jets"] <= 2 * n_two
+    assert out["ttbar_11"]["cutflow"]["two_fatjets"] > 10
+    assert out["pfnano"]["cutflow"]["two_fatjets"] == 10
+    pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
+    assert "mtt_ttbar_11.png" in pngs and "msd_nano_tt_v15.png" in pngs
+    assert (tmp_path / "analysis.coffea").is_file()
