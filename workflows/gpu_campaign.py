@@ -620,6 +620,17 @@ class Generation:
 
 
 # --------------------------------------------------------------------------- 3. model stage
+def _free_gpu() -> None:
+    """Return the main process's cached GPU memory (the dask-cuda worker shares the GPU)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _tile(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     """The first axis repeated to ``n`` entries. Shapes: (M, ...) -> (n, ...)."""
     out = {}
@@ -790,6 +801,7 @@ def train_models(camp: Campaign, ds: Any, device: str, plots: bool, scores: dict
             scores[f"test_{name}"] = tagger.predict(_inputs(tagger, test.cands, test.jets, {}),
                                                     batch_size=4096 if device != "cpu" else 256)
             _save_scores(camp, scores)
+            _free_gpu()
             camp.log(f"train {name}: AUC {metrics['auc']:.4f}, 1/eB(30%) {metrics['rejection_30']:.0f}, "
                      f"{metrics['epochs_run']} epochs in {metrics['train_seconds']} s")
     return done
@@ -1041,6 +1053,7 @@ def run_campaign(args: argparse.Namespace, argv: list[str]) -> int:
                 msg = f"no generated jets for the benchmark (generation errors: {gen.errors[:2]})"
                 raise RuntimeError(msg)
             rec.update(model_stage(camp, bench, piece, device, camp.at(plan.train_start_frac)))
+        _free_gpu()
         with camp.step("generate_train") as rec:
             gen.wait("train", camp.at(plan.train_start_frac))
             rec.update(gen.summary()["sets"]["train"])
@@ -1077,6 +1090,10 @@ def run_campaign(args: argparse.Namespace, argv: list[str]) -> int:
             if left < (5 if plan.smoke else 25):
                 rec.update({"status": "skipped", "reason": f"only {left:.0f} s left before its deadline"})
             else:
+                from hepml_coffea.inference.engine import clear_cache
+
+                clear_cache()  # the main process's models: the worker loads its own
+                _free_gpu()
                 rec.update(processor_run(camp, gen.sets["eval"].files, [work / "artifacts" / k for k in new],
                                          camp.at(plan.processor_end_frac)))
     finally:
