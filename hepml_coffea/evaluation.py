@@ -709,11 +709,14 @@ def run_evaluation(data: str | os.PathLike[str], out: str | os.PathLike[str], *,
 
 
 # --------------------------------------------------------------------------- report
-def _rej(r: Mapping[str, Any]) -> str:
+def _rej(r: Mapping[str, Any], target: float | None = None) -> str:
+    """``1/eB [68 % CP] (passing QCD jets)``; the actual eS when score ties move it off ``target``."""
+    off = (f"; eS {100 * r['signal_efficiency']:.1f} %" if target is not None
+           and abs(r["signal_efficiency"] - target) > 1e-3 else "")
     if r["n_pass"] == 0:
-        return f"> {r['rejection_low']:.0f} (0 of {r['n_background']:,})"
+        return f"> {r['rejection_low']:.0f} (0 of {r['n_background']:,}{off})"
     return (f"{r['rejection']:.0f} [{r['rejection_low']:.0f}, {r['rejection_high']:.0f}] "
-            f"({r['n_pass']:,})")
+            f"({r['n_pass']:,}{off})")
 
 
 def format_report(res: Mapping[str, Any]) -> str:
@@ -739,7 +742,7 @@ def format_report(res: Mapping[str, Any]) -> str:
         js = [f"{r['sculpting'][w]['jsd']:.4f} +- {r['sculpting'][w]['jsd_err']:.4f} ({r['sculpting'][w]['jsd_random']:.4f})"
               for w in ("eS50", "eS30")]
         lines.append(f"| {name} | {r['auc']:.4f} +- {r['auc_err']:.4f} | {r['accuracy']:.4f} +- {r['accuracy_err']:.4f} "
-                     f"| {_rej(r['eS50'])} | {_rej(r['eS30'])} | {xs[0]} | {xs[1]} | {js[0]} | {js[1]} |")
+                     f"| {_rej(r['eS50'], 0.5)} | {_rej(r['eS30'], 0.3)} | {xs[0]} | {xs[1]} | {js[0]} | {js[1]} |")
     lines += [
         "",
         ("Threshold placement with a finite signal sample (not in the intervals above): 1/eB at "
