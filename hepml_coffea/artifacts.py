@@ -8,6 +8,10 @@ An artifact is a directory::
     baseline.json        instead of weights, for the cut-based baseline
     metrics.json         test AUC, accuracy, 1/eB at eS = 30 % and 50 %, working points
     model.ts             optional TorchScript export for serving (never loaded implicitly)
+    model.onnx           optional ONNX export for the ONNX Runtime backend
+                         (:func:`hepml_coffea.inference.backends.export_onnx`); the CPU
+                         backend chosen by measurement is recorded in model.yaml
+                         (``cpu_backend``, :func:`hepml_coffea.inference.backends.choose_backend`)
     roc.png, loss.png    optional plots
     manifest.json        sha256 of every file above and the artifact hash
 
@@ -39,6 +43,7 @@ __all__ = [
     "Artifact",
     "INPUT_NAMES",
     "save_artifact",
+    "update_artifact",
     "import_torchscript",
     "load_artifact",
     "shipped_taggers",
@@ -46,7 +51,7 @@ __all__ = [
 ]
 
 FORMAT = "hepml-coffea-artifact/1"
-HASHED = ("model.yaml", "weights.safetensors", "baseline.json", "metrics.json", "model.ts")
+HASHED = ("model.yaml", "weights.safetensors", "baseline.json", "metrics.json", "model.ts", "model.onnx")
 
 #: forward() argument names per input kind, in order
 INPUT_NAMES: dict[str, tuple[str, ...]] = {
@@ -85,6 +90,18 @@ class Artifact:
 
     def working_points(self) -> dict[str, float]:
         return dict(self.metrics.get("working_points", {}))
+
+    @property
+    def cpu_backend(self) -> str | None:
+        """The CPU execution backend recorded at sealing time (``"torch"``, ``"compile"``,
+        ``"onnxruntime"``), or ``None`` if none was measured."""
+        rec = self.meta.get("cpu_backend")
+        return str(rec["chosen"]) if isinstance(rec, dict) and rec.get("chosen") else None
+
+    def file_digest(self, fname: str) -> str | None:
+        """The sha256 that manifest.json records for ``fname`` (None if not part of it)."""
+        man = json.loads((self.path / "manifest.json").read_text())
+        return man.get("files", {}).get(fname)
 
 
 def _sha256(path: Path) -> str:
@@ -169,6 +186,56 @@ def _seal(tmp: Path, out: Path) -> str:
         shutil.rmtree(out)
     os.replace(tmp, out)
     return digest
+
+
+def update_artifact(
+    name_or_path: str | os.PathLike[str],
+    *,
+    files: dict[str, bytes] | None = None,
+    meta: dict[str, Any] | None = None,
+    remove: tuple[str, ...] = (),
+) -> str:
+    """Add or replace files of a verified artifact and re-seal it atomically.
+
+    The weights and every file not named are kept byte for byte; the artifact hash
+    changes because the manifest covers the new files.
+
+    Parameters
+    ----------
+    name_or_path : artifact directory (or shipped tagger name)
+    files : file name -> content to write (only names in :data:`HASHED`, e.g. ``model.onnx``)
+    meta : top-level keys merged into model.yaml (e.g. ``{"cpu_backend": {...}}``)
+    remove : file names to delete (e.g. a stale ``model.onnx``)
+
+    Returns
+    -------
+    str
+        the new artifact hash.
+    """
+    path = resolve_artifact(name_or_path)
+    _verify(path)
+    protected = {"model.yaml", "weights.safetensors", "baseline.json"}
+    for fname in [*(files or {}), *remove]:
+        if fname not in HASHED or fname in protected:
+            msg = (f"update_artifact({path}): {fname!r} cannot be written or removed here; allowed: "
+                   f"{sorted(set(HASHED) - protected)} (model.yaml only through meta=)")
+            raise ArtifactError(msg)
+    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
+    try:
+        tmp.chmod(path.stat().st_mode & 0o777)
+        for f in path.iterdir():
+            if f.is_file() and f.name != "manifest.json" and f.name not in remove:
+                shutil.copy2(f, tmp / f.name)
+        for fname, content in (files or {}).items():
+            (tmp / fname).write_bytes(content)
+        if meta:
+            doc = yaml.safe_load((tmp / "model.yaml").read_text())
+            doc.update(meta)
+            (tmp / "model.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+        return _seal(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _verify(path: Path) -> tuple[str, dict[str, str]]:

@@ -208,3 +208,98 @@ def test_local_cluster_workers_start_with_the_environment() -> None:
     finally:
         client.close()
         cluster.close()
+
+
+# --------------------------------------------------------------------------- backends
+EXPORT_MODELS = {**TRIM_MODELS, "cnn": dict(npix=16, conv_channels=[4, 4], dense=[8])}
+
+
+def _tiny_artifact(kind: str, out) -> tuple:
+    from hepml_coffea.artifacts import save_artifact
+    from hepml_coffea.models import build_model
+    from hepml_coffea.representations import InputSpec
+
+    if kind == "cnn":
+        torch.manual_seed(5)
+        model = build_model("cnn", **EXPORT_MODELS["cnn"]).eval()
+        spec = InputSpec(kind="image", npix=16)
+    else:
+        model = _tiny(kind)
+        spec = InputSpec(kind="pointcloud" if kind.startswith("particlenet") else "sequence", length=40)
+    save_artifact(out, name=f"tiny-{kind}", model=model, input_kind=spec.kind, spec=spec, metrics={}, torchscript=False)
+    return model, spec
+
+
+def _inputs(spec, n: int = 50, seed: int = 7) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    if spec.kind == "image":
+        return {"image": rng.exponential(size=(n, 1, spec.npix, spec.npix)).astype(np.float32) * 0.05}
+    counts = rng.integers(0, spec.length + 1, n)
+    x = sequence_inputs(list(counts), P=spec.length, seed=seed)
+    x["features"] *= 0.3  # moderate logits: scores away from 0 and 1, so differences show
+    return x
+
+
+@pytest.mark.parametrize("kind", ["cnn", "lstm", "particlenet-lite", "pfn"])
+def test_onnx_export_equals_torch_eager(kind: str, tmp_path) -> None:
+    from hepml_coffea.artifacts import ArtifactIntegrityError, load_artifact
+    from hepml_coffea.inference.backends import export_onnx
+
+    _, spec = _tiny_artifact(kind, tmp_path / kind)
+    x = _inputs(spec)
+    export_onnx(tmp_path / kind, inputs=x)
+    art = load_artifact(tmp_path / kind)
+    assert art.file_digest("model.onnx") is not None and art.meta["onnx"]["max_abs_score_diff"] <= 1e-5
+    eager = get_tagger(tmp_path / kind, "cpu", backend="torch")
+    ort = get_tagger(tmp_path / kind, "cpu", backend="onnxruntime")
+    assert (eager.backend, ort.backend) == ("torch", "onnxruntime")
+    ref = eager.predict(x, batch_size=8)
+    got = ort.predict(x, batch_size=8)
+    assert 0.02 < float(np.median(ref)) < 0.98  # not saturated: the comparison means something
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
+    # the ONNX file is covered by the manifest
+    onnx = tmp_path / kind / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:-1] + b"\0")
+    with pytest.raises(ArtifactIntegrityError, match="model.onnx has sha256"):
+        load_artifact(tmp_path / kind)
+
+
+def test_bidirectional_lstm_is_not_exported(tmp_path) -> None:
+    from hepml_coffea.inference.backends import ExportError, choose_backend, export_onnx
+
+    _tiny_artifact("lstm-bidirectional", tmp_path / "bi")
+    with pytest.raises(ExportError, match="bidirectional JetLSTM has no unpacked form"):
+        export_onnx(tmp_path / "bi")
+    assert choose_backend(tmp_path / "bi", backends=("onnxruntime", "torch"), repeats=1) == "torch"
+    tagger = get_tagger(tmp_path / "bi", "cpu")
+    assert tagger.backend == "torch" and tagger.artifact.meta["cpu_backend"]["chosen"] == "torch"
+    assert "bidirectional" in tagger.artifact.meta["cpu_backend"]["onnx_export"]
+
+
+def test_choose_backend_records_and_auto_follows(tmp_path) -> None:
+    from hepml_coffea.artifacts import load_artifact
+    from hepml_coffea.inference.backends import choose_backend
+
+    _, spec = _tiny_artifact("pfn", tmp_path / "pfn")
+    assert get_tagger(tmp_path / "pfn", "cpu").backend == "torch"  # nothing recorded yet
+    with pytest.raises(Exception, match="has no model.onnx"):
+        get_tagger(tmp_path / "pfn", "cpu", backend="onnxruntime")
+    chosen = choose_backend(tmp_path / "pfn", inputs=_inputs(spec, n=300), backends=("onnxruntime", "torch"), repeats=2)
+    art = load_artifact(tmp_path / "pfn")
+    rec = art.meta["cpu_backend"]
+    assert art.cpu_backend == chosen == rec["chosen"] and rec["n_jets"] == 300 and rec["threads"] == 1
+    assert set(rec["results"]) == {"onnxruntime", "torch"}
+    assert rec["results"]["onnxruntime"]["max_abs_score_diff"] <= 1e-5
+    auto = get_tagger(tmp_path / "pfn", "cpu")
+    assert auto.backend == chosen
+    with pytest.raises(ValueError, match="runs on CPU only"):
+        engine.resolve_backend("onnxruntime", "cuda", art)
+    assert engine.resolve_backend("auto", "cuda", art) == "torch"
+
+
+def test_compile_backend_equals_torch_eager(tmp_path) -> None:
+    _, spec = _tiny_artifact("lstm", tmp_path / "lstm")
+    x = _inputs(spec, n=30)
+    ref = get_tagger(tmp_path / "lstm", "cpu", backend="torch").predict(x, batch_size=16)
+    got = get_tagger(tmp_path / "lstm", "cpu", backend="compile").predict(x, batch_size=16)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)

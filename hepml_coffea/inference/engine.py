@@ -39,6 +39,7 @@ __all__ = [
     "cache_info",
     "clear_cache",
     "predict",
+    "predict_numpy",
     "default_batch_size",
     "resolve_device",
     "resolve_backend",
@@ -73,6 +74,8 @@ class Tagger:
     amp : autocast dtype name (``"bf16"``, ``"fp16"``) or ``None`` for fp32
     backend : the resolved execution backend (``"torch"``, ``"compile"``,
         ``"onnxruntime"``; ``"numpy"`` for the cut-based baseline)
+    runner : what runs a batch (:func:`hepml_coffea.inference.backends.make_runner`);
+        ``None`` means ``model`` in torch eager
     """
 
     artifact: Artifact
@@ -80,6 +83,7 @@ class Tagger:
     device: str
     amp: str | None = None
     backend: str = "torch"
+    runner: Any = None
 
     @property
     def name(self) -> str:
@@ -119,7 +123,10 @@ class Tagger:
         lengths = None
         if self.trims_padding:
             lengths = padded_lengths(arrays[self.input_names.index("mask")])
-        return predict(self.model, arrays, device=self.device, batch_size=batch_size, amp=self.amp, lengths=lengths)
+        runner = self.model if self.runner is None else self.runner
+        if self.backend == "onnxruntime":
+            return predict_numpy(runner, arrays, batch_size=batch_size, lengths=lengths)
+        return predict(runner, arrays, device=self.device, batch_size=batch_size, amp=self.amp, lengths=lengths)
 
     @property
     def trims_padding(self) -> bool:
@@ -167,8 +174,13 @@ def resolve_backend(backend: str, device: str, artifact: Artifact) -> str:
         raise ValueError(msg)
     if artifact.input_kind == "observables":
         return "numpy"
+    cuda = device.startswith("cuda")
     if backend == "auto":
-        return "torch"
+        return "torch" if cuda else (artifact.cpu_backend or "torch")
+    if backend == "onnxruntime" and cuda:
+        msg = (f"backend 'onnxruntime' runs on CPU only (device {device!r}); use backend 'torch' or 'compile' "
+               "on a GPU, or 'auto'")
+        raise ValueError(msg)
     return backend
 
 
@@ -230,7 +242,14 @@ def get_tagger(
             model = model.to(dev).eval()
             for p in model.parameters():
                 p.requires_grad_(False)
-        tagger = Tagger(artifact=art, model=model, device=dev, amp=amp, backend=chosen)
+        runner = None
+        if chosen not in ("numpy", "torch"):
+            from hepml_coffea.inference.backends import make_runner
+
+            runner = make_runner(art, model, chosen, strict=backend != "auto")
+            if runner is model:  # "auto" fell back to eager (logged)
+                chosen, runner = "torch", None
+        tagger = Tagger(artifact=art, model=model, device=dev, amp=amp, backend=chosen, runner=runner)
         _CACHE[key] = tagger
         return tagger
 
@@ -404,6 +423,35 @@ def predict(
         else:
             _predict_host(lambda args: scores_from_output(_forward(model, [torch.from_numpy(x) for x in args])).numpy(),
                           arrays, plan, out, bs, min_batch_size, on_oom)
+    return out
+
+
+def predict_numpy(
+    run: Callable[[list[np.ndarray]], np.ndarray],
+    inputs: list[np.ndarray],
+    *,
+    batch_size: int | None = None,
+    lengths: np.ndarray | None = None,
+    min_batch_size: int = 1,
+    on_oom: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Like :func:`predict` on CPU for a runner that takes numpy arrays (ONNX Runtime):
+    ``run(batch_arrays) -> scores``; same batching, bucketing and trimming.
+
+    Shapes:
+        inputs: each (N, ...) -> (N,)
+    """
+    n = len(inputs[0]) if inputs else 0
+    for a in inputs:
+        if len(a) != n:
+            msg = f"inputs have different lengths: {[len(x) for x in inputs]}"
+            raise ValueError(msg)
+    out = np.empty(n, dtype=np.float32)
+    if n == 0:
+        return out
+    arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in inputs]
+    bs = max(1, int(batch_size or default_batch_size("cpu")))
+    _predict_host(run, arrays, _Planner(n, lengths), out, bs, min_batch_size, on_oom)
     return out
 
 

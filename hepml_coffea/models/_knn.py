@@ -59,8 +59,11 @@ def knn_indices(x: Tensor, mask: Tensor, k: int) -> Tuple[Tensor, Tensor]:
     d = pairwise_sqdist(x.detach())
     num_points = d.size(-1)
     invalid_col = mask < 0.5  # (N, 1, P): padded particles as candidates
-    eye = torch.eye(num_points, dtype=torch.bool, device=x.device).unsqueeze(0)
-    d = d.masked_fill(invalid_col | eye, float("inf"))
+    # the diagonal (a particle is not its own neighbour) from an index comparison, not
+    # torch.eye: ONNX Runtime has no boolean EyeLike kernel, so this keeps the model exportable
+    pos = torch.arange(num_points, device=x.device)
+    self_pair = (pos.view(1, -1, 1) == pos.view(1, 1, -1))
+    d = d.masked_fill(invalid_col | self_pair, float("inf"))
     # k extra always-invalid columns: topk(k) works even when P <= k, without a
     # data-dependent Python branch (so torch.jit.trace generalises over P).
     d = F.pad(d, (0, k), value=float("inf"))

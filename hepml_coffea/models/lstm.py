@@ -16,6 +16,14 @@ The mask is assumed to be contiguous (real particles first), as produced by
 the representations layer.  The model is TorchScript-scriptable
 (``torch.jit.script``); ``torch.jit.trace`` is NOT suitable because the
 packing depends on the data.
+
+Packed sequences cannot be exported to ONNX.  For a unidirectional LSTM the
+same result is obtained without packing: run the whole padded sequence and take
+each jet's hidden state at its last real particle (an LSTM reading left to
+right never sees the padding that follows).  :meth:`JetLSTM.forward_unpacked`
+does that and :class:`UnpackedJetLSTM` wraps it for ``torch.onnx.export`` and
+``torch.compile``; a bidirectional LSTM (whose backward direction would start in
+the padding) has no such form and stays on the packed torch path.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-__all__ = ["JetLSTM"]
+__all__ = ["JetLSTM", "UnpackedJetLSTM"]
 
 
 # --------------------------------------------------------------------------- model
@@ -95,16 +103,26 @@ class JetLSTM(nn.Module):
         """Constructor kwargs (plain lists/ints/bools) to rebuild the model."""
         return copy.deepcopy(self._config)
 
-    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
+    def _sequence(self, features: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Masked, time-major-last input and per-jet lengths (>= 1), reversed if asked.
+
+        Shapes:
+            features: (N, C, P), mask: (N, 1, P) -> x (N, P, C), lengths (N,) int64
+        """
         mask = mask.to(features.dtype)
-        lengths = mask.sum(dim=(1, 2)).round().clamp_min(1.0).to(torch.int64).cpu()
+        lengths = mask.sum(dim=(1, 2)).round().clamp_min(1.0).to(torch.int64)
         x = (features * mask).transpose(1, 2)  # (N, P, C)
         if self.reverse:
             # read the real particles softest first, so the hardest are read last
             steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
-            n_real = lengths.to(x.device).unsqueeze(1)
+            n_real = lengths.unsqueeze(1)
             order = torch.where(steps < n_real, n_real - 1 - steps, steps)
             x = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+        return x, lengths
+
+    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
+        x, lengths = self._sequence(features, mask)
+        lengths = lengths.cpu()
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         _, (h_n, _) = self.lstm(packed)  # h_n: (num_layers * dirs, N, H), original batch order
         if self.bidirectional:
@@ -112,3 +130,40 @@ class JetLSTM(nn.Module):
         else:
             last = h_n[-1]
         return self.head(last)
+
+    @torch.jit.unused
+    def forward_unpacked(self, features: Tensor, mask: Tensor) -> Tensor:
+        """:meth:`forward` without sequence packing (exportable; unidirectional only).
+
+        Runs the LSTM over all ``P`` positions and takes the last layer's output at each
+        jet's last real particle, which equals the packed final hidden state.
+
+        Shapes:
+            features: (N, C, P), mask: (N, 1, P) -> (N, num_classes)
+        """
+        if self.bidirectional:
+            msg = "a bidirectional JetLSTM has no unpacked form (its backward pass would start in the padding)"
+            raise NotImplementedError(msg)
+        x, lengths = self._sequence(features, mask)
+        out, _ = self.lstm(x)  # (N, P, H)
+        at = (lengths - 1).view(-1, 1, 1).expand(-1, 1, out.shape[2])
+        return self.head(torch.gather(out, 1, at).squeeze(1))
+
+
+class UnpackedJetLSTM(nn.Module):
+    """A :class:`JetLSTM` evaluated with :meth:`JetLSTM.forward_unpacked` (same weights),
+    for ONNX export and ``torch.compile``.
+
+    Shapes:
+        features: (N, C, P), mask: (N, 1, P) -> (N, num_classes)
+    """
+
+    def __init__(self, model: JetLSTM) -> None:
+        super().__init__()
+        if model.bidirectional:
+            msg = "a bidirectional JetLSTM has no unpacked form (its backward pass would start in the padding)"
+            raise NotImplementedError(msg)
+        self.model = model
+
+    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
+        return self.model.forward_unpacked(features, mask)

@@ -36,7 +36,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ._knn import edge_features, knn_indices
+from ._knn import edge_features, gather_neighbors, knn_indices
 
 __all__ = [
     "EdgeConvBlock",
@@ -117,10 +117,41 @@ class EdgeConvBlock(nn.Module):
             return sc_bn(sc(features))
         return features
 
+    def edge_mlp_factored(self, features: Tensor, idx: Tensor, valid: Tensor) -> Tensor:
+        """:meth:`edge_mlp` of the edge features without building them (inference).
+
+        The first 1x1 convolution is linear in ``[x_i, x_j - x_i]``:
+        ``W [x_i; x_j - x_i] = (W_i - W_j) x_i + W_j x_j`` with ``W = [W_i | W_j]``, so it
+        is applied once per particle and the ``x_j`` term gathered per edge: ``k`` times
+        fewer multiply-adds for that layer and no ``(N, 2C, P, k)`` tensor. Phantom
+        neighbours (``x_j = 0``) get a zero ``W_j x_j`` from :func:`gather_neighbors`.
+        Equal to ``edge_mlp(edge_features(...))`` up to float rounding.
+
+        Shapes:
+            features: (N, C_in, P), idx/valid: (N, P, k) -> (N, C_out, P, k)
+        """
+        w = self.convs[0].weight  # (C_0, 2 C_in, 1, 1)
+        c = self.in_feat
+        w = w.reshape(w.shape[0], 2 * c)
+        w_i, w_j = w[:, :c], w[:, c:]
+        both = torch.nn.functional.conv1d(features, torch.cat((w_i - w_j, w_j), dim=0).unsqueeze(-1))
+        own, other = both[:, : w.shape[0]], both[:, w.shape[0] :]
+        x = own.unsqueeze(-1) + gather_neighbors(other, idx, valid)
+        first = True
+        for conv, bn, act in zip(self.convs, self.bns, self.acts):
+            if first:
+                x = act(bn(x))
+                first = False
+            else:
+                x = act(bn(conv(x)))
+        return x
+
     def forward(self, points: Tensor, features: Tensor, mask: Tensor) -> Tensor:
         idx, valid = knn_indices(points, mask, self.k)
-        x = edge_features(features, idx, valid)
-        fts = self.edge_mlp(x).mean(dim=-1)
+        if self.training:
+            fts = self.edge_mlp(edge_features(features, idx, valid)).mean(dim=-1)
+        else:
+            fts = self.edge_mlp_factored(features, idx, valid).mean(dim=-1)
         return self.sc_act(self.shortcut(features) + fts)
 
     def extra_repr(self) -> str:

@@ -1,0 +1,484 @@
+"""CPU execution backends: torch eager, ``torch.compile`` and ONNX Runtime, chosen by measurement.
+
+A tagger's torch model can run three ways on CPU:
+
+========== ================================================================ ==================
+backend    what runs                                                        needs
+========== ================================================================ ==================
+torch      the model in eager PyTorch (today's path, kept for comparison)   -
+compile    ``torch.compile(model, dynamic=True)``, compiled once per process a C compiler
+onnxruntime ``model.onnx`` of the artifact in an ONNX Runtime session        ``model.onnx``
+========== ================================================================ ==================
+
+:func:`export_onnx` writes ``model.onnx`` into an artifact (hash checked like every other
+file of it) after checking that its scores equal torch eager's; :func:`choose_backend`
+times the three on the same jets, at one thread, and records the fastest exact one in
+``model.yaml`` (``cpu_backend``), which ``get_tagger(..., backend="auto")`` then uses on
+CPU. Whoever re-trains a shipped tagger re-runs::
+
+    from hepml_coffea.inference.backends import choose_backend
+    choose_backend("path/to/artifact")            # exports model.onnx, measures, records
+
+The packed LSTM is exported through :class:`~hepml_coffea.models.lstm.UnpackedJetLSTM`
+(same result without sequence packing); a bidirectional LSTM has no such form and stays
+on torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from hepml_coffea.artifacts import Artifact, ArtifactError, load_artifact, update_artifact
+
+__all__ = [
+    "CPU_BACKENDS",
+    "ONNX_FILE",
+    "OPSET",
+    "SCORE_ATOL",
+    "ExportError",
+    "choose_backend",
+    "export_onnx",
+    "exportable_module",
+    "make_runner",
+    "measure_backends",
+    "onnx_session",
+    "synthetic_inputs",
+]
+
+log = logging.getLogger("hepml_coffea.inference")
+
+#: backends timed by :func:`measure_backends`, in the order of preference on a tie
+CPU_BACKENDS = ("onnxruntime", "compile", "torch")
+ONNX_FILE = "model.onnx"
+OPSET = 17
+#: largest score difference to torch eager a backend may have to be chosen
+SCORE_ATOL = 1e-5
+
+
+class ExportError(ArtifactError):
+    """A model cannot be exported, or its export does not reproduce torch eager."""
+
+
+# --------------------------------------------------------------------------- modules
+def exportable_module(model: Any) -> Any:
+    """The module to export / compile for ``model``: the model itself, or for a
+    :class:`~hepml_coffea.models.JetLSTM` its unpacked form (identical scores).
+
+    Raises
+    ------
+    ExportError
+        for a bidirectional LSTM (no unpacked form).
+    """
+    from hepml_coffea.models.lstm import JetLSTM, UnpackedJetLSTM
+
+    if isinstance(model, JetLSTM):
+        try:
+            return UnpackedJetLSTM(model).eval()
+        except NotImplementedError as err:
+            raise ExportError(str(err)) from err
+    return model
+
+
+def synthetic_inputs(artifact: Artifact, n: int = 512, seed: int = 0, mean_count: float = 61.0) -> dict[str, np.ndarray]:
+    """Random inputs of the artifact's shapes, for export checks and timing.
+
+    Point clouds and sequences get Poisson(``mean_count``) real particles per jet
+    (clipped to [0, P], with a few empty and full jets), standard-normal features and
+    small (deta, dphi) points; images a few hundred random hot pixels normalised to sum 1.
+
+    Shapes:
+        -> per input name, (n, ...) float32 as the model takes it
+    """
+    spec = artifact.spec
+    if spec is None:
+        msg = f"artifact {artifact.path}: no input spec (a cut-based tagger has no torch model to export)"
+        raise ExportError(msg)
+    rng = np.random.default_rng(seed)
+    if spec.kind == "image":
+        c, p = len(spec.channels), spec.npix
+        img = np.zeros((n, c, p, p), np.float32)
+        for i in range(n):
+            hits = rng.integers(0, p, size=(60, 2))
+            img[i][:, hits[:, 0], hits[:, 1]] = rng.exponential(size=(c, 60))
+        img /= np.maximum(img.sum(axis=(2, 3), keepdims=True), 1e-9)
+        return {"image": img}
+    p = spec.length
+    counts = np.clip(rng.poisson(mean_count, n), 0, p)
+    counts[: min(n, 2)] = 0
+    counts[2 : min(n, 4)] = p
+    mask = (np.arange(p)[None, None, :] < counts[:, None, None]).astype(np.float32)
+    out = {"features": (rng.normal(size=(n, spec.n_features, p)).astype(np.float32) * mask), "mask": mask}
+    if spec.kind == "pointcloud":
+        out["points"] = rng.normal(scale=0.3, size=(n, 2, p)).astype(np.float32) * mask
+    return out
+
+
+# --------------------------------------------------------------------------- ONNX
+def _onnx_bytes(artifact: Artifact) -> bytes:
+    import torch
+
+    module = exportable_module(artifact.model)
+    names = list(artifact.input_names)
+    example = synthetic_inputs(artifact, n=4)
+    args = tuple(torch.from_numpy(example[k]) for k in names)
+    dynamic = {k: ({0: "jets"} if k == "image" else {0: "jets", 2: "particles"}) for k in names}
+    dynamic["logits"] = {0: "jets"}
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python values
+            torch.onnx.export(module, args, buf, dynamo=False, input_names=names, output_names=["logits"],
+                              dynamic_axes=dynamic, opset_version=OPSET)
+    except Exception as err:  # noqa: BLE001 - the exporter raises many types
+        msg = f"artifact {artifact.path}: {artifact.class_name} cannot be exported to ONNX ({type(err).__name__}: {err})"
+        raise ExportError(msg) from err
+    return buf.getvalue()
+
+
+def onnx_session(model: bytes | str | os.PathLike[str], threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session for ``model`` (bytes or file), ``threads`` intra-op
+    threads (default: torch's current number, 1 on our workers), sequential execution."""
+    import onnxruntime as ort
+
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = max(1, int(threads))
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    src = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+
+
+def _logits_torch(module: Any, arrays: list[np.ndarray]) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        return module(*[torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]).float().numpy()
+
+
+def _scores(logits: np.ndarray) -> np.ndarray:
+    import torch
+
+    from hepml_coffea.inference.engine import scores_from_output
+
+    return scores_from_output(torch.from_numpy(np.ascontiguousarray(logits))).numpy()
+
+
+def _compare(artifact: Artifact, session: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Largest score and logit differences between ONNX Runtime and torch eager, on the
+    inputs as given and trimmed to several lengths (the engine's padding trim)."""
+    names = list(artifact.input_names)
+    arrays = [np.asarray(inputs[k], dtype=np.float32) for k in names]
+    cuts: list[int | None] = [None]
+    if "mask" in names:
+        p = arrays[0].shape[-1]
+        cuts += sorted({max(1, p // 3), max(1, min(p, 5))})
+    worst = {"max_abs_score_diff": 0.0, "max_rel_logit_diff": 0.0}
+    for cut in cuts:
+        if cut is None:
+            sub = arrays
+        else:
+            from hepml_coffea.inference.engine import padded_lengths
+
+            keep = padded_lengths(arrays[names.index("mask")]) <= cut
+            sub = [np.ascontiguousarray(a[keep][..., :cut]) for a in arrays]
+            if not len(sub[0]):
+                continue
+        ref = _logits_torch(artifact.model, sub)
+        got = session.run(["logits"], dict(zip(names, sub)))[0]
+        worst["max_abs_score_diff"] = max(worst["max_abs_score_diff"], float(np.abs(_scores(ref) - _scores(got)).max()))
+        rel = np.abs(ref - got) / np.maximum(1.0, np.abs(ref))
+        worst["max_rel_logit_diff"] = max(worst["max_rel_logit_diff"], float(rel.max()))
+    return worst
+
+
+def export_onnx(
+    artifact_dir: str | os.PathLike[str],
+    *,
+    inputs: Mapping[str, np.ndarray] | None = None,
+    atol: float = SCORE_ATOL,
+) -> str:
+    """Export an artifact's model to ``model.onnx`` inside the artifact and re-seal it.
+
+    The export is checked against torch eager on ``inputs`` (default
+    :func:`synthetic_inputs`), untrimmed and trimmed: the largest score difference must
+    be <= ``atol`` and the largest logit difference <= 1e-4 x max(1, |logit|). The
+    weights and the other files are unchanged; model.yaml gains an ``onnx`` record
+    (opset, versions, the differences found).
+
+    Parameters
+    ----------
+    artifact_dir : artifact directory (or shipped tagger name)
+    inputs : jets to check on, a mapping holding the model's input names
+    atol : largest allowed score difference
+
+    Returns
+    -------
+    str
+        the artifact's new hash.
+
+    Raises
+    ------
+    ExportError
+        if the model cannot be exported or the export does not reproduce torch eager.
+    """
+    import onnxruntime as ort
+    import torch
+
+    art = load_artifact(artifact_dir)
+    if art.input_kind == "observables":
+        msg = f"artifact {art.path}: the cut-based tagger is not a torch model; nothing to export"
+        raise ExportError(msg)
+    data = _onnx_bytes(art)
+    check = _compare(art, onnx_session(data, threads=1), inputs if inputs is not None else synthetic_inputs(art))
+    if check["max_abs_score_diff"] > atol or check["max_rel_logit_diff"] > 1e-4:
+        msg = (f"artifact {art.path}: the ONNX export differs from torch eager (scores by "
+               f"{check['max_abs_score_diff']:.2e}, allowed {atol:.0e}; logits by {check['max_rel_logit_diff']:.2e} "
+               "relative, allowed 1e-4); not written")
+        raise ExportError(msg)
+    record = {"file": ONNX_FILE, "opset": OPSET, "sha256": hashlib.sha256(data).hexdigest(),
+              "torch": str(torch.__version__), "onnxruntime": str(ort.__version__), **check}
+    return update_artifact(art.path, files={ONNX_FILE: data}, meta={"onnx": record})
+
+
+# --------------------------------------------------------------------------- runners
+class _Compiled:
+    """``torch.compile``d module that falls back to eager if compiling fails (when not strict)."""
+
+    def __init__(self, module: Any, strict: bool, name: str) -> None:
+        import torch
+
+        self.eager = module
+        self.compiled = torch.compile(module, dynamic=True)
+        self.strict = strict
+        self.name = name
+        self.ok: bool | None = None
+
+    def __call__(self, *args: Any) -> Any:
+        if self.ok is False:
+            return self.eager(*args)
+        try:
+            out = self.compiled(*args)
+        except Exception as err:
+            from hepml_coffea.inference.engine import _is_oom
+
+            if self.ok or self.strict or _is_oom(err):
+                raise
+            log.warning("torch.compile of %s failed (%s: %s); running it in eager torch", self.name,
+                        type(err).__name__, str(err)[:200])
+            self.ok = False
+            return self.eager(*args)
+        self.ok = True
+        return out
+
+
+class _OnnxRunner:
+    """Runs one batch (numpy arrays in input order) in an ONNX Runtime session -> scores."""
+
+    def __init__(self, session: Any, names: tuple[str, ...]) -> None:
+        self.session = session
+        self.names = list(names)
+
+    def __call__(self, arrays: list[np.ndarray]) -> np.ndarray:
+        logits = self.session.run(["logits"], dict(zip(self.names, arrays)))[0]
+        return _scores(logits)
+
+
+def make_runner(artifact: Artifact, model: Any, backend: str, *, strict: bool) -> Any:
+    """What the engine calls for ``backend``: the torch module (``"torch"``), a compiled
+    module (``"compile"``) or an ONNX batch runner (``"onnxruntime"``).
+
+    ``strict`` False (backend ``"auto"``): an unavailable backend falls back to torch
+    eager with a warning; True (asked for by name): it raises.
+
+    Raises
+    ------
+    ArtifactError
+        ``"onnxruntime"`` asked for an artifact without ``model.onnx``, or whose
+        ``model.onnx`` does not match the manifest.
+    """
+    if backend == "torch":
+        return model
+    if backend == "compile":
+        try:
+            return _Compiled(exportable_module(model), strict, artifact.name)
+        except Exception as err:
+            if strict:
+                raise
+            log.warning("torch.compile unavailable for %s (%s); using torch eager", artifact.name, err)
+            return model
+    if backend == "onnxruntime":
+        path = artifact.path / ONNX_FILE
+        want = artifact.file_digest(ONNX_FILE)
+        if not path.is_file() or want is None:
+            msg = (f"artifact {artifact.path} has no {ONNX_FILE} for backend 'onnxruntime'; create it with "
+                   "hepml_coffea.inference.backends.export_onnx(path) or choose backend 'torch'")
+            if strict:
+                raise ArtifactError(msg)
+            log.warning("%s; using torch eager", msg)
+            return model
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != want:
+            msg = f"artifact {artifact.path}: {ONNX_FILE} does not match manifest.json; refusing to load"
+            raise ArtifactError(msg)
+        try:
+            session = onnx_session(data)
+        except ImportError as err:
+            if strict:
+                msg = f"backend 'onnxruntime' needs the onnxruntime package ({err}); pip install onnxruntime"
+                raise ArtifactError(msg) from err
+            log.warning("onnxruntime not importable (%s); using torch eager for %s", err, artifact.name)
+            return model
+        return _OnnxRunner(session, artifact.input_names)
+    msg = f"backend {backend!r} has no CPU runner; choose one of {list(CPU_BACKENDS)}"
+    raise ValueError(msg)
+
+
+# --------------------------------------------------------------------------- measurement
+def _time_call(fn: Callable[[], Any], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def measure_backends(
+    artifact_dir: str | os.PathLike[str],
+    *,
+    inputs: Mapping[str, np.ndarray] | None = None,
+    batch_size: int | None = None,
+    threads: int = 1,
+    repeats: int = 3,
+    backends: tuple[str, ...] = CPU_BACKENDS,
+) -> dict[str, dict[str, Any]]:
+    """Time each CPU backend on the same jets through ``Tagger.predict`` (bucketing and
+    trimming included), at ``threads`` torch / ONNX Runtime threads.
+
+    Each backend is warmed (compiled) first, then timed ``repeats`` times interleaved
+    with the others; the best time counts (least disturbed by other processes).
+
+    Returns
+    -------
+    dict
+        backend -> ``{"jets_per_s", "max_abs_score_diff" (vs torch eager), "setup_s"}``,
+        or ``{"error": "..."}`` for a backend that could not run.
+    """
+    import torch
+
+    from hepml_coffea.inference.engine import Tagger
+
+    art = load_artifact(artifact_dir)
+    if art.input_kind == "observables":
+        msg = f"artifact {art.path}: the cut-based tagger has a single (numpy) backend"
+        raise ArtifactError(msg)
+    data = dict(inputs) if inputs is not None else synthetic_inputs(art, n=2048)
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        model = art.model.eval()
+        taggers: dict[str, Tagger] = {}
+        out: dict[str, dict[str, Any]] = {}
+        ref = Tagger(artifact=art, model=model, device="cpu", backend="torch")
+        ref_scores = ref.predict(data, batch_size=batch_size)
+        for b in backends:
+            t0 = time.perf_counter()
+            try:
+                tagger = Tagger(artifact=art, model=model, device="cpu", backend=b,
+                                runner=make_runner(art, model, b, strict=True))
+                got = tagger.predict(data, batch_size=batch_size)  # warm-up / compile
+            except Exception as err:  # noqa: BLE001 - recorded, the backend is not chosen
+                out[b] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
+                continue
+            out[b] = {"setup_s": time.perf_counter() - t0,
+                      "max_abs_score_diff": float(np.nanmax(np.abs(got - ref_scores))) if len(got) else 0.0}
+            taggers[b] = tagger
+        n = len(ref_scores)
+        best = {b: float("inf") for b in taggers}
+        for _ in range(repeats):
+            for b, tagger in taggers.items():
+                best[b] = min(best[b], _time_call(lambda t=tagger: t.predict(data, batch_size=batch_size), 1))
+        for b in taggers:
+            out[b]["jets_per_s"] = n / best[b]
+        return out
+    finally:
+        torch.set_num_threads(before)
+
+
+def choose_backend(
+    artifact_dir: str | os.PathLike[str],
+    *,
+    inputs: Mapping[str, np.ndarray] | None = None,
+    batch_size: int | None = None,
+    threads: int = 1,
+    repeats: int = 3,
+    record: bool = True,
+    backends: tuple[str, ...] = CPU_BACKENDS,
+) -> str:
+    """Export ``model.onnx`` (if the model can be exported), time every CPU backend and
+    record the fastest one whose scores equal torch eager's to :data:`SCORE_ATOL`.
+
+    Parameters
+    ----------
+    artifact_dir : artifact directory (or shipped tagger name)
+    inputs : jets to time on (default :func:`synthetic_inputs`, 2,048 jets); real jets
+        of the analysis give the most faithful choice
+    batch_size, threads, repeats, backends : see :func:`measure_backends`
+    record : write the choice into model.yaml (``cpu_backend``) and re-seal
+
+    Returns
+    -------
+    str
+        the chosen backend.
+    """
+    import torch
+
+    art = load_artifact(artifact_dir)
+    path = art.path
+    export_note = None
+    try:
+        export_onnx(path, inputs=inputs)
+    except ExportError as err:
+        export_note = str(err)
+        log.warning("%s", err)
+        if (path / ONNX_FILE).exists():
+            update_artifact(path, remove=(ONNX_FILE,), meta={"onnx": None})
+    results = measure_backends(path, inputs=inputs, batch_size=batch_size, threads=threads, repeats=repeats,
+                               backends=backends)
+    ok = {b: r for b, r in results.items()
+          if "jets_per_s" in r and r["max_abs_score_diff"] <= SCORE_ATOL}
+    chosen = max(ok, key=lambda b: (ok[b]["jets_per_s"], -CPU_BACKENDS.index(b))) if ok else "torch"
+    if record:
+        from hepml_coffea.inference.engine import default_batch_size
+
+        rec = {
+            "chosen": chosen,
+            "threads": int(threads),
+            "batch_size": int(batch_size or default_batch_size("cpu")),
+            "n_jets": len(next(iter(inputs.values()))) if inputs is not None else 2048,
+            "inputs": "given" if inputs is not None else "synthetic",
+            "results": {b: {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()}
+                        for b, r in results.items()},
+            "machine": platform.processor() or platform.machine(),
+            "torch": str(torch.__version__),
+        }
+        if export_note:
+            rec["onnx_export"] = export_note
+        update_artifact(path, meta={"cpu_backend": rec})
+    return chosen
