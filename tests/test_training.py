@@ -117,6 +117,7 @@ def test_training_lowers_loss_and_writes_artifact(ttbar_file, qcd_file, tmp_path
     assert len(m["history"]["val_auc"]) == 4 and len(m["history"]["lr"]) == 4
     meta = load_artifact(tmp_path / "pfn").meta["training"]
     assert meta["length_bucketing"] is True
+    assert (tmp_path / "pfn" / "model.onnx").is_file()  # exported and sealed with the artifact
     assert set(meta["input_stats"]) >= {"log_pt", "dR"} and all(abs(v["mean"]) < 5 for v in meta["input_stats"].values())
     assert m["n_train"] + m["n_val"] + m["n_test"] == len(ds)
     for f in ("model.yaml", "weights.safetensors", "metrics.json", "model.ts", "roc.png", "loss.png", "manifest.json"):

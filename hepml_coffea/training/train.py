@@ -70,6 +70,8 @@ class TrainConfig:
     #: start from the weights of this artifact (shipped name or folder; same architecture):
     #: continued training on new data, recorded with the parent's hash
     init_from: str | None = None
+    #: add model.onnx (checked against torch eager) to the artifact after saving
+    onnx: bool = True
     #: sequence models without batch statistics (PFN, LSTM) train on batches of similar
     #: multiplicity trimmed to their longest jet (same result, less padding computed)
     bucket: bool = True
@@ -327,20 +329,24 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
         plots = _plots(labels[idx[TEST]], scores, history, cfg.model, Path(tmp)) if cfg.plots else None
         save_artifact(out, name=cfg.model, model=model, input_kind=kind, spec=spec, metrics=metrics, meta=meta,
                       example_inputs=example, extra_files=plots)
-    _export_onnx(out)
+    if cfg.onnx:
+        _export_onnx(out)
     return metrics
 
 
-def _export_onnx(out: Path) -> None:
-    """Add an ONNX export to the artifact when the engine provides ``export_onnx``."""
+def _export_onnx(out: Path) -> str | None:
+    """Add ``model.onnx`` to the artifact (checked against torch eager, re-sealed).
+
+    Returns the new artifact hash, or ``None`` when the export is refused (reported on
+    stderr; the torch artifact stays valid and usable).
+    """
+    from hepml_coffea.inference.backends import ExportError, export_onnx
+
     try:
-        from hepml_coffea.inference.engine import export_onnx  # type: ignore[attr-defined]
-    except ImportError:
-        try:
-            from hepml_coffea.inference.onnx import export_onnx  # type: ignore[no-redef]
-        except ImportError:
-            return
-    export_onnx(out)
+        return export_onnx(out)
+    except ExportError as err:
+        print(f"[train] {out}: no ONNX export ({err}); the torch artifact is unaffected", file=sys.stderr)
+        return None
 
 
 def _warm_start(model: Any, init_from: str) -> dict[str, Any]:
