@@ -4,7 +4,12 @@
 # job's working directory (HTCondor transfers it back to out/job_<ID>.coffea).
 set -eo pipefail
 JOB="${1:?usage: run_job.sh JOB_ID}"
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
+export OMP_NUM_THREADS=1
+export MKL_NUM_THREADS=1
+export OPENBLAS_NUM_THREADS=1
+export MALLOC_ARENA_MAX=1
+export MALLOC_MMAP_MAX_=0
+export MALLOC_TRIM_THRESHOLD_=1073741824
 export PYTHONUNBUFFERED=1
 
 # --- environment set-up

@@ -95,9 +95,9 @@ def make_cluster(
     if executor not in EXECUTORS:
         msg = f"unknown cluster executor {executor!r}; choose one of {', '.join(EXECUTORS)}"
         raise ValueError(msg)
-    env = worker_env(threads_per_worker)
     if executor in BATCH_EXECUTORS:
-        return _batch_cluster(executor, workers, dashboard_address, threads_per_worker, env, kw)
+        return _batch_cluster(executor, workers, dashboard_address, threads_per_worker, kw)
+    env = worker_env(threads_per_worker)
     if kw:
         msg = f"make_cluster({executor!r}) takes no options {sorted(kw)}; those are for 'slurm' / 'htcondor'"
         raise TypeError(msg)
@@ -122,12 +122,13 @@ def make_cluster(
 
 
 def _batch_cluster(executor: str, workers: int, dashboard_address: str, threads_per_worker: int,
-                   env: Mapping[str, str], kw: dict[str, Any]) -> tuple[Any, Any]:
+                   kw: dict[str, Any]) -> tuple[Any, Any]:
     from distributed import Client
 
     kw = dict(kw)
     kw.setdefault("cores", threads_per_worker)
-    kw["env_setup"] = [*_export_lines(env), *kw.get("env_setup", ())]
+    # the worker environment (``env``) is written into each job script by
+    # slurm_job_kwargs / htcondor_job_kwargs, before the user's env_setup lines
     if executor == "slurm":
         from hepml_coffea.slurm import slurm_cluster
 

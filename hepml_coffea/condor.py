@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hepml_coffea.clusters import _export_lines, worker_env
 from hepml_coffea.run import FilesetError, load_fileset, save_output, stage_report
 
 __all__ = [
@@ -102,7 +103,9 @@ def htcondor_job_kwargs(
         # of the `dask` command); dask_cuda.cli has no __main__ of its own.
         worker_command = "dask cuda worker"
         extra["request_gpus"] = gpus
-    prologue = [str(line) for line in env_setup]
+    # our worker environment first (threads, allocator: hepml_coffea.clusters.worker_env),
+    # then the user's lines, which may override it
+    prologue = [*_export_lines(worker_env(max(1, cores // processes))), *(str(line) for line in env_setup)]
     return {
         "cores": cores,
         "processes": processes,
@@ -258,6 +261,7 @@ def _mib(size: str | int) -> int:
 
 def _run_job_sh(command: list[str], env_setup: Sequence[str], threads: int) -> str:
     setup = "\n".join(str(s) for s in env_setup) or "# (no environment set-up given)"
+    exports = "\n".join(_export_lines(worker_env(threads)))
     cmd = " ".join(shlex.quote(c) for c in command)
     return f"""#!/bin/bash
 # One HTCondor job of hepml-coffea (written by `hepml-coffea condor split`).
@@ -265,7 +269,7 @@ def _run_job_sh(command: list[str], env_setup: Sequence[str], threads: int) -> s
 # job's working directory (HTCondor transfers it back to out/job_<ID>.coffea).
 set -eo pipefail
 JOB="${{1:?usage: run_job.sh JOB_ID}}"
-export OMP_NUM_THREADS="${{OMP_NUM_THREADS:-{threads}}}" MKL_NUM_THREADS="${{MKL_NUM_THREADS:-{threads}}}"
+{exports}
 export PYTHONUNBUFFERED=1
 
 # --- environment set-up

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hepml_coffea.clusters import _export_lines, worker_env
 from hepml_coffea.condor import _mib, job_command, split_fileset, write_manifest
 from hepml_coffea.run import FilesetError
 
@@ -120,7 +121,9 @@ def slurm_job_kwargs(
         "worker_command": worker_command,
         "worker_extra_args": list(worker_extra_args),
         "job_extra_directives": extra,
-        "job_script_prologue": [str(line) for line in env_setup],
+        # our worker environment first (threads, allocator), then the user's lines
+        "job_script_prologue": [*_export_lines(worker_env(max(1, cores // processes))),
+                                *(str(line) for line in env_setup)],
         "log_directory": None if log_directory is None else os.fspath(log_directory),
         **kw,
     }
@@ -311,8 +314,6 @@ def write_array_jobs(
         tmp.write_text(json.dumps(job, indent=1) + "\n")
         os.replace(tmp, p)
         job_paths.append(p)
-    from hepml_coffea.clusters import worker_env
-
     command = job_command(python=python, chunksize=chunksize, device=device, skip_bad_files=skip_bad_files,
                           taggers=tagger_args)
     script = out / "jobs.sbatch"
