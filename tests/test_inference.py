@@ -303,3 +303,39 @@ def test_compile_backend_equals_torch_eager(tmp_path) -> None:
     ref = get_tagger(tmp_path / "lstm", "cpu", backend="torch").predict(x, batch_size=16)
     got = get_tagger(tmp_path / "lstm", "cpu", backend="compile").predict(x, batch_size=16)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- RNTuple field index
+def test_rntuple_field_index_lists_and_reads_the_same(tmp_path) -> None:
+    import awkward as ak
+    import uproot
+
+    from hepml_coffea import io
+    from hepml_coffea.io import read_arrays
+
+    with uproot.open("tests/samples/pfnano.root") as f:
+        tree = f["Events"]
+        names = [k for k in tree.keys() if k.split("_", 1)[0] in ("FatJet", "PFCands", "FatJetPFCands", "Jet")]
+        arrays = tree.arrays(names + ["event"], how=dict)
+    with uproot.recreate(tmp_path / "rn.root") as f:
+        f["Events"] = arrays
+    assert io.index_rntuple_fields() and io._UPSTREAM_FIELDS is not None
+    from uproot.behaviors.RNTuple import HasFields
+
+    patched = HasFields.__dict__["fields"]
+
+    def listing(prop):
+        HasFields.fields = prop
+        try:
+            rn = uproot.open(tmp_path / "rn.root")["Events"]
+            return rn.keys(), [f.name for f in rn["FatJet_pt"].fields]
+        finally:
+            HasFields.fields = patched
+
+    upstream = listing(io._UPSTREAM_FIELDS)
+    indexed = listing(patched)
+    assert indexed == upstream and len(indexed[0]) > len(names)  # sub-fields included, same order
+    a = read_arrays(tmp_path / "rn.root")
+    b = read_arrays("tests/samples/pfnano.root")
+    assert ak.to_list(a.FatJet.pt) == ak.to_list(b.FatJet.pt)
+    assert ak.to_list(a.PFCands.eta) == ak.to_list(b.PFCands.eta)

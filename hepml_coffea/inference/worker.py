@@ -154,6 +154,7 @@ class TaggerWarmup(WorkerPlugin):  # type: ignore[misc]
         self.backend = backend
 
     def setup(self, worker: Any) -> None:
+        import hepml_coffea.io  # noqa: F401 - installs the RNTuple field index (fast RNTuple reading)
         from hepml_coffea.inference.engine import get_tagger, resolve_device
 
         dev = resolve_device(self.device)
