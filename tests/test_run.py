@@ -194,7 +194,10 @@ def test_dask_worker_killed_mid_run_and_localhost_cluster(arts, ref_output, ttba
         assert not th.is_alive(), "run did not finish after a worker was killed"
     finally:
         client.close()
-        cluster.close()
+        try:
+            cluster.close()
+        except TimeoutError:  # a nanny whose worker was killed can be slow to close on a busy machine
+            pass
     assert "err" not in result, result.get("err")
     out = result["out"]
     assert out["run"]["skipped"] == []
