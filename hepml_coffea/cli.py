@@ -112,7 +112,7 @@ def _cmd_condor_merge(args: argparse.Namespace) -> int:
     from hepml_coffea.condor import merge_outputs
 
     merged = merge_outputs(args.outputs, out=args.out)
-    print(merged["report"])
+    print(merged.get("run", merged)["report"])  # {datasets, run} layout (or an old flat output)
     print(f"wrote {args.out}")
     return 0
 
