@@ -24,7 +24,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["EXECUTORS", "BATCH_EXECUTORS", "make_cluster", "worker_env", "wait_for_workers"]
+__all__ = ["BATCH_EXECUTORS", "EXECUTORS", "make_cluster", "wait_for_workers", "worker_env"]
 
 #: executors served by a Dask cluster (:func:`make_cluster`)
 EXECUTORS = ("dask", "dask-cuda", "slurm", "htcondor")

@@ -20,6 +20,7 @@ submitted.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -33,18 +34,19 @@ from hepml_coffea.clusters import _export_lines, worker_env
 from hepml_coffea.run import FilesetError, load_fileset, save_output, stage_report
 
 __all__ = [
+    "IncompleteJobsError",
     "MergeError",
-    "htcondor_job_kwargs",
+    "describe_jobs",
     "htcondor_cluster",
+    "htcondor_job_kwargs",
     "htcondor_job_script",
-    "split_fileset",
     "job_command",
+    "job_status",
+    "merge_job_dir",
+    "merge_outputs",
+    "split_fileset",
     "write_jobs",
     "write_manifest",
-    "job_status",
-    "merge_outputs",
-    "merge_job_dir",
-    "IncompleteJobsError",
 ]
 
 #: top-level keys of a run output that are not datasets
@@ -230,7 +232,7 @@ def split_fileset(
         k = min(int(n_jobs), n)  # type: ignore[arg-type]
         bounds = [round(i * n / k) for i in range(k + 1)]
     jobs: list[dict[str, dict[str, Any]]] = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in itertools.pairwise(bounds):
         job: dict[str, dict[str, Any]] = {}
         for ds, f, tree in flat[lo:hi]:
             entry = job.setdefault(ds, {"files": {}, "metadata": dict(fs[ds]["metadata"])})
@@ -598,7 +600,7 @@ def merge_outputs(
             raise MergeError(msg)
         try:
             doc = load(path)
-        except Exception as err:  # noqa: BLE001 - name the file that cannot be read
+        except Exception as err:
             msg = f"job output {path} cannot be read ({type(err).__name__}: {err})"
             raise MergeError(msg) from err
         if not isinstance(doc, Mapping) or "taggers" not in _meta(doc):

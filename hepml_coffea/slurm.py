@@ -39,13 +39,13 @@ from hepml_coffea.run import FilesetError
 
 __all__ = [
     "SlurmError",
-    "slurm_job_kwargs",
+    "slurm_available",
     "slurm_cluster",
+    "slurm_job_kwargs",
     "slurm_job_script",
-    "write_array_jobs",
     "submit_array",
     "wait_for_array",
-    "slurm_available",
+    "write_array_jobs",
 ]
 
 
@@ -58,7 +58,8 @@ def slurm_available() -> str | None:
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         return "no Slurm client commands (sinfo/sbatch) on PATH"
     try:
-        proc = subprocess.run(["sinfo", "-h", "-o", "%P %a %T"], capture_output=True, text=True, timeout=20)
+        proc = subprocess.run(["sinfo", "-h", "-o", "%P %a %T"], capture_output=True, text=True, timeout=20,
+                              check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"sinfo did not answer ({type(err).__name__}: {err})"
     if proc.returncode != 0:
@@ -330,7 +331,7 @@ def _run(cmd: list[str], timeout: float = 60) -> str:
     if shutil.which(cmd[0]) is None:
         msg = f"{cmd[0]} not found: is this a Slurm login node (or run .ci/slurm-up.sh for a test cluster)?"
         raise SlurmError(msg)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         msg = f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[:500]}"
         raise SlurmError(msg)

@@ -104,7 +104,7 @@ def test_array_script(ttbar_file: Path, qcd_file: Path, tmp_path: Path) -> None:
     assert manifest["scheduler"] == "slurm" and [j["id"] for j in manifest["jobs"]] == [0, 1, 2]
     assert [r["state"] for r in job_status(tmp_path / "jobs")] == ["missing"] * 3
     # bash parses it
-    assert subprocess.run(["bash", "-n", str(paths["script"])]).returncode == 0
+    assert subprocess.run(["bash", "-n", str(paths["script"])], check=False).returncode == 0
     with pytest.raises(ValueError, match="walltime"):
         write_array_jobs(fs, tmp_path / "bad", walltime="1h")
     with pytest.raises(ValueError, match="max_parallel"):
