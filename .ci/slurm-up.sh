@@ -65,8 +65,13 @@ fi
 
 # ---------------------------------------------------------------- slurm.conf
 if [ -e "$CONF" ] && ! grep -qF "$MARK" "$CONF"; then
-  echo "slurm-up: $CONF exists and was not written by this script; not touching a real Slurm." >&2
-  echo "          (the batch tests use whatever Slurm 'sinfo' reaches; move $CONF away to use this script)" >&2
+  if sinfo -h -o '%T' 2>/dev/null | grep -qE 'idle|mixed|allocated'; then
+    log "$CONF was not written by this script; using the Slurm it configures (not touching it):"
+    sinfo
+    exit 0
+  fi
+  echo "slurm-up: $CONF exists, was not written by this script, and sinfo shows no usable node;" >&2
+  echo "          not touching a real Slurm configuration (move $CONF away to use this script)" >&2
   exit 3
 fi
 HOST=$(hostname -s)
