@@ -237,6 +237,9 @@ def _inputs(spec, n: int = 50, seed: int = 7) -> dict[str, np.ndarray]:
     counts = rng.integers(0, spec.length + 1, n)
     x = sequence_inputs(list(counts), P=spec.length, seed=seed)
     x["features"] *= 0.3  # moderate logits: scores away from 0 and 1, so differences show
+    # exact distance ties (as real jets have): equal coordinates and equal (zero) features
+    x["points"][:, :, 3] = x["points"][:, :, 1] * x["mask"][:, :, 3]
+    x["features"][:, :, 5] = x["features"][:, :, 4] * x["mask"][:, :, 5]
     return x
 
 
@@ -339,3 +342,23 @@ def test_rntuple_field_index_lists_and_reads_the_same(tmp_path) -> None:
     b = read_arrays("tests/samples/pfnano.root")
     assert ak.to_list(a.FatJet.pt) == ak.to_list(b.FatJet.pt)
     assert ak.to_list(a.PFCands.eta) == ak.to_list(b.PFCands.eta)
+
+
+def test_shipped_taggers_onnx_equals_torch_on_real_jets() -> None:
+    from hepml_coffea.constituents import fatjet_constituents
+    from hepml_coffea.io import read_arrays
+    from hepml_coffea.representations import build
+
+    jcs = [fatjet_constituents(read_arrays(f)) for f in ("tests/samples/pfnano.root", "tests/samples/nano_tt_v15.root")]
+    jcs = [jc.select(jc.valid) for jc in jcs]
+    for name in ("pfn", "cnn", "lstm", "particlenet-lite"):
+        auto = get_tagger(name, "cpu")
+        assert auto.backend == auto.artifact.cpu_backend == "onnxruntime"
+        assert auto.artifact.file_digest("model.onnx") is not None
+        eager = get_tagger(name, "cpu", backend="torch")
+        for jc in jcs:
+            built = build(jc.cands, jc.jets, auto.artifact.spec)
+            x = {k: np.asarray(built[k]) for k in auto.input_names}
+            ref = engine.predict(eager.model, [x[k] for k in eager.input_names])  # eager, padded
+            np.testing.assert_allclose(auto.predict(x), ref, rtol=0, atol=1e-5)
+            np.testing.assert_allclose(eager.predict(x), ref, rtol=0, atol=1e-6)

@@ -379,3 +379,17 @@ def test_cut_based_tagger_invalid_inputs() -> None:
         tagger.fit(msd, tau32, np.zeros_like(y))  # single class
     with pytest.raises(RuntimeError):
         CutBasedTopTagger().score([1.0], [0.5])
+
+
+def test_knn_ties_take_the_lower_index() -> None:
+    from hepml_coffea.models._knn import knn_indices
+
+    # particles 1, 2 and 3 are equally far from particle 0; 2 and 3 coincide
+    x = torch.tensor([[[0.0, 1.0, 0.0, 0.0, 5.0], [0.0, 0.0, 1.0, 1.0, 5.0]]])
+    mask = torch.tensor([[[1.0, 1.0, 1.0, 1.0, 0.0]]])
+    idx, valid = knn_indices(x, mask, 2)
+    assert idx[0, 0].tolist() == [1, 2] and valid[0, 0].all()
+    assert idx[0, 2].tolist() == [3, 0]  # its twin first, then the lower of the two at distance 1
+    # the same neighbours whatever the padding (trimmed batches)
+    idx2, _ = knn_indices(x[..., :4], mask[..., :4], 2)
+    assert torch.equal(idx2[0, :4], idx[0, :4])

@@ -63,6 +63,8 @@ ONNX_FILE = "model.onnx"
 OPSET = 17
 #: largest score difference to torch eager a backend may have to be chosen
 SCORE_ATOL = 1e-5
+#: torch.compile is chosen only if this much faster than the best other backend
+COMPILE_MARGIN = 1.1
 
 
 class ExportError(ArtifactError):
@@ -133,7 +135,10 @@ def _onnx_bytes(artifact: Artifact) -> bytes:
     args = tuple(torch.from_numpy(example[k]) for k in names)
     dynamic = {k: ({0: "jets"} if k == "image" else {0: "jets", 2: "particles"}) for k in names}
     dynamic["logits"] = {0: "jets"}
+    from hepml_coffea.models import _knn
+
     buf = io.BytesIO()
+    _knn.ONNX_EXPORT = True
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python values
@@ -142,6 +147,8 @@ def _onnx_bytes(artifact: Artifact) -> bytes:
     except Exception as err:  # noqa: BLE001 - the exporter raises many types
         msg = f"artifact {artifact.path}: {artifact.class_name} cannot be exported to ONNX ({type(err).__name__}: {err})"
         raise ExportError(msg) from err
+    finally:
+        _knn.ONNX_EXPORT = False
     return buf.getvalue()
 
 
@@ -432,7 +439,9 @@ def choose_backend(
     backends: tuple[str, ...] = CPU_BACKENDS,
 ) -> str:
     """Export ``model.onnx`` (if the model can be exported), time every CPU backend and
-    record the fastest one whose scores equal torch eager's to :data:`SCORE_ATOL`.
+    record the fastest one whose scores equal torch eager's to :data:`SCORE_ATOL`
+    (``compile`` only if :data:`COMPILE_MARGIN` times faster than the next best: it costs
+    a compilation in every worker process).
 
     Parameters
     ----------
@@ -464,6 +473,10 @@ def choose_backend(
     ok = {b: r for b, r in results.items()
           if "jets_per_s" in r and r["max_abs_score_diff"] <= SCORE_ATOL}
     chosen = max(ok, key=lambda b: (ok[b]["jets_per_s"], -CPU_BACKENDS.index(b))) if ok else "torch"
+    others = [r["jets_per_s"] for b, r in ok.items() if b != "compile"]
+    if chosen == "compile" and others and ok["compile"]["jets_per_s"] < COMPILE_MARGIN * max(others):
+        # compiling costs seconds to a minute in every worker process: only worth a clear gain
+        chosen = max((b for b in ok if b != "compile"), key=lambda b: ok[b]["jets_per_s"])
     if record:
         from hepml_coffea.inference.engine import default_batch_size
 

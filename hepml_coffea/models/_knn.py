@@ -33,6 +33,16 @@ from torch import Tensor
 
 __all__ = ["pairwise_sqdist", "knn_indices", "gather_neighbors", "edge_features"]
 
+#: True only while :mod:`hepml_coffea.inference.backends` exports a model to ONNX
+ONNX_EXPORT = False
+
+
+def _onnx_topk() -> bool:
+    """True while exporting to ONNX (TorchScript: always False, the stable sort is scripted)."""
+    if torch.jit.is_scripting():
+        return False
+    return bool(globals()["ONNX_EXPORT"])
+
 
 def pairwise_sqdist(x: Tensor) -> Tensor:
     """Squared Euclidean distances between all pairs of points of each jet.
@@ -67,7 +77,14 @@ def knn_indices(x: Tensor, mask: Tensor, k: int) -> Tuple[Tensor, Tensor]:
     # k extra always-invalid columns: topk(k) works even when P <= k, without a
     # data-dependent Python branch (so torch.jit.trace generalises over P).
     d = F.pad(d, (0, k), value=float("inf"))
-    dist, idx = d.topk(k, dim=-1, largest=False, sorted=True)
+    # equal distances are common (particles whose features are all zero after a ReLU):
+    # a stable sort takes the lower index first, as ONNX's TopK does, so torch, the
+    # ONNX export and trimmed batches pick the same neighbours
+    if _onnx_topk():  # ONNX TopK takes the lower index first on ties by definition (and has no stable sort)
+        dist, idx = d.topk(k, dim=-1, largest=False, sorted=True)
+    else:
+        dist, idx = torch.sort(d, dim=-1, stable=True)
+        dist, idx = dist[..., :k], idx[..., :k]
     valid = torch.isfinite(dist)
     idx = idx.clamp(max=num_points - 1)
     return idx, valid
