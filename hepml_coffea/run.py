@@ -123,6 +123,8 @@ def run_fileset(
         if own_client and client is not None:
             client.close()
         if cluster is not None:
+            if config.executor in ("slurm", "htcondor"):
+                time.sleep(0.2)  # let coffea's progress feed close before the batch scheduler goes
             cluster.close()
     datasets: dict[str, Any] = dict(result.get("datasets", {}))
     for ds in fs:  # every dataset stays, empty when all its files were left out
