@@ -743,6 +743,26 @@ def format_report(res: Mapping[str, Any]) -> str:
               for w in ("eS50", "eS30")]
         lines.append(f"| {name} | {r['auc']:.4f} +- {r['auc_err']:.4f} | {r['accuracy']:.4f} +- {r['accuracy_err']:.4f} "
                      f"| {_rej(r['eS50'], 0.5)} | {_rej(r['eS30'], 0.3)} | {xs[0]} | {xs[1]} | {js[0]} | {js[1]} |")
+    if any("x_baseline" in r for r in res["taggers"].values()):
+        lines += [
+            "",
+            "Targets of issue 13 (ratio to the baseline's 1/eB at the same eS, in units of its uncertainty):",
+            "",
+            "| tagger | beats baseline @ eS=50% | beats baseline @ eS=30% | >= 2x baseline @ eS=30% |",
+            "|---|---|---|---|",
+        ]
+        for name, r in res["taggers"].items():
+            xb = r.get("x_baseline")
+            if not xb or name == "baseline":
+                continue
+            cells = []
+            for w in ("eS50", "eS30"):
+                ratio, err = xb[w]["ratio"], xb[w]["err"]
+                z = (ratio - 1.0) / err if err > 0 else float("inf")
+                cells.append(f"{'yes' if z > 1 else 'no'} ({ratio:.2f} +- {err:.2f}, {z:+.1f} sd)")
+            ratio, err = xb["eS30"]["ratio"], xb["eS30"]["err"]
+            cells.append(f"{'yes' if ratio >= 2 else 'no'} ({ratio:.2f} +- {err:.2f})")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
         "",
         ("Threshold placement with a finite signal sample (not in the intervals above): 1/eB at "
