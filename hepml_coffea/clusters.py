@@ -21,8 +21,9 @@ batch workers as ``export`` lines in the job script, before Python starts.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from typing import Any
+
+from hepml_coffea.environment import worker_env
 
 __all__ = ["BATCH_EXECUTORS", "EXECUTORS", "make_cluster", "wait_for_workers", "worker_env"]
 
@@ -30,30 +31,6 @@ __all__ = ["BATCH_EXECUTORS", "EXECUTORS", "make_cluster", "wait_for_workers", "
 EXECUTORS = ("dask", "dask-cuda", "slurm", "htcondor")
 #: executors whose workers are batch jobs (dask-jobqueue)
 BATCH_EXECUTORS = ("slurm", "htcondor")
-
-
-def worker_env(threads_per_worker: int = 1) -> dict[str, str]:
-    """Environment variables every Dask worker process of ours starts with.
-
-    ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` equal to the
-    worker's Dask threads (torch on CPU runs one chunk per thread), merged with
-    ``hepml_coffea.inference.worker.worker_environment()`` (allocator settings) when the
-    engine provides it; its values win.
-    """
-    n = str(max(1, int(threads_per_worker)))
-    env = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
-    try:
-        from hepml_coffea.inference.worker import worker_environment  # type: ignore[attr-defined]
-    except ImportError:
-        return env
-    env.update({str(k): str(v) for k, v in worker_environment().items()})
-    return env
-
-
-def _export_lines(env: Mapping[str, str]) -> list[str]:
-    import shlex
-
-    return [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
 
 
 def make_cluster(

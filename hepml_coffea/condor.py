@@ -30,8 +30,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hepml_coffea.clusters import _export_lines, worker_env
-from hepml_coffea.run import FilesetError, load_fileset, save_output, stage_report
+from hepml_coffea.environment import export_lines as _export_lines
+from hepml_coffea.environment import worker_env
+from hepml_coffea.filesets import FilesetError, load_fileset
+from hepml_coffea.outputs import save_output, stage_report
 
 __all__ = [
     "IncompleteJobsError",
@@ -105,7 +107,7 @@ def htcondor_job_kwargs(
         # of the `dask` command); dask_cuda.cli has no __main__ of its own.
         worker_command = "dask cuda worker"
         extra["request_gpus"] = gpus
-    # our worker environment first (threads, allocator: hepml_coffea.clusters.worker_env),
+    # our worker environment first (threads, allocator: hepml_coffea.environment.worker_env),
     # then the user's lines, which may override it
     prologue = [*_export_lines(worker_env(max(1, cores // processes))), *(str(line) for line in env_setup)]
     return {

@@ -33,9 +33,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hepml_coffea.clusters import _export_lines, worker_env
+from hepml_coffea.environment import export_lines as _export_lines
+from hepml_coffea.environment import worker_env
 from hepml_coffea.condor import _mib, job_command, split_fileset, write_manifest
-from hepml_coffea.run import FilesetError
+from hepml_coffea.filesets import FilesetError
 
 __all__ = [
     "SlurmError",
