@@ -161,6 +161,9 @@ def test_evaluate_report_and_plots(tmp_path):
     md = format_report(res)
     assert "| good |" in md and "Clopper-Pearson" in md and "66.7 %" in md
     assert "| good | yes (" in md  # targets table: 'good' beats the noisier baseline
+    boot = g["bootstrap"]
+    assert 0.3 < boot["auc_std"] / g["auc_err"] < 3  # DeLong and bootstrap agree in size
+    assert boot["eS50"][0] <= g["eS50"]["rejection"] <= boot["eS50"][1] * 1.5
     for f in ("results.json", "report.md", "roc.png", "rejection_vs_pt.png", "scores.png", "mass_sculpting.png"):
         assert (tmp_path / f).stat().st_size > 0, f
     assert json.loads((tmp_path / "results.json").read_text())["counts"]["qcd"] == 1200
