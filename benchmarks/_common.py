@@ -61,6 +61,20 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def peak_rss_mb() -> float:
+    """This process image's peak RSS (VmHWM). ``ru_maxrss`` is not used: after fork + exec it
+    still carries the parent's peak."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def set_threads(n: int) -> None:
     torch.set_num_threads(max(1, int(n)))
 

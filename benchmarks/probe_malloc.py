@@ -75,7 +75,9 @@ def child(files: list[str], taggers: dict[str, str], max_events: int | None, rep
 
     with ThreadPoolExecutor(1) as pool:  # a Dask worker runs tasks in a thread
         pool.submit(work).result()
-    rows["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from _common import peak_rss_mb
+
+    rows["peak_rss_mb"] = peak_rss_mb()
     return rows
 
 
