@@ -93,7 +93,7 @@ def run(ctx: Context) -> dict[str, Any]:
     for label, extra in settings.items():
         cmd = [sys.executable, __file__, "--child", "--files", *files, "--taggers", json.dumps(ctx.taggers),
                "--max-events", str(max_events), "--repeats", "2"]
-        p = subprocess.run(cmd, env={**base, **extra}, capture_output=True, text=True, timeout=1800)
+        p = subprocess.run(cmd, env={**base, **extra}, capture_output=True, text=True, timeout=1800, check=False)
         line = next((ln for ln in p.stdout.splitlines() if ln.startswith("ROWS ")), None)
         out["runs"][label] = json.loads(line[5:]) if line else {"error": p.stderr[-800:]}
         log(f"  {label}: done")

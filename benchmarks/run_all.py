@@ -40,7 +40,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from _common import HERE, Context, bench_files, loadavg, log, machine_info, resolve_taggers, versions
+from _common import (
+    HERE,
+    Context,
+    bench_files,
+    loadavg,
+    log,
+    machine_info,
+    resolve_taggers,
+    versions,
+)
 
 SECTIONS = {
     "representations": "sec_representations",
@@ -118,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t_start = time.perf_counter()
     res: dict[str, Any] = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "quick": args.quick,
         "machine": machine_info(), "versions": versions(), "loadavg_start": loadavg(),
         "command": " ".join(["python", *sys.argv]), "sections": {},
     }

@@ -14,7 +14,6 @@ from typing import Any
 
 from _common import ROOT, TARGETS, Context, fmt, log, write_events
 
-
 MEM_SNIPPET = r"""
 import json, os, resource, sys, time, warnings
 warnings.filterwarnings("ignore")
@@ -72,7 +71,7 @@ def run(ctx: Context) -> dict[str, Any]:
 
         env = {**__import__("os").environ, **worker_environment()}
         p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), timeout=1800,
-                           env=env)
+                           env=env, check=False)
         line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if line is None:
             rows.append({"chunk_events": cs, "error": (p.stderr or p.stdout)[-800:]})

@@ -23,7 +23,6 @@ import time
 from typing import Any
 
 import numpy as np
-
 from _common import TARGETS, Context, best, fmt, log, set_threads
 
 VARIANTS = ("before", "torch", "compile", "onnxruntime", "auto")
@@ -57,10 +56,10 @@ def flops_per_jet(tagger: Any, inputs: dict[str, np.ndarray], trimmed: bool) -> 
 
 
 def run(ctx: Context) -> dict[str, Any]:
+    from _common import tagger_inputs
+
     from hepml_coffea.inference import engine
     from hepml_coffea.inference.engine import Tagger, get_tagger
-
-    from _common import tagger_inputs
 
     set_threads(1)
     cands, jets = ctx.jets()
@@ -73,20 +72,20 @@ def run(ctx: Context) -> dict[str, Any]:
         inputs = tagger_inputs(auto, cands, jets)
         n = len(next(iter(inputs.values())))
         if auto.input_kind == "observables":
-            r = n / best(lambda: auto.predict(inputs), repeats)
+            r = n / best(lambda a=auto, x=inputs: a.predict(x), repeats)
             rows.append({"tagger": name, "n_jets": n, "jets_per_s": {"auto": r}, "jets_per_wall_s": {"auto": r},
                          "chosen": "numpy"})
             continue
         arrays = [inputs[k] for k in auto.input_names]
-        runs: dict[str, Any] = {"before": lambda: engine.predict(auto.model, arrays)}
+        runs: dict[str, Any] = {"before": lambda a=auto, x=arrays: engine.predict(a.model, x)}
         for b in ("torch", "compile", "onnxruntime"):
             try:
                 t = get_tagger(path, "cpu", backend=b)
             except Exception as err:  # noqa: BLE001 - recorded (e.g. no model.onnx)
                 runs[b] = err
                 continue
-            runs[b] = (lambda t=t: t.predict(inputs))
-        runs["auto"] = lambda: auto.predict(inputs)
+            runs[b] = (lambda t=t, x=inputs: t.predict(x))
+        runs["auto"] = lambda a=auto, x=inputs: a.predict(x)
         scores, rate, errors = {}, {}, {}
         for k, fn in runs.items():  # warm-up (compile), scores
             if isinstance(fn, Exception):

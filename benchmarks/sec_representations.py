@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import awkward as ak
-import numpy as np
-
 import bench_representations as BR
-import hepml_coffea.representations as R
+import numpy as np
 from _common import TARGETS, Context, best, fmt, met, set_threads
+
+import hepml_coffea.representations as R
 
 
 def run(ctx: Context) -> dict[str, Any]:

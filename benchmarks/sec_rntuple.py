@@ -69,7 +69,6 @@ def _compare(label: str, tt: Any, rn: Any, n: int, taggers: list[str]) -> dict[s
 
 def run(ctx: Context) -> dict[str, Any]:
     import uproot
-
     from _common import ROOT, n_entries
 
     set_threads(1)

@@ -16,9 +16,9 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import torch
+from _common import SCORE_ATOL, TARGETS, Context, fmt, log, met, n_entries, set_threads
 
 import hepml_coffea.representations as R
-from _common import SCORE_ATOL, TARGETS, Context, fmt, log, met, n_entries, set_threads
 from hepml_coffea.artifacts import import_torchscript, load_artifact
 from hepml_coffea.constituents import fatjet_constituents
 from hepml_coffea.inference.engine import predict
@@ -42,10 +42,10 @@ def _timed_run(fileset: dict[str, list[str]], proc: Any, chunksize: int) -> tupl
 
 def run(ctx: Context) -> dict[str, Any]:
     import pyarrow.parquet as pq
-
     from coffea_recipe import CoffeaRecipeProcessor, RecipeWrapper
-    from hepml_coffea.inference.engine import clear_cache
+
     from hepml_coffea.histograms import datasets_of
+    from hepml_coffea.inference.engine import clear_cache
     from hepml_coffea.processor import TaggerProcessor
 
     set_threads(1)
@@ -97,6 +97,7 @@ def run(ctx: Context) -> dict[str, Any]:
         diff = float(diffs.max()) if len(diffs) else float("nan")
         # the model alone: identical inputs (our builder's) through the wrapper and through our engine
         from coffea.ml_tools.torch_wrapper import torch_wrapper
+
         from hepml_coffea.io import load_events
 
         class _Ready(torch_wrapper):  # type: ignore[misc]

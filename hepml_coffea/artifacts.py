@@ -38,16 +38,16 @@ from hepml_coffea.representations import InputSpec
 
 __all__ = [
     "FORMAT",
+    "INPUT_NAMES",
+    "Artifact",
     "ArtifactError",
     "ArtifactIntegrityError",
-    "Artifact",
-    "INPUT_NAMES",
-    "save_artifact",
-    "update_artifact",
     "import_torchscript",
     "load_artifact",
-    "shipped_taggers",
     "resolve_artifact",
+    "save_artifact",
+    "shipped_taggers",
+    "update_artifact",
 ]
 
 FORMAT = "hepml-coffea-artifact/1"
@@ -353,7 +353,7 @@ def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
         model = model_from_config(doc["class_name"], doc.get("model_kwargs", {}))
         try:
             state = load_file(str(path / "weights.safetensors"))
-        except Exception as err:  # noqa: BLE001 - safetensors raises its own error type
+        except Exception as err:
             msg = (f"artifact {path}: weights.safetensors is not a valid safetensors file "
                    f"({type(err).__name__}: {err}); artifacts never load pickled weights")
             raise ArtifactError(msg) from err

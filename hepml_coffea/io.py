@@ -17,7 +17,7 @@ from typing import Any
 import awkward as ak
 import uproot
 
-__all__ = ["load_events", "read_arrays", "index_rntuple_fields", "COLLECTIONS"]
+__all__ = ["COLLECTIONS", "index_rntuple_fields", "load_events", "read_arrays"]
 
 #: collections the taggers need; enough to build jets, constituents and truth
 COLLECTIONS = ("FatJet", "FatJetPFCands", "PFCands", "FatJetPFCand", "PFCand", "GenPart")

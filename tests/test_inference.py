@@ -89,10 +89,10 @@ def test_padded_lengths_pinned() -> None:
 
 
 TRIM_MODELS = {
-    "pfn": dict(phi_sizes=[16, 16], f_sizes=[16]),
-    "lstm": dict(hidden=12, dense=[8]),
-    "lstm-bidirectional": dict(hidden=12, dense=[8], bidirectional=True, num_layers=2, reverse=False),
-    "particlenet-lite": dict(conv_params=[[7, [16, 16]], [7, [16, 16]]], fc_params=[[16, 0.1]]),
+    "pfn": {"phi_sizes": [16, 16], "f_sizes": [16]},
+    "lstm": {"hidden": 12, "dense": [8]},
+    "lstm-bidirectional": {"hidden": 12, "dense": [8], "bidirectional": True, "num_layers": 2, "reverse": False},
+    "particlenet-lite": {"conv_params": [[7, [16, 16]], [7, [16, 16]]], "fc_params": [[16, 0.1]]},
 }
 
 
@@ -190,7 +190,7 @@ def test_apply_allocator_settings_in_a_fresh_process() -> None:
 
     code = ("from hepml_coffea.inference.worker import apply_allocator_settings as a; "
             "import sys; sys.exit(0 if a() else 3)")
-    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], timeout=120, check=False).returncode == 0
 
 
 def test_local_cluster_workers_start_with_the_environment() -> None:
@@ -211,7 +211,7 @@ def test_local_cluster_workers_start_with_the_environment() -> None:
 
 
 # --------------------------------------------------------------------------- backends
-EXPORT_MODELS = {**TRIM_MODELS, "cnn": dict(npix=16, conv_channels=[4, 4], dense=[8])}
+EXPORT_MODELS = {**TRIM_MODELS, "cnn": {"npix": 16, "conv_channels": [4, 4], "dense": [8]}}
 
 
 def _tiny_artifact(kind: str, out) -> tuple:
@@ -318,7 +318,7 @@ def test_rntuple_field_index_lists_and_reads_the_same(tmp_path) -> None:
 
     with uproot.open("tests/samples/pfnano.root") as f:
         tree = f["Events"]
-        names = [k for k in tree.keys() if k.split("_", 1)[0] in ("FatJet", "PFCands", "FatJetPFCands", "Jet")]
+        names = [k for k in tree.keys() if k.split("_", 1)[0] in ("FatJet", "PFCands", "FatJetPFCands", "Jet")]  # noqa: SIM118
         arrays = tree.arrays(names + ["event"], how=dict)
     with uproot.recreate(tmp_path / "rn.root") as f:
         f["Events"] = arrays

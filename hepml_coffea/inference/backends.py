@@ -38,7 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from hepml_coffea.artifacts import Artifact, ArtifactError, load_artifact, update_artifact
+from hepml_coffea.artifacts import (
+    Artifact,
+    ArtifactError,
+    load_artifact,
+    update_artifact,
+)
 
 __all__ = [
     "CPU_BACKENDS",
@@ -144,7 +149,7 @@ def _onnx_bytes(artifact: Artifact) -> bytes:
             warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python values
             torch.onnx.export(module, args, buf, dynamo=False, input_names=names, output_names=["logits"],
                               dynamic_axes=dynamic, opset_version=OPSET)
-    except Exception as err:  # noqa: BLE001 - the exporter raises many types
+    except Exception as err:
         msg = f"artifact {artifact.path}: {artifact.class_name} cannot be exported to ONNX ({type(err).__name__}: {err})"
         raise ExportError(msg) from err
     finally:

@@ -21,28 +21,33 @@ import json
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from hepml_coffea.artifacts import Artifact, ArtifactError, load_artifact, resolve_artifact
+from hepml_coffea.artifacts import (
+    Artifact,
+    ArtifactError,
+    load_artifact,
+    resolve_artifact,
+)
 
 __all__ = [
     "BACKENDS",
     "PADDING_FREE",
-    "padded_lengths",
     "Tagger",
-    "get_tagger",
     "cache_info",
     "clear_cache",
+    "default_batch_size",
+    "get_tagger",
+    "padded_lengths",
     "predict",
     "predict_numpy",
-    "default_batch_size",
-    "resolve_device",
     "resolve_backend",
+    "resolve_device",
     "scores_from_output",
 ]
 
