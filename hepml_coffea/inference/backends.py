@@ -140,7 +140,7 @@ def _onnx_bytes(artifact: Artifact) -> bytes:
     args = tuple(torch.from_numpy(example[k]) for k in names)
     dynamic = {k: ({0: "jets"} if k == "image" else {0: "jets", 2: "particles"}) for k in names}
     dynamic["logits"] = {0: "jets"}
-    from hepml_coffea.models import _knn
+    from hepml_coffea.representations import graph as _knn
 
     buf = io.BytesIO()
     _knn.ONNX_EXPORT = True

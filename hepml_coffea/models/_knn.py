@@ -1,5 +1,9 @@
 """Dense, batched k-nearest-neighbour helpers shared by the ParticleNet paths.
 
+The kNN itself is :func:`hepml_coffea.representations.graph.dense_knn` (re-exported
+here as :func:`knn_indices`), the one kNN of the package; this module adds the
+neighbour gathering and EdgeConv edge features.
+
 Everything here works on padded, channel-first tensors as produced by the
 representations layer and is TorchScript-scriptable (no torch-cluster /
 pyg-lib needed).
@@ -25,70 +29,13 @@ Shapes:
 
 from __future__ import annotations
 
-from typing import Tuple
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pairwise_sqdist", "knn_indices", "gather_neighbors", "edge_features"]
+from hepml_coffea.representations.graph import dense_knn as knn_indices
+from hepml_coffea.representations.graph import pairwise_sqdist
 
-#: True only while :mod:`hepml_coffea.inference.backends` exports a model to ONNX
-ONNX_EXPORT = False
-
-
-def _onnx_topk() -> bool:
-    """True while exporting to ONNX (TorchScript: always False, the stable sort is scripted)."""
-    if torch.jit.is_scripting():
-        return False
-    return bool(globals()["ONNX_EXPORT"])
-
-
-def pairwise_sqdist(x: Tensor) -> Tensor:
-    """Squared Euclidean distances between all pairs of points of each jet.
-
-    Shapes:
-        x: (N, C, P) -> (N, P, P)
-    """
-    xx = (x * x).sum(dim=1, keepdim=True)  # (N, 1, P)
-    inner = torch.bmm(x.transpose(1, 2), x)  # (N, P, P)
-    return (xx.transpose(1, 2) - 2.0 * inner + xx).clamp_min(0.0)
-
-
-def knn_indices(x: Tensor, mask: Tensor, k: int) -> Tuple[Tensor, Tensor]:
-    """Indices of the ``k`` nearest *other real* particles of every particle.
-
-    Distances are computed on ``x`` detached (indices carry no gradient).
-    Slots that cannot be filled (fewer than ``k`` other real particles) are
-    flagged ``valid=False``; their index is clamped into range and must be
-    ignored by the caller (see :func:`gather_neighbors`).
-
-    Shapes:
-        x: (N, C, P), mask: (N, 1, P) -> idx (N, P, k) int64, valid (N, P, k) bool
-    """
-    d = pairwise_sqdist(x.detach())
-    num_points = d.size(-1)
-    invalid_col = mask < 0.5  # (N, 1, P): padded particles as candidates
-    # the diagonal (a particle is not its own neighbour) from an index comparison, not
-    # torch.eye: ONNX Runtime has no boolean EyeLike kernel, so this keeps the model exportable
-    pos = torch.arange(num_points, device=x.device)
-    self_pair = (pos.view(1, -1, 1) == pos.view(1, 1, -1))
-    d = d.masked_fill(invalid_col | self_pair, float("inf"))
-    # k extra always-invalid columns: topk(k) works even when P <= k, without a
-    # data-dependent Python branch (so torch.jit.trace generalises over P).
-    d = F.pad(d, (0, k), value=float("inf"))
-    # equal distances are common (particles whose features are all zero after a ReLU):
-    # a stable sort takes the lower index first, as ONNX's TopK does, so torch, the
-    # ONNX export and trimmed batches pick the same neighbours
-    if _onnx_topk():  # ONNX TopK takes the lower index first on ties by definition (and has no stable sort)
-        dist, idx = d.topk(k, dim=-1, largest=False, sorted=True)
-    else:
-        dist, idx = torch.sort(d, dim=-1, stable=True)
-        dist, idx = dist[..., :k], idx[..., :k]
-    valid = torch.isfinite(dist)
-    idx = idx.clamp(max=num_points - 1)
-    return idx, valid
-
+__all__ = ["edge_features", "gather_neighbors", "knn_indices", "pairwise_sqdist"]
 
 def gather_neighbors(x: Tensor, idx: Tensor, valid: Tensor) -> Tensor:
     """Features of the neighbours, zero for phantom (invalid) slots.

@@ -1,4 +1,11 @@
-"""k-nearest-neighbour graphs in (deta, dphi), pure torch.
+"""k-nearest-neighbour graphs in (deta, dphi), pure torch: the one kNN of the package.
+
+:func:`dense_knn` is the kNN every path uses: the graphs built here
+(:func:`knn_indices`, :func:`knn_edges`, :func:`to_pyg_batch`) and ParticleNet's
+EdgeConv blocks (dense and torch-geometric paths, through
+``hepml_coffea.models._knn``). Squared distances from one batched matrix product,
+equal distances resolved by the lower index (a stable sort; ONNX's TopK has the
+same rule), TorchScript-scriptable and exportable to ONNX.
 
 ``torch_geometric.nn.knn_graph`` needs ``torch-cluster``/``pyg-lib``, which are
 not installed; these functions use ``torch.cdist`` + ``torch.topk`` on the
@@ -16,10 +23,70 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 
-__all__ = ["knn_edges", "knn_indices", "to_pyg_batch"]
+__all__ = ["dense_knn", "knn_edges", "knn_indices", "pairwise_sqdist", "to_pyg_batch"]
 
 _CHUNK = 1024
+
+#: True only while :mod:`hepml_coffea.inference.backends` exports a model to ONNX
+ONNX_EXPORT = False
+
+
+def _onnx_topk() -> bool:
+    """True while exporting to ONNX (TorchScript: always False, the stable sort is scripted)."""
+    if torch.jit.is_scripting():
+        return False
+    return bool(globals()["ONNX_EXPORT"])
+
+
+def pairwise_sqdist(x: Tensor) -> Tensor:
+    """Squared Euclidean distances between all pairs of points of each jet.
+
+    Shapes:
+        x: (N, C, P) -> (N, P, P)
+    """
+    xx = (x * x).sum(dim=1, keepdim=True)  # (N, 1, P)
+    inner = torch.bmm(x.transpose(1, 2), x)  # (N, P, P)
+    return (xx.transpose(1, 2) - 2.0 * inner + xx).clamp_min(0.0)
+
+
+def dense_knn(x: Tensor, mask: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Indices of the ``k`` nearest *other real* particles of every particle.
+
+    Distances are computed on ``x`` detached (indices carry no gradient).
+    Slots that cannot be filled (fewer than ``k`` other real particles) are
+    flagged ``valid=False``; their index is clamped into range and must be
+    ignored by the caller (see ``hepml_coffea.models._knn.gather_neighbors``).
+
+    Shapes:
+        x: (N, C, P), mask: (N, 1, P) -> idx (N, P, k) int64, valid (N, P, k) bool
+    """
+    d = pairwise_sqdist(x.detach())
+    num_points = d.size(-1)
+    invalid_col = mask < 0.5  # (N, 1, P): padded particles as candidates
+    # the diagonal (a particle is not its own neighbour) from an index comparison, not
+    # torch.eye: ONNX Runtime has no boolean EyeLike kernel, so this keeps the model exportable
+    pos = torch.arange(num_points, device=x.device)
+    self_pair = (pos.view(1, -1, 1) == pos.view(1, 1, -1))
+    d = d.masked_fill(invalid_col | self_pair, float("inf"))
+    # k extra always-invalid columns: topk(k) works even when P <= k, without a
+    # data-dependent Python branch (so torch.jit.trace generalises over P).
+    d = F.pad(d, (0, k), value=float("inf"))
+    # equal distances are common (particles whose features are all zero after a ReLU):
+    # a stable sort takes the lower index first, as ONNX's TopK does, so torch, the
+    # ONNX export and trimmed batches pick the same neighbours
+    if _onnx_topk():  # ONNX TopK takes the lower index first on ties by definition (and has no stable sort)
+        dist, idx = d.topk(k, dim=-1, largest=False, sorted=True)
+    else:
+        dist, idx = torch.sort(d, dim=-1, stable=True)
+        dist, idx = dist[..., :k], idx[..., :k]
+    valid = torch.isfinite(dist)
+    idx = idx.clamp(max=num_points - 1)
+    return idx, valid
+
+
 
 
 def _as_tensor(x: Any) -> torch.Tensor:
@@ -32,26 +99,14 @@ def _mask_bool(mask: Any, n: int, P: int) -> torch.Tensor:
 
 
 def _knn(points: torch.Tensor, m: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, P, k) local neighbour indices and validity, for one chunk."""
+    """(N, P, k) local neighbour indices and validity, for one chunk (:func:`dense_knn`;
+    unfilled slots and padded centres hold the centre's own index)."""
     N, _, P = points.shape
-    pts = points.transpose(1, 2).contiguous()
-    if not pts.is_floating_point():
-        pts = pts.float()
-    d = torch.cdist(pts, pts, compute_mode="donot_use_mm_for_euclid_dist")
-    inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
-    d = torch.where(m[:, None, :], d, inf)  # padded neighbours excluded
-    eye = torch.eye(P, dtype=torch.bool, device=d.device)
-    d = d.masked_fill(eye, float("inf"))  # no self loops
-    kk = min(k, P)
-    vals, idx = torch.topk(d, kk, dim=-1, largest=False, sorted=True)
-    valid = torch.isfinite(vals) & m[:, :, None]
-    self_idx = torch.arange(P, device=d.device).view(1, P, 1).expand(N, P, kk)
-    idx = torch.where(valid, idx, self_idx)
-    if kk < k:
-        extra = k - kk
-        idx = torch.cat([idx, self_idx[:, :, :1].expand(N, P, extra)], dim=-1)
-        valid = torch.cat([valid, torch.zeros(N, P, extra, dtype=torch.bool, device=d.device)], -1)
-    return idx, valid
+    pts = points if points.is_floating_point() else points.float()
+    idx, valid = dense_knn(pts, m.view(N, 1, P).to(pts.dtype), k)
+    valid = valid & m[:, :, None]
+    self_idx = torch.arange(P, device=pts.device).view(1, P, 1).expand(N, P, k)
+    return torch.where(valid, idx, self_idx), valid
 
 
 def knn_indices(
