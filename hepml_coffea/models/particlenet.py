@@ -264,21 +264,19 @@ class ParticleNet(nn.Module):
 
 # --------------------------------------------------------------------------- torch-geometric path
 def dense_to_pyg_batch(points: Tensor, features: Tensor, mask: Tensor) -> Any:
-    """Convert padded tensors to a ``torch_geometric.data.Batch`` of real particles.
+    """Convert padded tensors to a ``torch_geometric.data.Batch`` of real particles
+    (:func:`hepml_coffea.representations.graph.to_pyg_batch`, the one converter, without
+    a fixed graph: ParticleNet builds its kNN per block).
 
-    Each jet becomes a ``Data(x=(n, C), pos=(n, 2))``; jets with zero real
-    particles become empty graphs (kept so graph ``j`` is jet ``j``).
+    Each jet becomes a graph of its real particles, ``x (n, C)`` and ``pos (n, 2)``; jets
+    with zero real particles become empty graphs (kept so graph ``j`` is jet ``j``).
 
     Shapes:
         points: (N, 2, P), features: (N, C, P), mask: (N, 1, P) -> Batch with N graphs
     """
-    from torch_geometric.data import Batch, Data
+    from hepml_coffea.representations.graph import to_pyg_batch
 
-    datas = []
-    for j in range(features.size(0)):
-        sel = mask[j, 0] > 0.5
-        datas.append(Data(x=features[j][:, sel].t().contiguous(), pos=points[j][:, sel].t().contiguous()))
-    return Batch.from_data_list(datas)
+    return to_pyg_batch({"points": points, "features": features, "mask": mask}, k=None)
 
 
 class _EdgeMLPAdapter(nn.Module):

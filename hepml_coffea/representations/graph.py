@@ -189,7 +189,7 @@ def knn_edges(
     return torch.stack([src, dst]).long()
 
 
-def to_pyg_batch(pointcloud: dict[str, Any], k: int = 16) -> Any:
+def to_pyg_batch(pointcloud: dict[str, Any], k: int | None = 16) -> Any:
     """Convert a :func:`build_pointcloud` dict into a ``torch_geometric`` batch.
 
     Parameters
@@ -197,7 +197,8 @@ def to_pyg_batch(pointcloud: dict[str, Any], k: int = 16) -> Any:
     pointcloud
         Dict with ``points (N, 2, P)``, ``features (N, C, P)``, ``mask (N, 1, P)``.
     k
-        Neighbours per particle.
+        Neighbours per particle; ``None``: no ``edge_index`` (models that build their
+        own graphs, e.g. ParticleNet's dynamic kNN).
 
     Returns
     -------
@@ -218,7 +219,9 @@ def to_pyg_batch(pointcloud: dict[str, Any], k: int = 16) -> Any:
     batch = torch.repeat_interleave(torch.arange(N), counts)
     ptr = torch.zeros(N + 1, dtype=torch.long)
     ptr[1:] = torch.cumsum(counts, 0)
-    edge_index = knn_edges(points, m, k)
-    out = Batch(x=x, pos=pos, edge_index=edge_index, batch=batch, ptr=ptr)
+    if k is None:
+        out = Batch(x=x, pos=pos, batch=batch, ptr=ptr)
+    else:
+        out = Batch(x=x, pos=pos, edge_index=knn_edges(points, m, k), batch=batch, ptr=ptr)
     out._num_graphs = N
     return out
