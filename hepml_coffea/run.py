@@ -112,7 +112,7 @@ def run_fileset(
             print(f"Dask dashboard: {link}  (stages: {link.rsplit('/', 1)[0]}/individual-fine-performance-metrics)",
                   flush=True)
             client.register_plugin(TaggerWarmup([t.path for t in processor.taggers], processor.device,
-                                                processor.amp))
+                                                processor.amp, backend=processor.tagger.backend))
         runner = make_runner(config.executor if client is None else "dask", client=client,
                              workers=config.workers, chunksize=config.chunksize, status=config.status)
         with_files = {ds: e for ds, e in fs.items() if e["files"]}

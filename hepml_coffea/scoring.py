@@ -29,6 +29,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+import hepml_coffea.io  # noqa: F401 - installs the fast RNTuple field index in every process that scores
 from hepml_coffea.config import ConfigurationError, TaggerConfig, load_taggers
 from hepml_coffea.constituents import JetConstituents, fatjet_constituents
 from hepml_coffea.selection import Selection
