@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import awkward as ak
 import numpy as np
 import pytest
 import torch
+import uproot
 
+from hepml_coffea.artifacts import (
+    import_torchscript,
+    load_artifact,
+)
+from hepml_coffea.constituents import (
+    fatjet_constituents,
+)
 from hepml_coffea.inference import engine
 from hepml_coffea.inference.engine import get_tagger
+from hepml_coffea.io import read_arrays
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -141,7 +151,7 @@ def test_trimmed_batches_equal_untrimmed(kind: str) -> None:
 
 
 def test_tagger_predict_trims_registry_models_only(tmp_path) -> None:
-    from hepml_coffea.artifacts import import_torchscript, save_artifact
+    from hepml_coffea.artifacts import save_artifact
     from hepml_coffea.representations import InputSpec
 
     model = _tiny("pfn")
@@ -310,8 +320,6 @@ def test_compile_backend_equals_torch_eager(tmp_path) -> None:
 
 # --------------------------------------------------------------------------- RNTuple field index
 def test_rntuple_field_index_lists_and_reads_the_same(tmp_path) -> None:
-    import awkward as ak
-    import uproot
 
     from hepml_coffea import io
     from hepml_coffea.io import read_arrays
@@ -345,8 +353,6 @@ def test_rntuple_field_index_lists_and_reads_the_same(tmp_path) -> None:
 
 
 def test_shipped_taggers_onnx_equals_torch_on_real_jets() -> None:
-    from hepml_coffea.constituents import fatjet_constituents
-    from hepml_coffea.io import read_arrays
     from hepml_coffea.representations import build
 
     jcs = [fatjet_constituents(read_arrays(f)) for f in ("tests/samples/pfnano.root", "tests/samples/nano_tt_v15.root")]
@@ -362,3 +368,71 @@ def test_shipped_taggers_onnx_equals_torch_on_real_jets() -> None:
             ref = engine.predict(eager.model, [x[k] for k in eager.input_names])  # eager, padded
             np.testing.assert_allclose(auto.predict(x), ref, rtol=0, atol=1e-5)
             np.testing.assert_allclose(eager.predict(x), ref, rtol=0, atol=1e-6)
+
+
+def test_predict_rejects_mismatched_inputs_and_outputs():
+    model = torch.nn.Identity()
+    with pytest.raises(ValueError, match="different lengths"):
+        engine.predict(model, [np.zeros((3, 2), np.float32), np.zeros((4, 2), np.float32)])
+    with pytest.raises(ValueError, match=r"output of shape \(3, 5\)"):
+        engine.predict(lambda x: x, [np.zeros((3, 5), np.float32)])
+
+
+def test_batch_size_does_not_change_scores(tiny_artifacts):
+    art = load_artifact(tiny_artifacts["particlenet-lite"])
+    rng = np.random.default_rng(0)
+    pts = rng.normal(0, 0.2, (37, 2, 100)).astype(np.float32)
+    fts = rng.normal(0, 1, (37, 7, 100)).astype(np.float32)
+    mask = (np.arange(100)[None, None, :] < rng.integers(1, 100, (37, 1, 1))).astype(np.float32)
+    pts *= mask
+    fts *= mask
+    a = engine.predict(art.model, [pts, fts, mask], batch_size=37)
+    b = engine.predict(art.model, [pts, fts, mask], batch_size=5)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+
+def test_oom_halves_batch_and_gives_identical_scores(tiny_artifacts, monkeypatch):
+    import torch
+
+    art = load_artifact(tiny_artifacts["pfn"])
+    rng = np.random.default_rng(1)
+    fts = rng.normal(0, 1, (64, 7, 100)).astype(np.float32)
+    mask = np.ones((64, 1, 100), dtype=np.float32)
+    ref = engine.predict(art.model, [fts, mask], batch_size=64)
+    real = engine._forward
+    sizes = []
+
+    def flaky(model, args):
+        sizes.append(len(args[0]))
+        if len(args[0]) > 16:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(model, args)
+
+    monkeypatch.setattr(engine, "_forward", flaky)
+    halved = []
+    got = engine.predict(art.model, [fts, mask], batch_size=64, on_oom=halved.append)
+    assert halved == [32, 16]
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
+    # a non-OOM error is not swallowed
+    monkeypatch.setattr(engine, "_forward", lambda m, a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        engine.predict(art.model, [fts, mask], batch_size=64)
+
+
+
+def test_warm_up_and_worker_plugin(tiny_artifacts):
+    from types import SimpleNamespace
+
+    import torch
+
+    from hepml_coffea.inference.worker import TaggerWarmup
+
+    before = torch.get_num_threads()
+    engine.clear_cache()
+    plugin = TaggerWarmup([str(p) for p in tiny_artifacts.values()], device="cpu")
+    plugin.setup(SimpleNamespace(address="inproc://test", state=SimpleNamespace(nthreads=1)))
+    info = engine.cache_info()
+    assert info["misses"] == len(tiny_artifacts) and info["entries"] == len(tiny_artifacts)
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(before)

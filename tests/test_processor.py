@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import shutil
 import struct
 from pathlib import Path
 
@@ -28,14 +27,11 @@ from faults import (
 
 from hepml_coffea.artifacts import (
     ArtifactError,
-    import_torchscript,
-    load_artifact,
 )
 from hepml_coffea.config import RunConfig
 from hepml_coffea.constituents import (
     InvalidAssociationError,
     MissingBranchError,
-    fatjet_constituents,
 )
 from hepml_coffea.histograms import roc_from_hist
 from hepml_coffea.inference import engine
@@ -162,108 +158,6 @@ def test_roc_from_histograms_matches_per_jet_scores(proc, fileset, tmp_path):
         assert abs(np.trapezoid(hes, heb) - np.trapezoid(es_raw, eb_raw)) < 1e-2
     # the per-jet file names carry no partial (temporary) files
     assert not list((tmp_path / "scores").glob("*.tmp"))
-
-
-def test_batch_size_does_not_change_scores(tiny_artifacts):
-    art = load_artifact(tiny_artifacts["particlenet-lite"])
-    rng = np.random.default_rng(0)
-    pts = rng.normal(0, 0.2, (37, 2, 100)).astype(np.float32)
-    fts = rng.normal(0, 1, (37, 7, 100)).astype(np.float32)
-    mask = (np.arange(100)[None, None, :] < rng.integers(1, 100, (37, 1, 1))).astype(np.float32)
-    pts *= mask
-    fts *= mask
-    a = engine.predict(art.model, [pts, fts, mask], batch_size=37)
-    b = engine.predict(art.model, [pts, fts, mask], batch_size=5)
-    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
-
-
-def test_oom_halves_batch_and_gives_identical_scores(tiny_artifacts, monkeypatch):
-    import torch
-
-    art = load_artifact(tiny_artifacts["pfn"])
-    rng = np.random.default_rng(1)
-    fts = rng.normal(0, 1, (64, 7, 100)).astype(np.float32)
-    mask = np.ones((64, 1, 100), dtype=np.float32)
-    ref = engine.predict(art.model, [fts, mask], batch_size=64)
-    real = engine._forward
-    sizes = []
-
-    def flaky(model, args):
-        sizes.append(len(args[0]))
-        if len(args[0]) > 16:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(model, args)
-
-    monkeypatch.setattr(engine, "_forward", flaky)
-    halved = []
-    got = engine.predict(art.model, [fts, mask], batch_size=64, on_oom=halved.append)
-    assert halved == [32, 16]
-    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
-    # a non-OOM error is not swallowed
-    monkeypatch.setattr(engine, "_forward", lambda m, a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
-    with pytest.raises(RuntimeError, match="shape mismatch"):
-        engine.predict(art.model, [fts, mask], batch_size=64)
-
-
-def test_byo_torchscript_equals_coffea_torch_wrapper(tiny_artifacts, ttbar_file, tmp_path):
-    import torch
-    from coffea.ml_tools.torch_wrapper import torch_wrapper
-
-    from hepml_coffea.io import read_arrays
-    from hepml_coffea.representations import build
-
-    src = load_artifact(tiny_artifacts["particlenet-lite"])
-    ts = tmp_path / "pn.ts"
-    torch.jit.script(src.model).save(str(ts))
-    import_torchscript(ts, src.spec, tmp_path / "byo", name="byo-pn")
-    byo = load_artifact(tmp_path / "byo")
-    assert byo.class_name == "TorchScript"
-    jc = fatjet_constituents(read_arrays(ttbar_file))
-    jc = jc.select(Selection().mask(jc) & jc.valid)
-    built = build(jc.cands, jc.jets, byo.spec)
-
-    class Wrapper(torch_wrapper):
-        def prepare_awkward(self, points, features, mask):
-            return (points, features, mask), {}
-
-    wrapped = Wrapper(str(ts))
-    logits = wrapped(ak.Array(built["points"]), ak.Array(built["features"]), ak.Array(built["mask"]))
-    ref = torch.softmax(torch.from_numpy(np.asarray(ak.to_numpy(logits))), dim=1)[:, 1].numpy()
-    ours = engine.predict(byo.model, [built[k] for k in byo.input_names], batch_size=50)
-    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-6)
-    # and through the processor
-    p = TaggerProcessor(taggers=[tmp_path / "byo"])
-    assert p.tagger_names == ["byo-pn"]
-
-
-def test_missing_or_tampered_artifact_refused_at_start(tiny_artifacts, tmp_path):
-    with pytest.raises(ArtifactError, match="not found"):
-        TaggerProcessor(taggers=[tmp_path / "nope"])
-
-    bad = tmp_path / "pfn"
-    shutil.copytree(tiny_artifacts["pfn"], bad)
-    with open(bad / "weights.safetensors", "r+b") as f:
-        f.seek(200)
-        f.write(b"\x00\x01\x02")
-    with pytest.raises(ArtifactError, match="sha256"):
-        TaggerProcessor(taggers=[bad])
-
-
-def test_warm_up_and_worker_plugin(tiny_artifacts):
-    from types import SimpleNamespace
-
-    import torch
-
-    from hepml_coffea.inference.worker import TaggerWarmup
-
-    before = torch.get_num_threads()
-    engine.clear_cache()
-    plugin = TaggerWarmup([str(p) for p in tiny_artifacts.values()], device="cpu")
-    plugin.setup(SimpleNamespace(address="inproc://test", state=SimpleNamespace(nthreads=1)))
-    info = engine.cache_info()
-    assert info["misses"] == len(tiny_artifacts) and info["entries"] == len(tiny_artifacts)
-    assert torch.get_num_threads() == 1
-    torch.set_num_threads(before)
 
 
 def test_jet_blocks_and_tagger_order_do_not_change_histograms(iterative_output, proc, fileset):
