@@ -388,7 +388,9 @@ def bootstrap_check(labels: np.ndarray, scores: np.ndarray, n_boot: int = 200, s
             rej[e].append(rejection_at_efficiency(lab[i], s[i], e)["rejection"])
     out: dict[str, Any] = {"n_boot": n_boot, "auc_std": float(np.std(aucs, ddof=1))}
     for e, v in rej.items():
-        out[f"eS{round(e * 100)}"] = [float(np.percentile(v, 16)), float(np.percentile(v, 84))]
+        srt = np.sort(np.asarray(v, dtype=np.float64))  # may hold inf (no background passing)
+        out[f"eS{round(e * 100)}"] = [float(srt[int(0.16 * (len(srt) - 1))]),
+                                      float(srt[int(np.ceil(0.84 * (len(srt) - 1)))])]
     return out
 
 
