@@ -11,7 +11,7 @@ An artifact is a directory::
     model.onnx           optional ONNX export for the ONNX Runtime backend
                          (:func:`hepml_coffea.inference.backends.export_onnx`); the CPU
                          backend chosen by measurement is recorded in model.yaml
-                         (``cpu_backend``, :func:`hepml_coffea.inference.backends.choose_backend`)
+                         (``cpu_backend``, :func:`hepml_coffea.inference.tuning.choose_backend`)
     roc.png, loss.png    optional plots
     manifest.json        sha256 of every file above and the artifact hash
 

@@ -278,7 +278,8 @@ def test_onnx_export_equals_torch_eager(kind: str, tmp_path) -> None:
 
 
 def test_bidirectional_lstm_is_not_exported(tmp_path) -> None:
-    from hepml_coffea.inference.backends import ExportError, choose_backend, export_onnx
+    from hepml_coffea.inference.backends import ExportError, export_onnx
+    from hepml_coffea.inference.tuning import choose_backend
 
     _tiny_artifact("lstm-bidirectional", tmp_path / "bi")
     with pytest.raises(ExportError, match="bidirectional JetLSTM has no unpacked form"):
@@ -291,7 +292,7 @@ def test_bidirectional_lstm_is_not_exported(tmp_path) -> None:
 
 def test_choose_backend_records_and_auto_follows(tmp_path) -> None:
     from hepml_coffea.artifacts import load_artifact
-    from hepml_coffea.inference.backends import choose_backend
+    from hepml_coffea.inference.tuning import choose_backend
 
     _, spec = _tiny_artifact("pfn", tmp_path / "pfn")
     assert get_tagger(tmp_path / "pfn", "cpu").backend == "torch"  # nothing recorded yet

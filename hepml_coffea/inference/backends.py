@@ -11,12 +11,12 @@ onnxruntime ``model.onnx`` of the artifact in an ONNX Runtime session        ``m
 ========== ================================================================ ==================
 
 :func:`export_onnx` writes ``model.onnx`` into an artifact (hash checked like every other
-file of it) after checking that its scores equal torch eager's; :func:`choose_backend`
+file of it) after checking that its scores equal torch eager's; :func:`hepml_coffea.inference.tuning.choose_backend`
 times the three on the same jets, at one thread, and records the fastest exact one in
 ``model.yaml`` (``cpu_backend``), which ``get_tagger(..., backend="auto")`` then uses on
 CPU. Whoever re-trains a shipped tagger re-runs::
 
-    from hepml_coffea.inference.backends import choose_backend
+    from hepml_coffea.inference.tuning import choose_backend
     choose_backend("path/to/artifact")            # exports model.onnx, measures, records
 
 The packed LSTM is exported through :class:`~hepml_coffea.models.lstm.UnpackedJetLSTM`
@@ -30,10 +30,8 @@ import hashlib
 import io
 import logging
 import os
-import platform
-import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -51,11 +49,9 @@ __all__ = [
     "OPSET",
     "SCORE_ATOL",
     "ExportError",
-    "choose_backend",
     "export_onnx",
     "exportable_module",
     "make_runner",
-    "measure_backends",
     "onnx_session",
     "synthetic_inputs",
 ]
@@ -186,7 +182,7 @@ def _logits_torch(module: Any, arrays: list[np.ndarray]) -> np.ndarray:
 def _scores(logits: np.ndarray) -> np.ndarray:
     import torch
 
-    from hepml_coffea.inference.engine import scores_from_output
+    from hepml_coffea.inference.batching import scores_from_output
 
     return scores_from_output(torch.from_numpy(np.ascontiguousarray(logits))).numpy()
 
@@ -205,7 +201,7 @@ def _compare(artifact: Artifact, session: Any, inputs: Mapping[str, np.ndarray])
         if cut is None:
             sub = arrays
         else:
-            from hepml_coffea.inference.engine import padded_lengths
+            from hepml_coffea.inference.batching import padded_lengths
 
             keep = padded_lengths(arrays[names.index("mask")]) <= cut
             sub = [np.ascontiguousarray(a[keep][..., :cut]) for a in arrays]
@@ -287,7 +283,7 @@ class _Compiled:
         try:
             out = self.compiled(*args)
         except Exception as err:
-            from hepml_coffea.inference.engine import _is_oom
+            from hepml_coffea.inference.batching import is_oom as _is_oom
 
             if self.ok or self.strict or _is_oom(err):
                 raise
@@ -359,144 +355,3 @@ def make_runner(artifact: Artifact, model: Any, backend: str, *, strict: bool) -
         return _OnnxRunner(session, artifact.input_names)
     msg = f"backend {backend!r} has no CPU runner; choose one of {list(CPU_BACKENDS)}"
     raise ValueError(msg)
-
-
-# --------------------------------------------------------------------------- measurement
-def _time_call(fn: Callable[[], Any], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def measure_backends(
-    artifact_dir: str | os.PathLike[str],
-    *,
-    inputs: Mapping[str, np.ndarray] | None = None,
-    batch_size: int | None = None,
-    threads: int = 1,
-    repeats: int = 3,
-    backends: tuple[str, ...] = CPU_BACKENDS,
-) -> dict[str, dict[str, Any]]:
-    """Time each CPU backend on the same jets through ``Tagger.predict`` (bucketing and
-    trimming included), at ``threads`` torch / ONNX Runtime threads.
-
-    Each backend is warmed (compiled) first, then timed ``repeats`` times interleaved
-    with the others; the best time counts (least disturbed by other processes).
-
-    Returns
-    -------
-    dict
-        backend -> ``{"jets_per_s", "max_abs_score_diff" (vs torch eager), "setup_s"}``,
-        or ``{"error": "..."}`` for a backend that could not run.
-    """
-    import torch
-
-    from hepml_coffea.inference.engine import Tagger
-
-    art = load_artifact(artifact_dir)
-    if art.input_kind == "observables":
-        msg = f"artifact {art.path}: the cut-based tagger has a single (numpy) backend"
-        raise ArtifactError(msg)
-    data = dict(inputs) if inputs is not None else synthetic_inputs(art, n=2048)
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
-    try:
-        model = art.model.eval()
-        taggers: dict[str, Tagger] = {}
-        out: dict[str, dict[str, Any]] = {}
-        ref = Tagger(artifact=art, model=model, device="cpu", backend="torch")
-        ref_scores = ref.predict(data, batch_size=batch_size)
-        for b in backends:
-            t0 = time.perf_counter()
-            try:
-                tagger = Tagger(artifact=art, model=model, device="cpu", backend=b,
-                                runner=make_runner(art, model, b, strict=True))
-                got = tagger.predict(data, batch_size=batch_size)  # warm-up / compile
-            except Exception as err:  # noqa: BLE001 - recorded, the backend is not chosen
-                out[b] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
-                continue
-            out[b] = {"setup_s": time.perf_counter() - t0,
-                      "max_abs_score_diff": float(np.nanmax(np.abs(got - ref_scores))) if len(got) else 0.0}
-            taggers[b] = tagger
-        n = len(ref_scores)
-        best = {b: float("inf") for b in taggers}
-        for _ in range(repeats):
-            for b, tagger in taggers.items():
-                best[b] = min(best[b], _time_call(lambda t=tagger: t.predict(data, batch_size=batch_size), 1))
-        for b in taggers:
-            out[b]["jets_per_s"] = n / best[b]
-        return out
-    finally:
-        torch.set_num_threads(before)
-
-
-def choose_backend(
-    artifact_dir: str | os.PathLike[str],
-    *,
-    inputs: Mapping[str, np.ndarray] | None = None,
-    batch_size: int | None = None,
-    threads: int = 1,
-    repeats: int = 3,
-    record: bool = True,
-    backends: tuple[str, ...] = CPU_BACKENDS,
-) -> str:
-    """Export ``model.onnx`` (if the model can be exported), time every CPU backend and
-    record the fastest one whose scores equal torch eager's to :data:`SCORE_ATOL`
-    (``compile`` only if :data:`COMPILE_MARGIN` times faster than the next best: it costs
-    a compilation in every worker process).
-
-    Parameters
-    ----------
-    artifact_dir : artifact directory (or shipped tagger name)
-    inputs : jets to time on (default :func:`synthetic_inputs`, 2,048 jets); real jets
-        of the analysis give the most faithful choice
-    batch_size, threads, repeats, backends : see :func:`measure_backends`
-    record : write the choice into model.yaml (``cpu_backend``) and re-seal
-
-    Returns
-    -------
-    str
-        the chosen backend.
-    """
-    import torch
-
-    art = load_artifact(artifact_dir)
-    path = art.path
-    export_note = None
-    try:
-        export_onnx(path, inputs=inputs)
-    except ExportError as err:
-        export_note = str(err)
-        log.warning("%s", err)
-        if (path / ONNX_FILE).exists():
-            update_artifact(path, remove=(ONNX_FILE,), meta={"onnx": None})
-    results = measure_backends(path, inputs=inputs, batch_size=batch_size, threads=threads, repeats=repeats,
-                               backends=backends)
-    ok = {b: r for b, r in results.items()
-          if "jets_per_s" in r and r["max_abs_score_diff"] <= SCORE_ATOL}
-    chosen = max(ok, key=lambda b: (ok[b]["jets_per_s"], -CPU_BACKENDS.index(b))) if ok else "torch"
-    others = [r["jets_per_s"] for b, r in ok.items() if b != "compile"]
-    if chosen == "compile" and others and ok["compile"]["jets_per_s"] < COMPILE_MARGIN * max(others):
-        # compiling costs seconds to a minute in every worker process: only worth a clear gain
-        chosen = max((b for b in ok if b != "compile"), key=lambda b: ok[b]["jets_per_s"])
-    if record:
-        from hepml_coffea.inference.engine import default_batch_size
-
-        rec = {
-            "chosen": chosen,
-            "threads": int(threads),
-            "batch_size": int(batch_size or default_batch_size("cpu")),
-            "n_jets": len(next(iter(inputs.values()))) if inputs is not None else 2048,
-            "inputs": "given" if inputs is not None else "synthetic",
-            "results": {b: {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()}
-                        for b, r in results.items()},
-            "machine": platform.processor() or platform.machine(),
-            "torch": str(torch.__version__),
-        }
-        if export_note:
-            rec["onnx_export"] = export_note
-        update_artifact(path, meta={"cpu_backend": rec})
-    return chosen
