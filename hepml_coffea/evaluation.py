@@ -405,29 +405,9 @@ def top_only_matched(events: Any, event_index: np.ndarray, jet_eta: np.ndarray, 
     Shapes:
         event_index, jet_eta, jet_phi: (N,) -> (N,) bool
     """
-    import awkward as ak
+    from hepml_coffea.truth import TOP, top_labels
 
-    from hepml_coffea.truth import hadronic_tops
-
-    ev_idx = np.asarray(event_index, dtype=np.int64)
-    out = np.zeros(len(ev_idx), dtype=bool)
-    if "GenPart" not in ak.fields(events) or len(ev_idx) == 0:
-        return out
-    tops = hadronic_tops(events["GenPart"])
-    if len(tops["event"]) == 0:
-        return out
-    eta = np.asarray(jet_eta, dtype=np.float64)
-    phi = np.asarray(jet_phi, dtype=np.float64)
-    order = np.argsort(tops["event"], kind="stable")
-    ev_sorted = tops["event"][order]
-    start = np.searchsorted(ev_sorted, ev_idx, "left")
-    end = np.searchsorted(ev_sorted, ev_idx, "right")
-    for k in range(int((end - start).max(initial=0))):
-        has = end - start > k
-        t = order[np.minimum(start + k, len(order) - 1)]
-        dphi = np.mod(phi - tops["top_phi"][t] + np.pi, 2 * np.pi) - np.pi
-        out |= has & (np.hypot(eta - tops["top_eta"][t], dphi) < radius)
-    return out
+    return top_labels(events, event_index, jet_eta, jet_phi, radius=radius, require_quarks=False) == TOP
 
 
 # --------------------------------------------------------------------------- data

@@ -111,6 +111,7 @@ def top_labels(
     jet_eta: np.ndarray,
     jet_phi: np.ndarray,
     radius: float = 0.8,
+    require_quarks: bool = True,
 ) -> np.ndarray:
     """Truth label per jet: :data:`TOP`, :data:`NOT_TOP`, or :data:`UNKNOWN` (no GenPart).
 
@@ -119,6 +120,8 @@ def top_labels(
     events : NanoEvents (or records) with a ``GenPart`` collection
     event_index, jet_eta, jet_phi : flat per-jet arrays (event index within ``events``)
     radius : matching radius (0.8), in ``delta_r`` of :mod:`hepml_coffea.geometry`
+    require_quarks : a top jet must contain the top *and* its b and both W-decay quarks
+        (fully contained, the default); ``False`` asks for the top alone (top-only matching)
 
     Returns
     -------
@@ -145,7 +148,7 @@ def top_labels(
         has = end - start > k
         t = order[np.minimum(start + k, len(order) - 1)]
         inside = np.ones(len(event_index), dtype=bool)
-        for obj in ("top", "b", "q1", "q2"):
+        for obj in ("top", "b", "q1", "q2") if require_quarks else ("top",):
             inside &= delta_r(jet_eta - tops[f"{obj}_eta"][t], jet_phi - tops[f"{obj}_phi"][t]) < radius
         labels[has & inside] = TOP
     return labels

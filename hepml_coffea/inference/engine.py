@@ -366,11 +366,7 @@ def predict(
     """
     import torch
 
-    n = len(inputs[0]) if inputs else 0
-    for a in inputs:
-        if len(a) != n:
-            msg = f"inputs have different lengths: {[len(x) for x in inputs]}"
-            raise ValueError(msg)
+    n = _n_jets(inputs)
     out = np.empty(n, dtype=np.float32)
     if n == 0:
         return out
@@ -389,6 +385,15 @@ def predict(
     return out
 
 
+def _n_jets(inputs: list[np.ndarray]) -> int:
+    """The common first-axis length of ``inputs`` (a clear error if they differ)."""
+    n = len(inputs[0]) if inputs else 0
+    if any(len(a) != n for a in inputs):
+        msg = f"inputs have different lengths: {[len(x) for x in inputs]}"
+        raise ValueError(msg)
+    return n
+
+
 def predict_numpy(
     run: Callable[[list[np.ndarray]], np.ndarray],
     inputs: list[np.ndarray],
@@ -404,11 +409,7 @@ def predict_numpy(
     Shapes:
         inputs: each (N, ...) -> (N,)
     """
-    n = len(inputs[0]) if inputs else 0
-    for a in inputs:
-        if len(a) != n:
-            msg = f"inputs have different lengths: {[len(x) for x in inputs]}"
-            raise ValueError(msg)
+    n = _n_jets(inputs)
     out = np.empty(n, dtype=np.float32)
     if n == 0:
         return out
