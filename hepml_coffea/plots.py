@@ -126,7 +126,7 @@ def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any | None = None) -> li
 
         # background rejection vs pT at eS = 50 %
         fig, ax = plt.subplots(figsize=(8, 6))
-        for t in curves:
+        for k, t in enumerate(curves):
             rej = []
             edges = None
             for name, ds in datasets.items():
@@ -150,7 +150,10 @@ def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any | None = None) -> li
                 # no background jet passes: only a lower limit, 1/eB > number of background jets
                 rej.append(1.0 / e if e > 0 else np.nan)
                 limits.append(np.nan if e > 0 else float(np.sum(b_tot)))
-            centres = 0.5 * (edges[1:] + edges[:-1])
+            # taggers side by side within each bin: lower limits share the same value (the
+            # number of background jets) and would hide each other otherwise
+            shift = (k - (len(curves) - 1) / 2) * 0.08 * np.diff(edges)
+            centres = 0.5 * (edges[1:] + edges[:-1]) + shift
             line = ax.plot(centres, rej, marker="o", label=t)[0]
             ax.plot(centres, limits, marker="^", linestyle="none", color=line.get_color())
         ax.set_yscale("log")
