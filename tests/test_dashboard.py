@@ -123,17 +123,28 @@ def test_dashboard_shows_processor_stages(chromium: str, dask_client: Any, ttbar
                 page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=60_000)
                 assert "needs bokeh" not in page.content()
                 thread.start()  # the page is open, as a user would have it, when the run starts
+                # The progress bars name a task group as soon as it is submitted; the task
+                # stream (which names the workers) fills only as tasks finish, a second or so
+                # later. Poll until both were seen, accumulating what the page has shown.
+                workers = set(dask_client.scheduler_info()["workers"])
                 deadline = time.monotonic() + 120
-                strings: list[str] = []
-                while time.monotonic() < deadline and thread.is_alive():
-                    strings = page.evaluate(BOKEH_STRINGS)
-                    if "TaggerProcessor" in strings:  # coffea's chunk tasks, named after the processor
+                seen: set[str] = set()
+                was_running = False
+                while time.monotonic() < deadline:
+                    running = thread.is_alive()
+                    seen.update(page.evaluate(BOKEH_STRINGS))
+                    was_running = was_running or ("TaggerProcessor" in seen and running)
+                    if "TaggerProcessor" in seen and seen & workers:
+                        break
+                    if not running:  # one last look after the run ended, then stop
+                        time.sleep(1.0)
+                        seen.update(page.evaluate(BOKEH_STRINGS))
                         break
                     time.sleep(0.5)
-                loaded_during_run.append(thread.is_alive())
-                assert "TaggerProcessor" in strings, "the /status page shows no chunk task"
-                workers = dask_client.scheduler_info()["workers"]
-                assert any(w in strings for w in workers), "the /status page does not list the workers"
+                loaded_during_run.append(was_running)
+                # coffea's chunk tasks are named after the processor
+                assert "TaggerProcessor" in seen, "the /status page shows no chunk task"
+                assert seen & workers, f"the /status page does not list the workers {sorted(workers)}"
                 for d in shots:
                     d.mkdir(parents=True, exist_ok=True)
                     page.screenshot(path=str(d / "dashboard_status.png"))
