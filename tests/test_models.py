@@ -225,6 +225,42 @@ def test_particlenet_dense_vs_pyg(lite: bool) -> None:
     assert set(id(p) for p in wrapper.parameters()) == set(id(p) for p in model.parameters())
 
 
+# --------------------------------------------------------------------------- ParticleNet inference form
+@pytest.mark.parametrize("config", ["lite", "full", "identity-shortcut-no-fusion"])
+def test_channels_last_particlenet_equals_eager(config: str) -> None:
+    """The exported / compiled form (channels last, BatchNorm folded) gives the eager
+    model's logits on jets with padding, fewer particles than k, one and none."""
+    from hepml_coffea.models.particlenet import ChannelsLastParticleNet
+
+    torch.manual_seed(3)
+    if config == "lite":
+        model = ParticleNet.lite()
+    elif config == "full":
+        model = ParticleNet()
+    else:  # in_feat == out_feats[-1] in the block: no shortcut convolution
+        model = ParticleNet(input_dims=7, conv_params=[[4, [7, 7]]], fc_params=[[16, 0.0]], use_fusion=False)
+    for m in model.modules():  # non-trivial running statistics and affine parameters to fold
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.4, 1.6)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    with pytest.raises(ValueError, match="eval mode"):
+        ChannelsLastParticleNet(model.train())
+    model.eval()
+    folded = ChannelsLastParticleNet(model)
+    assert all(not isinstance(m, (torch.nn.BatchNorm2d,)) for m in folded.modules())
+    points, features, mask = make_jets([40, 17, 16, 6, 2, 1, 0], P=44, seed=5)
+    with torch.inference_mode():
+        want = model(points, features, mask)
+        got = folded(points, features, mask)
+        # padding-invariant as the eager model: the same jets trimmed to their longest
+        trimmed = folded(points[..., :40], features[..., :40], mask[..., :40])
+    torch.testing.assert_close(got, want, rtol=0, atol=2e-5)
+    torch.testing.assert_close(trimmed, want, rtol=0, atol=2e-5)
+    assert torch.isfinite(got).all()
+
+
 # --------------------------------------------------------------------------- TorchScript
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_script_matches_eager(name: str) -> None:
