@@ -16,7 +16,11 @@ Two execution paths share the *same* ``nn.Module`` weights:
   gathered with index tensors;
 * a torch-geometric path (:class:`ParticleNetPyG`,
   :func:`particlenet_pyg_forward`): the same kNN converted to ``edge_index``
-  and evaluated with ``torch_geometric.nn.EdgeConv`` (mean aggregation).
+  and evaluated with ``torch_geometric.nn.EdgeConv`` (mean aggregation);
+* an inference form (:class:`ChannelsLastParticleNet`, built from a model in
+  eval mode): channels last, BatchNorm folded into the matrices, one GEMM per
+  1x1 convolution over all edges. It is what the ONNX export and
+  ``torch.compile`` run on CPU.
 
 Masking / neighbour convention (see :mod:`hepml_coffea.models._knn`): padded
 particles are never neighbours, a particle is never its own neighbour, and if
