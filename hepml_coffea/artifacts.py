@@ -322,11 +322,18 @@ def resolve_artifact(name_or_path: str | os.PathLike[str]) -> Path:
     raise ArtifactError(msg)
 
 
+def _read_yaml(path: Path) -> Any:
+    """``yaml.safe_load`` with libyaml's C loader where PyYAML has it (the same documents,
+    ~10x faster: five model.yaml files took 0.18 s of every processor construction)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(path.read_text(), Loader=loader)  # noqa: S506 - a safe loader
+
+
 def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
     """Verify and load an artifact (model on CPU, eval mode)."""
     path = resolve_artifact(name_or_path)
     digest, _ = _verify(path)
-    doc = yaml.safe_load((path / "model.yaml").read_text())
+    doc = _read_yaml(path / "model.yaml")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         msg = f"artifact {path}: model.yaml format {doc.get('format') if isinstance(doc, dict) else None!r}, expected {FORMAT!r}"
         raise ArtifactError(msg)
