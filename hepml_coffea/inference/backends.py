@@ -94,7 +94,7 @@ def exportable_module(model: Any) -> Any:
         except NotImplementedError as err:
             raise ExportError(str(err)) from err
     if isinstance(model, ParticleNet):
-        return ChannelsLastParticleNet(model.eval())
+        return ChannelsLastParticleNet(model)  # refuses a model in training mode (BatchNorm folding)
     return model
 
 
