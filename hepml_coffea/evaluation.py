@@ -50,6 +50,7 @@ __all__ = [
     "jensen_shannon",
     "load_eval_sample",
     "mass_sculpting",
+    "paired_rejection_ratio",
     "plot_learning_curves",
     "rejection_at_efficiency",
     "rejection_vs_pt",
@@ -391,6 +392,47 @@ def bootstrap_check(labels: np.ndarray, scores: np.ndarray, n_boot: int = 200, s
         srt = np.sort(np.asarray(v, dtype=np.float64))  # may hold inf (no background passing)
         out[f"eS{round(e * 100)}"] = [float(srt[int(0.16 * (len(srt) - 1))]),
                                       float(srt[int(np.ceil(0.84 * (len(srt) - 1)))])]
+    return out
+
+
+def paired_rejection_ratio(labels: np.ndarray, reference: np.ndarray, candidate: np.ndarray, *,
+                           n_boot: int = 200, seed: int = 1) -> dict[str, Any]:
+    """1/eB of ``candidate`` over 1/eB of ``reference`` on the *same* jets, with a paired
+    bootstrap (one resampling of the jets per replica, for both taggers; signal and
+    background resampled separately, thresholds re-placed in every replica).
+
+    The comparison that decides whether a retrained tagger replaces a shipped one: the two
+    share the jets, so their independent intervals overlap even when one is better in
+    every replica.
+
+    Returns
+    -------
+    dict: per working point ``eS30`` / ``eS50``, ``[16th, 50th, 84th]`` percentiles of the
+    ratio, and ``n_boot``.
+
+    Shapes:
+        labels, reference, candidate: (N,) -> scalars
+    """
+    lab = np.asarray(labels).astype(bool)
+    a = np.asarray(reference, dtype=np.float64)
+    b = np.asarray(candidate, dtype=np.float64)
+    if not (lab.shape == a.shape == b.shape):
+        msg = f"labels {lab.shape}, reference {a.shape} and candidate {b.shape} scores differ in shape"
+        raise ValueError(msg)
+    a = np.where(np.isfinite(a), a, -np.inf)
+    b = np.where(np.isfinite(b), b, -np.inf)
+    sig, bkg = np.flatnonzero(lab), np.flatnonzero(~lab)
+    rng = np.random.default_rng(seed)
+    ratios: dict[float, list[float]] = {e: [] for e in EFFICIENCIES}
+    for _ in range(n_boot):
+        i = np.concatenate([rng.choice(sig, len(sig)), rng.choice(bkg, len(bkg))])
+        for e in EFFICIENCIES:
+            ra = rejection_at_efficiency(lab[i], a[i], e)["rejection"]
+            rb = rejection_at_efficiency(lab[i], b[i], e)["rejection"]
+            ratios[e].append(rb / ra)
+    out: dict[str, Any] = {"n_boot": n_boot}
+    for e, v in ratios.items():
+        out[f"eS{round(e * 100)}"] = [float(x) for x in np.percentile(np.asarray(v), [16, 50, 84])]
     return out
 
 

@@ -197,3 +197,24 @@ def test_cli_evaluate(ttbar_file, qcd_file, tmp_path):
     res = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert set(res["taggers"]) == {"baseline", "cnn"}
     assert "1/eB" in (tmp_path / "ev" / "report.md").read_text()
+
+
+def test_paired_rejection_ratio_identical_better_and_bad_shapes() -> None:
+    from hepml_coffea.evaluation import paired_rejection_ratio
+
+    rng = np.random.default_rng(0)
+    lab = np.r_[np.ones(400, bool), np.zeros(4000, bool)]
+    ref = np.r_[rng.normal(1.0, 1.0, 400), rng.normal(-1.0, 1.0, 4000)]
+    # the same scores: every replica gives exactly 1
+    same = paired_rejection_ratio(lab, ref, ref.copy(), n_boot=20)
+    assert same["eS30"] == [1.0, 1.0, 1.0] and same["eS50"] == [1.0, 1.0, 1.0] and same["n_boot"] == 20
+    # background pushed further down: more rejection in (nearly) every replica
+    better = ref.copy()
+    better[~lab] -= 0.5
+    r = paired_rejection_ratio(lab, ref, better, n_boot=50)
+    assert r["eS50"][0] > 1.3 and r["eS30"][0] > 1.3
+    # a monotone transform of the scores changes nothing (thresholds re-placed)
+    mono = paired_rejection_ratio(lab, ref, 1 / (1 + np.exp(-ref)), n_boot=10)
+    assert mono["eS50"] == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="differ in shape"):
+        paired_rejection_ratio(lab, ref, ref[:-1])

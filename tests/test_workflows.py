@@ -43,3 +43,32 @@ def test_example_ttbar_analysis_on_generated_and_cms_files(tiny_artifacts, ttbar
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     assert "mtt_ttbar_11.png" in pngs and "msd_nano_tt_v15.png" in pngs
     assert (tmp_path / "analysis.coffea").is_file()
+
+
+def test_compare_candidates_paired_table(tiny_artifacts, ttbar_file, qcd_file, tmp_path, monkeypatch, capsys):
+    import shutil
+    import sys
+
+    import pytest
+
+    from hepml_coffea.artifacts import update_artifact
+
+    data = tmp_path / "evalset"
+    data.mkdir()
+    (data / "ttbar_1.root").symlink_to(ttbar_file)
+    (data / "qcd_1.root").symlink_to(qcd_file)
+    twin = tmp_path / "pfn-twin"  # the same weights under another name: every ratio is exactly 1
+    shutil.copytree(tiny_artifacts["pfn"], twin)
+    update_artifact(twin, meta={"name": "pfn-twin"})
+    mod = _module("compare_candidates")
+    monkeypatch.setattr(sys, "argv", ["compare_candidates.py", "--data", str(data), "--cache", "", "--n-boot", "5",
+                                      f"{tiny_artifacts['pfn']}={twin}"])
+    mod.main()
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "pfn-twin" in line)
+    assert row.count("1.000 [1.000, 1.000]") == 2
+    monkeypatch.setattr(sys, "argv", ["compare_candidates.py", "--data", str(data), "pfn"])
+    with pytest.raises(SystemExit) as err:
+        mod.main()
+    assert err.value.code == 2
+    assert "REFERENCE=CANDIDATE" in capsys.readouterr().err
