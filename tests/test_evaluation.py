@@ -216,5 +216,10 @@ def test_paired_rejection_ratio_identical_better_and_bad_shapes() -> None:
     # a monotone transform of the scores changes nothing (thresholds re-placed)
     mono = paired_rejection_ratio(lab, ref, 1 / (1 + np.exp(-ref)), n_boot=10)
     assert mono["eS50"] == [1.0, 1.0, 1.0]
+    # unscored jets (NaN) fail every working point instead of poisoning the threshold
+    holes = better.copy()
+    holes[np.flatnonzero(~lab)[:100]] = np.nan  # 100 background jets not scored: rejected
+    r_nan = paired_rejection_ratio(lab, ref, holes, n_boot=20)
+    assert np.isfinite(r_nan["eS50"]).all() and r_nan["eS50"][0] > 1.3
     with pytest.raises(ValueError, match="differ in shape"):
         paired_rejection_ratio(lab, ref, ref[:-1])

@@ -72,3 +72,8 @@ def test_compare_candidates_paired_table(tiny_artifacts, ttbar_file, qcd_file, t
         mod.main()
     assert err.value.code == 2
     assert "REFERENCE=CANDIDATE" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", ["compare_candidates.py", "--data", str(tmp_path / "nowhere"), "a=b"])
+    with pytest.raises(SystemExit) as err:
+        mod.main()
+    assert err.value.code == 2
+    assert "need ttbar_*.root and qcd_*.root" in capsys.readouterr().err
