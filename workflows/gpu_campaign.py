@@ -939,6 +939,30 @@ def _scheduler_metrics(dask_scheduler: Any) -> list[tuple[list[Any], float]]:
             for k, v in dask_scheduler.cumulative_worker_metrics.items()]
 
 
+async def _send_heartbeat(dask_worker: Any) -> None:
+    await dask_worker.heartbeat()
+
+
+def _metrics_after_run(client: Any, before: list[tuple[list[Any], float]],
+                       wait_s: float = 15.0) -> list[tuple[list[Any], float]]:
+    """The scheduler's cumulative fine performance metrics once the run's have arrived.
+
+    Workers send the metrics of finished tasks with their heartbeat, so right after
+    ``Runner`` returns the scheduler may not have them yet: ask every worker for a
+    heartbeat now, then poll (up to ``wait_s``) until the processor's stages show up
+    in the difference to ``before``.
+    """
+    from hepml_coffea.scoring import STAGES
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        client.run(_send_heartbeat)
+        after = client.run_on_scheduler(_scheduler_metrics)
+        if set(STAGES) <= set(_stage_shares(before, after)["seconds"]) or time.monotonic() > deadline:
+            return after
+        time.sleep(0.5)
+
+
 def _stage_shares(before: list[tuple[list[Any], float]], after: list[tuple[list[Any], float]]) -> dict[str, Any]:
     """Seconds per activity of executed tasks (Dask fine performance metrics), as a
     difference of two snapshots, and each activity's share of the total."""
@@ -989,7 +1013,7 @@ def processor_run(camp: Campaign, files: dict[str, list[str]], taggers: list[Pat
             t0 = time.perf_counter()
             out = run_fileset(fileset, proc, config=cfg, client=client)
             wall = time.perf_counter() - t0
-            after = client.run_on_scheduler(_scheduler_metrics)
+            after = _metrics_after_run(client, before)
             timing: dict[str, float] = {}
             scored = 0
             for acc in datasets_of(out).values():
