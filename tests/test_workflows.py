@@ -77,3 +77,29 @@ def test_compare_candidates_paired_table(tiny_artifacts, ttbar_file, qcd_file, t
         mod.main()
     assert err.value.code == 2
     assert "need ttbar_*.root and qcd_*.root" in capsys.readouterr().err
+
+
+def test_choose_backends_records_the_measured_choice(tiny_artifacts, ttbar_file, qcd_file, tmp_path, capsys):
+    import shutil
+
+    import pytest
+
+    from hepml_coffea.artifacts import load_artifact
+
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    shutil.copytree(tiny_artifacts["pfn"], root / "pfn")
+    shutil.copytree(tiny_artifacts["baseline"], root / "baseline")
+    wf = _module("choose_backends")
+    assert wf.main(["--files", str(ttbar_file), str(qcd_file), "--artifacts", str(root), "--jets", "60",
+                    "--repeats", "1", "--backends", "onnxruntime", "torch"]) == 0
+    art = load_artifact(root / "pfn")
+    rec = art.meta["cpu_backend"]
+    cands, jets = wf.selected_jets([str(ttbar_file), str(qcd_file)], 60)
+    assert 0 < len(jets) <= 60 and rec["n_jets"] == len(jets) and rec["inputs"] == "given"
+    assert set(rec["results"]) == {"onnxruntime", "torch"} and rec["chosen"] == art.cpu_backend
+    assert art.file_digest("model.onnx") is not None
+    printed = capsys.readouterr().out
+    assert f"pfn: chose {rec['chosen']}" in printed and "baseline" not in printed  # the cut-based one has no choice
+    with pytest.raises(SystemExit, match=r"no artifact named \['cnn'\]"):
+        wf.main(["--files", str(ttbar_file), "--artifacts", str(root), "--taggers", "cnn"])
