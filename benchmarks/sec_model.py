@@ -6,7 +6,8 @@ For every shipped tagger, on the same selected real jets (inputs built beforehan
   path before issue 14: no length bucketing, no padding trim);
 * ``torch``: ``get_tagger(..., backend="torch").predict`` (eager, jets bucketed by
   constituent count, each batch trimmed to its longest jet);
-* ``compile`` / ``onnxruntime``: the same through ``torch.compile`` / ONNX Runtime;
+* ``compile`` / ``onnxruntime`` / ``aoti``: the same through ``torch.compile`` / ONNX
+  Runtime / the artifact's AOTInductor package (``model.pt2``, where it has one);
 * ``auto``: the backend recorded in the artifact (what the processor uses by default).
 
 Each variant is timed best-of-N, interleaved; scores are compared with ``before``
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 from _common import TARGETS, Context, best, fmt, log, set_threads
 
-VARIANTS = ("before", "torch", "compile", "onnxruntime", "auto")
+VARIANTS = ("before", "torch", "compile", "onnxruntime", "aoti", "auto")
 
 
 def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
@@ -78,7 +79,7 @@ def run(ctx: Context) -> dict[str, Any]:
             continue
         arrays = [inputs[k] for k in auto.input_names]
         runs: dict[str, Any] = {"before": lambda a=auto, x=arrays: engine.predict(a.model, x)}
-        for b in ("torch", "compile", "onnxruntime"):
+        for b in ("torch", "compile", "onnxruntime", "aoti"):
             try:
                 t = get_tagger(path, "cpu", backend=b)
             except Exception as err:  # noqa: BLE001 - recorded (e.g. no model.onnx)
@@ -137,17 +138,17 @@ def run(ctx: Context) -> dict[str, Any]:
 def markdown(res: dict[str, Any]) -> list[str]:
     out = [f"Matmul ceiling (1 thread, fp32 torch.mm 1024^3): **{res['matmul_gflops_1thread']:.1f} GFLOP/s**. "
            "Jets per CPU second of the process (1 thread; wall-clock rates are in the JSON).", "",
-           "| tagger | jets | before | torch (trim) | compile | onnxruntime | auto (=chosen) | auto / before | "
+           "| tagger | jets | before | torch (trim) | compile | onnxruntime | aoti | auto (=chosen) | auto / before | "
            "max abs diff | MFLOP/jet (trim / padded) | % of ceiling (auto / before) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         j = r["jets_per_s"]
         if "before" not in j:
-            out.append(f"| {r['tagger']} | {r['n_jets']} | - | - | - | - | {fmt(j['auto'])} (numpy) | - | - | - | - |")
+            out.append(f"| {r['tagger']} | {r['n_jets']} | - | - | - | - | - | {fmt(j['auto'])} (numpy) | - | - | - | - |")
             continue
         out.append(
             f"| {r['tagger']} | {r['n_jets']} | {fmt(j.get('before'))} | {fmt(j.get('torch'))} | {fmt(j.get('compile'))} | "
-            f"{fmt(j.get('onnxruntime'))} | {fmt(j.get('auto'))} ({r['chosen']}) | {r['speedup_auto_vs_before']:.2f}x | "
+            f"{fmt(j.get('onnxruntime'))} | {fmt(j.get('aoti'))} | {fmt(j.get('auto'))} ({r['chosen']}) | {r['speedup_auto_vs_before']:.2f}x | "
             f"{max(r['max_abs_diff_vs_before'].values()):.1e} | {r['mflop_per_jet_trimmed']:.2f} / "
             f"{r['mflop_per_jet_padded']:.2f} | {100 * r['fraction_of_ceiling_auto']:.0f} % / "
             f"{100 * r['fraction_of_ceiling_before']:.0f} % |")

@@ -12,6 +12,11 @@ An artifact is a directory::
                          (:func:`hepml_coffea.inference.backends.export_onnx`); the CPU
                          backend chosen by measurement is recorded in model.yaml
                          (``cpu_backend``, :func:`hepml_coffea.inference.tuning.choose_backend`)
+    model.pt2            optional AOTInductor package for the ``aoti`` backend
+                         (:func:`hepml_coffea.inference.backends.export_aoti`): compiled
+                         native code, loaded only for that backend (by name, or by
+                         ``"auto"`` when it is the recorded choice), so take such
+                         artifacts only from sources you trust, as any compiled library
     roc.png, loss.png    optional plots
     manifest.json        sha256 of every file above and the artifact hash
 
@@ -51,7 +56,8 @@ __all__ = [
 ]
 
 FORMAT = "hepml-coffea-artifact/1"
-HASHED = ("model.yaml", "weights.safetensors", "baseline.json", "metrics.json", "model.ts", "model.onnx")
+HASHED = ("model.yaml", "weights.safetensors", "baseline.json", "metrics.json", "model.ts", "model.onnx",
+          "model.pt2")
 
 #: forward() argument names per input kind, in order
 INPUT_NAMES: dict[str, tuple[str, ...]] = {
@@ -94,7 +100,7 @@ class Artifact:
     @property
     def cpu_backend(self) -> str | None:
         """The CPU execution backend recorded at sealing time (``"torch"``, ``"compile"``,
-        ``"onnxruntime"``), or ``None`` if none was measured."""
+        ``"onnxruntime"``, ``"aoti"``), or ``None`` if none was measured."""
         rec = self.meta.get("cpu_backend")
         return str(rec["chosen"]) if isinstance(rec, dict) and rec.get("chosen") else None
 

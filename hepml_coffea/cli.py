@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-scores", default=None, help="folder for per-jet scores (parquet)")
     r.add_argument("--dashboard-address", default="127.0.0.1:8787")
     r.add_argument("--device", default="auto")
-    r.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "compile", "torch"],
+    r.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "aoti", "compile", "torch"],
                    help="CPU execution backend of the models (auto: the one recorded in each artifact)")
     sel = r.add_argument_group("fat-jet selection (default: the top-tagging reference window)")
     sel.add_argument("--pt-min", type=float, default=550.0, help="GeV (default 550)")

@@ -152,7 +152,7 @@ class FatJetTagger:
     amp : ``None`` (fp32), ``"bf16"`` or ``"fp16"`` autocast on GPU
     batch_size : jets per forward pass (default: 1024 on GPU, 128 on CPU)
     backend : ``"auto"`` (the backend recorded in the artifact), ``"torch"``,
-        ``"compile"``, ``"onnxruntime"``
+        ``"compile"``, ``"onnxruntime"``, ``"aoti"``
     jet_block : representations are built and scored this many jets at a time, so memory
         does not grow with the chunk size
     on_invalid : association rows pointing outside the collections ``"raise"`` an error

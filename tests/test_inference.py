@@ -319,6 +319,95 @@ def test_compile_backend_equals_torch_eager(tmp_path) -> None:
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def aoti_cnn(tmp_path_factory) -> tuple[object, dict[str, np.ndarray]]:
+    """A tiny CNN artifact with model.onnx and model.pt2 (compiled once for the module)."""
+    from hepml_coffea.inference.backends import export_aoti, export_onnx
+
+    path = tmp_path_factory.mktemp("aoti") / "cnn"
+    _, spec = _tiny_artifact("cnn", path)
+    x = _inputs(spec, n=40)
+    export_onnx(path, inputs=x)
+    export_aoti(path, inputs=x)
+    return path, x
+
+
+@pytest.mark.parametrize("kind", ["cnn", "pfn"])
+def test_aoti_package_equals_torch_eager_and_is_sealed(kind: str, tmp_path, aoti_cnn) -> None:
+    from hepml_coffea.artifacts import ArtifactIntegrityError, load_artifact
+    from hepml_coffea.inference.backends import aoti_target, export_aoti
+
+    if kind == "cnn":
+        path, x = aoti_cnn
+    else:  # dynamic jet and particle axes: the engine trims every batch to its longest jet
+        path = tmp_path / kind
+        _, spec = _tiny_artifact(kind, path)
+        x = _inputs(spec)
+        export_aoti(path, inputs=x)
+    art = load_artifact(path)
+    rec = art.meta["aoti"]
+    assert art.file_digest("model.pt2") == rec["sha256"] and rec["max_abs_score_diff"] <= 1e-5
+    assert {k: rec[k] for k in aoti_target()} == aoti_target()
+    ref = get_tagger(path, "cpu", backend="torch").predict(x, batch_size=8)
+    aoti = get_tagger(path, "cpu", backend="aoti")
+    assert aoti.backend == "aoti"
+    got = aoti.predict(x, batch_size=8)
+    assert 0.02 < float(np.median(ref)) < 0.98
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(aoti.predict(x, batch_size=3), got, rtol=0, atol=1e-6)  # a batch of 1 included
+    if kind == "pfn":  # compiled native code is covered by the manifest like every other file
+        pt2 = path / "model.pt2"
+        data = pt2.read_bytes()
+        pt2.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+        with pytest.raises(ArtifactIntegrityError, match="model.pt2 has sha256"):
+            load_artifact(path)
+
+
+def test_aoti_incompatibility_rules(monkeypatch) -> None:
+    from hepml_coffea.inference import backends
+
+    here = {"torch": "2.13.0+cpu", "system": "Linux", "machine": "x86_64", "cpu_capability": "AVX2"}
+    monkeypatch.setattr(backends, "aoti_target", lambda: dict(here))
+    assert backends.aoti_incompatibility(dict(here)) is None
+    assert backends.aoti_incompatibility({**here, "cpu_capability": "DEFAULT"}) is None
+    assert backends.aoti_incompatibility({**here, "cpu_capability": "AVX512"}) == (
+        "built for CPU capability 'AVX512', this CPU has 'AVX2'")
+    assert backends.aoti_incompatibility({**here, "torch": "2.11.0"}) == (
+        "built for torch '2.11.0', this process has '2.13.0+cpu'")
+    assert backends.aoti_incompatibility({**here, "machine": "aarch64"}) == (
+        "built for machine 'aarch64', this process has 'x86_64'")
+    assert backends.aoti_incompatibility(None) == "no aoti record in model.yaml"
+    here["cpu_capability"] = "AVX512"  # code built for AVX2 runs on an AVX-512 CPU
+    assert backends.aoti_incompatibility({**here, "cpu_capability": "AVX2"}) is None
+
+
+def test_aoti_built_elsewhere_refused_by_name_auto_falls_back(tmp_path, aoti_cnn, caplog) -> None:
+    import logging
+    import shutil
+
+    from hepml_coffea.artifacts import ArtifactError, load_artifact, update_artifact
+
+    path = tmp_path / "cnn"
+    shutil.copytree(aoti_cnn[0], path)
+    x = aoti_cnn[1]
+    rec = dict(load_artifact(path).meta["aoti"])
+    update_artifact(path, meta={"aoti": {**rec, "torch": "0.0.1"}, "cpu_backend": {"chosen": "aoti"}})
+    with pytest.raises(ArtifactError, match=r"model.pt2 cannot run here \(built for torch '0.0.1'"):
+        get_tagger(path, "cpu", backend="aoti")
+    with caplog.at_level(logging.WARNING, logger="hepml_coffea.inference"):
+        auto = get_tagger(path, "cpu")
+    assert auto.backend == "onnxruntime"  # the recorded choice cannot run here: the next best does
+    assert "built for torch '0.0.1'" in caplog.text and "using onnxruntime" in caplog.text
+    ref = get_tagger(path, "cpu", backend="torch").predict(x)
+    np.testing.assert_allclose(auto.predict(x), ref, rtol=0, atol=1e-5)
+    # without model.onnx either, "auto" ends in torch eager; by name "aoti" still refuses
+    update_artifact(path, remove=("model.onnx",), meta={"onnx": None})
+    assert get_tagger(path, "cpu").backend == "torch"
+    update_artifact(path, remove=("model.pt2",), meta={"aoti": None})
+    with pytest.raises(ArtifactError, match="has no model.pt2 for backend 'aoti'"):
+        get_tagger(path, "cpu", backend="aoti")
+
+
 # --------------------------------------------------------------------------- RNTuple field index
 def test_rntuple_field_index_lists_and_reads_the_same(tmp_path) -> None:
 
@@ -358,17 +447,29 @@ def test_shipped_taggers_onnx_equals_torch_on_real_jets() -> None:
 
     jcs = [fatjet_constituents(read_arrays(f)) for f in ("tests/samples/pfnano.root", "tests/samples/nano_tt_v15.root")]
     jcs = [jc.select(jc.valid) for jc in jcs]
+    from hepml_coffea.inference.backends import aoti_incompatibility
+
+    chosen = {}
     for name in ("pfn", "cnn", "lstm", "particlenet-lite"):
         auto = get_tagger(name, "cpu")
-        assert auto.backend == auto.artifact.cpu_backend == "onnxruntime"
-        assert auto.artifact.file_digest("model.onnx") is not None
+        art = auto.artifact
+        chosen[name] = art.cpu_backend
+        assert art.file_digest("model.onnx") is not None
+        runs = aoti_incompatibility(art.meta.get("aoti")) is None
+        assert auto.backend == (art.cpu_backend if art.cpu_backend != "aoti" or runs else "onnxruntime")
+        others = [get_tagger(name, "cpu", backend="onnxruntime")]
+        if art.file_digest("model.pt2") is not None and runs:
+            others.append(get_tagger(name, "cpu", backend="aoti"))
         eager = get_tagger(name, "cpu", backend="torch")
         for jc in jcs:
-            built = build(jc.cands, jc.jets, auto.artifact.spec)
+            built = build(jc.cands, jc.jets, art.spec)
             x = {k: np.asarray(built[k]) for k in auto.input_names}
             ref = engine.predict(eager.model, [x[k] for k in eager.input_names])  # eager, padded
-            np.testing.assert_allclose(auto.predict(x), ref, rtol=0, atol=1e-5)
+            for tagger in (auto, *others):
+                np.testing.assert_allclose(tagger.predict(x), ref, rtol=0, atol=1e-5)
             np.testing.assert_allclose(eager.predict(x), ref, rtol=0, atol=1e-6)
+    # what the artifacts record (workflows/choose_backends.py, BENCHMARKS.md)
+    assert chosen == {"pfn": "onnxruntime", "cnn": "aoti", "lstm": "onnxruntime", "particlenet-lite": "onnxruntime"}
 
 
 def test_predict_rejects_mismatched_inputs_and_outputs():

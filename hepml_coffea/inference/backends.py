@@ -8,11 +8,16 @@ backend    what runs                                                        need
 torch      the model in eager PyTorch (today's path, kept for comparison)   -
 compile    ``torch.compile(model, dynamic=True)``, compiled once per process a C compiler
 onnxruntime ``model.onnx`` of the artifact in an ONNX Runtime session        ``model.onnx``
+aoti       ``model.pt2`` of the artifact: the model compiled ahead of time   ``model.pt2`` built
+           by AOTInductor (``torch.export`` + Inductor), loaded in ms       for this torch and CPU
 ========== ================================================================ ==================
 
 :func:`export_onnx` writes ``model.onnx`` into an artifact (hash checked like every other
-file of it) after checking that its scores equal torch eager's; :func:`hepml_coffea.inference.tuning.choose_backend`
-times the three on the same jets, at one thread, and records the fastest exact one in
+file of it) after checking that its scores equal torch eager's; :func:`export_aoti` does the
+same for ``model.pt2`` (compiled code: it records the torch version, operating system, machine
+and CPU capability it was built for, and runs only where those match, see
+:func:`aoti_incompatibility`; elsewhere ``"auto"`` falls back to ONNX Runtime with a warning).
+:func:`hepml_coffea.inference.tuning.choose_backend` times the backends on the same jets, at one thread, and records the fastest exact one in
 ``model.yaml`` (``cpu_backend``), which ``get_tagger(..., backend="auto")`` then uses on
 CPU. Whoever re-trains a shipped tagger re-runs::
 
@@ -44,11 +49,16 @@ from hepml_coffea.artifacts import (
 )
 
 __all__ = [
+    "AOTI_FILE",
+    "AOTI_MARGIN",
     "CPU_BACKENDS",
     "ONNX_FILE",
     "OPSET",
     "SCORE_ATOL",
     "ExportError",
+    "aoti_incompatibility",
+    "aoti_target",
+    "export_aoti",
     "export_onnx",
     "exportable_module",
     "make_runner",
@@ -59,13 +69,17 @@ __all__ = [
 log = logging.getLogger("hepml_coffea.inference")
 
 #: backends timed by :func:`measure_backends`, in the order of preference on a tie
-CPU_BACKENDS = ("onnxruntime", "compile", "torch")
+CPU_BACKENDS = ("onnxruntime", "aoti", "compile", "torch")
 ONNX_FILE = "model.onnx"
+AOTI_FILE = "model.pt2"
 OPSET = 17
 #: largest score difference to torch eager a backend may have to be chosen
 SCORE_ATOL = 1e-5
 #: torch.compile is chosen only if this much faster than the best other backend
 COMPILE_MARGIN = 1.1
+#: the AOTInductor package is chosen only if this much faster than ONNX Runtime: it runs
+#: only with the torch version and CPU it was built for (elsewhere ONNX Runtime runs)
+AOTI_MARGIN = 1.05
 
 
 class ExportError(ArtifactError):
@@ -194,8 +208,11 @@ def _scores(logits: np.ndarray) -> np.ndarray:
 
 
 def _compare(artifact: Artifact, session: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """Largest score and logit differences between ONNX Runtime and torch eager, on the
-    inputs as given and trimmed to several lengths (the engine's padding trim)."""
+    """Largest score and logit differences between an export and torch eager, on the
+    inputs as given and trimmed to several lengths (the engine's padding trim).
+
+    ``session`` is an ONNX Runtime session, or any callable mapping the list of input
+    arrays (model order) to logits (the AOTInductor package)."""
     names = list(artifact.input_names)
     arrays = [np.asarray(inputs[k], dtype=np.float32) for k in names]
     cuts: list[int | None] = [None]
@@ -214,7 +231,7 @@ def _compare(artifact: Artifact, session: Any, inputs: Mapping[str, np.ndarray])
             if not len(sub[0]):
                 continue
         ref = _logits_torch(artifact.model, sub)
-        got = session.run(["logits"], dict(zip(names, sub)))[0]
+        got = session.run(["logits"], dict(zip(names, sub)))[0] if hasattr(session, "run") else session(sub)
         worst["max_abs_score_diff"] = max(worst["max_abs_score_diff"], float(np.abs(_scores(ref) - _scores(got)).max()))
         rel = np.abs(ref - got) / np.maximum(1.0, np.abs(ref))
         worst["max_rel_logit_diff"] = max(worst["max_rel_logit_diff"], float(rel.max()))
@@ -270,9 +287,141 @@ def export_onnx(
     return update_artifact(art.path, files={ONNX_FILE: data}, meta={"onnx": record})
 
 
+# --------------------------------------------------------------------------- AOTInductor
+def aoti_target() -> dict[str, str]:
+    """What compiled code built here needs: torch version, operating system, machine and
+    the CPU capability torch dispatches to (``"AVX2"``, ``"AVX512"``, ...)."""
+    import platform
+
+    import torch
+
+    return {"torch": str(torch.__version__), "system": platform.system(), "machine": platform.machine(),
+            "cpu_capability": str(torch.backends.cpu.get_cpu_capability())}
+
+
+#: x86 capabilities, each able to run code built for the ones before it
+_X86_CAPABILITIES = ("DEFAULT", "AVX2", "AVX512")
+
+
+def aoti_incompatibility(record: Mapping[str, Any] | None) -> str | None:
+    """Why the ``model.pt2`` described by ``record`` (model.yaml ``aoti``) cannot run here,
+    or ``None`` if it can: it must have been built by this torch version, for this
+    operating system and machine, for a CPU capability this CPU has."""
+    if not isinstance(record, Mapping):
+        return "no aoti record in model.yaml"
+    here = aoti_target()
+    for key in ("torch", "system", "machine"):
+        if str(record.get(key)) != here[key]:
+            return f"built for {key} {record.get(key)!r}, this process has {here[key]!r}"
+    built, have = str(record.get("cpu_capability")), here["cpu_capability"]
+    if built != have and not (built in _X86_CAPABILITIES and have in _X86_CAPABILITIES
+                              and _X86_CAPABILITIES.index(built) < _X86_CAPABILITIES.index(have)):
+        return f"built for CPU capability {built!r}, this CPU has {have!r}"
+    return None
+
+
+def _aoti_bytes(artifact: Artifact) -> bytes:
+    """The artifact's model compiled by AOTInductor, dynamic in the jet axis (and the
+    particle axis for masked inputs, which the engine trims per batch)."""
+    import tempfile
+
+    import torch
+
+    module = exportable_module(artifact.model)
+    names = list(artifact.input_names)
+    example = synthetic_inputs(artifact, n=8)
+    if "mask" in names:  # every jet real up to the full length: nothing specialises the particle axis
+        example["mask"][:] = 1.0
+    args = tuple(torch.from_numpy(example[k]) for k in names)
+    jets = torch.export.Dim("jets", min=1)
+    if "mask" in names:
+        particles = torch.export.Dim("particles", min=1, max=int(example[names[0]].shape[-1]))
+        shapes = {k: {0: jets, 2: particles} for k in names}
+    else:
+        shapes = {k: {0: jets} for k in names}
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            program = torch.export.export(module, args, dynamic_shapes=shapes)
+            with tempfile.TemporaryDirectory(prefix="hepml_aoti_") as tmp:
+                pkg = torch._inductor.aoti_compile_and_package(program, package_path=os.path.join(tmp, AOTI_FILE))
+                with open(pkg, "rb") as f:
+                    return f.read()
+    except Exception as err:
+        msg = (f"artifact {artifact.path}: {artifact.class_name} cannot be compiled by AOTInductor "
+               f"({type(err).__name__}: {str(err)[:300]})")
+        raise ExportError(msg) from err
+
+
+def _aoti_load(data: bytes) -> Any:
+    import torch
+
+    return torch._inductor.aoti_load_package(io.BytesIO(data))
+
+
+class _AotiLogits:
+    """Numpy arrays (model order) -> logits with a loaded AOTInductor package (export checks)."""
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+
+    def __call__(self, arrays: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.compiled(*[torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])
+        return out.float().numpy()
+
+
+def export_aoti(
+    artifact_dir: str | os.PathLike[str],
+    *,
+    inputs: Mapping[str, np.ndarray] | None = None,
+    atol: float = SCORE_ATOL,
+) -> str:
+    """Compile an artifact's model with AOTInductor into ``model.pt2`` and re-seal it.
+
+    Needs a C++ compiler (here, not where the artifact is used). The package is checked
+    against torch eager like :func:`export_onnx` (scores to ``atol``, logits to 1e-4
+    relative, untrimmed and trimmed); model.yaml gains an ``aoti`` record: the
+    :func:`aoti_target` it was built for, and the differences found.
+
+    Parameters
+    ----------
+    artifact_dir : artifact directory (or shipped tagger name)
+    inputs : jets to check on, a mapping holding the model's input names
+    atol : largest allowed score difference
+
+    Returns
+    -------
+    str
+        the artifact's new hash.
+
+    Raises
+    ------
+    ExportError
+        if the model cannot be compiled or the package does not reproduce torch eager.
+    """
+    art = load_artifact(artifact_dir)
+    if art.input_kind == "observables":
+        msg = f"artifact {art.path}: the cut-based tagger is not a torch model; nothing to compile"
+        raise ExportError(msg)
+    data = _aoti_bytes(art)
+    check = _compare(art, _AotiLogits(_aoti_load(data)), inputs if inputs is not None else synthetic_inputs(art))
+    if check["max_abs_score_diff"] > atol or check["max_rel_logit_diff"] > 1e-4:
+        msg = (f"artifact {art.path}: the AOTInductor package differs from torch eager (scores by "
+               f"{check['max_abs_score_diff']:.2e}, allowed {atol:.0e}; logits by {check['max_rel_logit_diff']:.2e} "
+               "relative, allowed 1e-4); not written")
+        raise ExportError(msg)
+    record = {"file": AOTI_FILE, "sha256": hashlib.sha256(data).hexdigest(), **aoti_target(), **check}
+    return update_artifact(art.path, files={AOTI_FILE: data}, meta={"aoti": record})
+
+
 # --------------------------------------------------------------------------- runners
 class _Compiled:
     """``torch.compile``d module that falls back to eager if compiling fails (when not strict)."""
+
+    backend = "compile"
 
     def __init__(self, module: Any, strict: bool, name: str) -> None:
         import torch
@@ -304,6 +453,8 @@ class _Compiled:
 class _OnnxRunner:
     """Runs one batch (numpy arrays in input order) in an ONNX Runtime session -> scores."""
 
+    backend = "onnxruntime"
+
     def __init__(self, session: Any, names: tuple[str, ...]) -> None:
         self.session = session
         self.names = list(names)
@@ -313,18 +464,61 @@ class _OnnxRunner:
         return _scores(logits)
 
 
+class _AotiRunner:
+    """A loaded ``model.pt2`` called like the torch module: tensors in model order -> logits."""
+
+    backend = "aoti"
+
+    def __init__(self, compiled: Any, name: str) -> None:
+        self.compiled = compiled
+        self.name = name
+
+    def __call__(self, *args: Any) -> Any:
+        return self.compiled(*args)
+
+
+def _verified_bytes(artifact: Artifact, fname: str) -> bytes | None:
+    """The bytes of an artifact file the manifest covers (None if absent); refuses a file
+    that does not match manifest.json."""
+    path = artifact.path / fname
+    want = artifact.file_digest(fname)
+    if not path.is_file() or want is None:
+        return None
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != want:
+        msg = f"artifact {artifact.path}: {fname} does not match manifest.json; refusing to load"
+        raise ArtifactError(msg)
+    return data
+
+
+def _unavailable(artifact: Artifact, model: Any, backend: str, msg: str, strict: bool) -> Any:
+    """A backend cannot run here: raise (asked for by name) or fall back with a warning
+    (``"auto"``): ONNX Runtime after ``aoti``, torch eager after the others."""
+    if strict:
+        raise ArtifactError(msg)
+    if backend == "aoti":
+        log.warning("%s; using onnxruntime", msg)
+        return make_runner(artifact, model, "onnxruntime", strict=False)
+    log.warning("%s; using torch eager", msg)
+    return model
+
+
 def make_runner(artifact: Artifact, model: Any, backend: str, *, strict: bool) -> Any:
     """What the engine calls for ``backend``: the torch module (``"torch"``), a compiled
-    module (``"compile"``) or an ONNX batch runner (``"onnxruntime"``).
+    module (``"compile"``), an ONNX batch runner (``"onnxruntime"``) or the loaded
+    AOTInductor package (``"aoti"``). Runners other than the module carry the backend
+    they run in ``.backend``.
 
-    ``strict`` False (backend ``"auto"``): an unavailable backend falls back to torch
-    eager with a warning; True (asked for by name): it raises.
+    ``strict`` False (backend ``"auto"``): an unavailable backend falls back with a
+    warning (``aoti`` to ONNX Runtime, the others to torch eager); True (asked for by
+    name): it raises.
 
     Raises
     ------
     ArtifactError
-        ``"onnxruntime"`` asked for an artifact without ``model.onnx``, or whose
-        ``model.onnx`` does not match the manifest.
+        ``"onnxruntime"`` / ``"aoti"`` asked for an artifact without ``model.onnx`` /
+        ``model.pt2``, or a ``model.pt2`` built for another torch version or CPU; a file
+        that does not match the manifest (also when not strict).
     """
     if backend == "torch":
         return model
@@ -337,27 +531,32 @@ def make_runner(artifact: Artifact, model: Any, backend: str, *, strict: bool) -
             log.warning("torch.compile unavailable for %s (%s); using torch eager", artifact.name, err)
             return model
     if backend == "onnxruntime":
-        path = artifact.path / ONNX_FILE
-        want = artifact.file_digest(ONNX_FILE)
-        if not path.is_file() or want is None:
+        data = _verified_bytes(artifact, ONNX_FILE)
+        if data is None:
             msg = (f"artifact {artifact.path} has no {ONNX_FILE} for backend 'onnxruntime'; create it with "
                    "hepml_coffea.inference.backends.export_onnx(path) or choose backend 'torch'")
-            if strict:
-                raise ArtifactError(msg)
-            log.warning("%s; using torch eager", msg)
-            return model
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != want:
-            msg = f"artifact {artifact.path}: {ONNX_FILE} does not match manifest.json; refusing to load"
-            raise ArtifactError(msg)
+            return _unavailable(artifact, model, backend, msg, strict)
         try:
             session = onnx_session(data)
         except ImportError as err:
-            if strict:
-                msg = f"backend 'onnxruntime' needs the onnxruntime package ({err}); pip install onnxruntime"
-                raise ArtifactError(msg) from err
-            log.warning("onnxruntime not importable (%s); using torch eager for %s", err, artifact.name)
-            return model
+            msg = f"backend 'onnxruntime' needs the onnxruntime package ({err}); pip install onnxruntime"
+            return _unavailable(artifact, model, backend, msg, strict)
         return _OnnxRunner(session, artifact.input_names)
+    if backend == "aoti":
+        data = _verified_bytes(artifact, AOTI_FILE)
+        if data is None:
+            msg = (f"artifact {artifact.path} has no {AOTI_FILE} for backend 'aoti'; create it with "
+                   "hepml_coffea.inference.backends.export_aoti(path) or choose backend 'onnxruntime'")
+            return _unavailable(artifact, model, backend, msg, strict)
+        why = aoti_incompatibility(artifact.meta.get("aoti"))
+        if why is not None:
+            msg = f"artifact {artifact.path}: {AOTI_FILE} cannot run here ({why}); re-create it with export_aoti(path)"
+            return _unavailable(artifact, model, backend, msg, strict)
+        try:
+            compiled = _aoti_load(data)
+        except Exception as err:  # noqa: BLE001 - e.g. a C++ runtime older than the one it was built with
+            msg = f"artifact {artifact.path}: {AOTI_FILE} does not load ({type(err).__name__}: {str(err)[:200]})"
+            return _unavailable(artifact, model, backend, msg, strict)
+        return _AotiRunner(compiled, artifact.name)
     msg = f"backend {backend!r} has no CPU runner; choose one of {list(CPU_BACKENDS)}"
     raise ValueError(msg)

@@ -65,7 +65,7 @@ _CACHE: dict[tuple[str, str, str, str], Tagger] = {}
 
 
 #: selectable execution backends; ``"torch"`` is plain eager PyTorch
-BACKENDS = ("auto", "onnxruntime", "compile", "torch")
+BACKENDS = ("auto", "onnxruntime", "aoti", "compile", "torch")
 _STATS = {"hits": 0, "misses": 0, "oom_retries": 0}
 
 
@@ -82,7 +82,7 @@ class Tagger:
     device : ``"cpu"`` or ``"cuda[:i]"``
     amp : autocast dtype name (``"bf16"``, ``"fp16"``) or ``None`` for fp32
     backend : the resolved execution backend (``"torch"``, ``"compile"``,
-        ``"onnxruntime"``; ``"numpy"`` for the cut-based baseline)
+        ``"onnxruntime"``, ``"aoti"``; ``"numpy"`` for the cut-based baseline)
     runner : what runs a batch (:func:`hepml_coffea.inference.backends.make_runner`);
         ``None`` means ``model`` in torch eager
     """
@@ -186,8 +186,8 @@ def resolve_backend(backend: str, device: str, artifact: Artifact) -> str:
     cuda = device.startswith("cuda")
     if backend == "auto":
         return "torch" if cuda else (artifact.cpu_backend or "torch")
-    if backend == "onnxruntime" and cuda:
-        msg = (f"backend 'onnxruntime' runs on CPU only (device {device!r}); use backend 'torch' or 'compile' "
+    if backend in ("onnxruntime", "aoti") and cuda:
+        msg = (f"backend {backend!r} runs on CPU only (device {device!r}); use backend 'torch' or 'compile' "
                "on a GPU, or 'auto'")
         raise ValueError(msg)
     return backend
@@ -258,6 +258,8 @@ def get_tagger(
             runner = make_runner(art, model, chosen, strict=backend != "auto")
             if runner is model:  # "auto" fell back to eager (logged)
                 chosen, runner = "torch", None
+            else:  # "auto" may have fallen back to another runner (logged)
+                chosen = getattr(runner, "backend", chosen)
         tagger = Tagger(artifact=art, model=model, device=dev, amp=amp, backend=chosen, runner=runner)
         _CACHE[key] = tagger
         return tagger

@@ -1,7 +1,8 @@
 """Choosing a tagger's CPU backend by measurement (above the engine: it times the engine's paths).
 
-:func:`measure_backends` times torch eager, ``torch.compile`` and ONNX Runtime on the same jets
-at one thread; :func:`choose_backend` exports ``model.onnx`` where needed, measures, and records
+:func:`measure_backends` times torch eager, ``torch.compile``, ONNX Runtime and the AOTInductor
+package on the same jets at one thread; :func:`choose_backend` exports ``model.onnx`` and
+``model.pt2`` where the model allows, measures, and records
 the fastest exact backend in the artifact's ``model.yaml`` (``cpu_backend``)::
 
     from hepml_coffea.inference.tuning import choose_backend
@@ -21,11 +22,14 @@ import numpy as np
 
 from hepml_coffea.artifacts import ArtifactError, load_artifact, update_artifact
 from hepml_coffea.inference.backends import (
+    AOTI_FILE,
+    AOTI_MARGIN,
     COMPILE_MARGIN,
     CPU_BACKENDS,
     ONNX_FILE,
     SCORE_ATOL,
     ExportError,
+    export_aoti,
     export_onnx,
     make_runner,
     synthetic_inputs,
@@ -117,10 +121,12 @@ def choose_backend(
     record: bool = True,
     backends: tuple[str, ...] = CPU_BACKENDS,
 ) -> str:
-    """Export ``model.onnx`` (if the model can be exported), time every CPU backend and
-    record the fastest one whose scores equal torch eager's to :data:`SCORE_ATOL`
-    (``compile`` only if :data:`COMPILE_MARGIN` times faster than the next best: it costs
-    a compilation in every worker process).
+    """Export ``model.onnx`` and compile ``model.pt2`` (where the model allows; a backend
+    not in ``backends`` is left as it is), time every CPU backend and record the fastest
+    one whose scores equal torch eager's to :data:`SCORE_ATOL` (``compile`` only if
+    :data:`COMPILE_MARGIN` times faster than the next best: it costs a compilation in every
+    worker process; ``aoti`` only if :data:`AOTI_MARGIN` times faster than ONNX Runtime: it
+    runs only with the torch version and CPU it was built for).
 
     Parameters
     ----------
@@ -139,18 +145,24 @@ def choose_backend(
 
     art = load_artifact(artifact_dir)
     path = art.path
-    export_note = None
-    try:
-        export_onnx(path, inputs=inputs)
-    except ExportError as err:
-        export_note = str(err)
-        log.warning("%s", err)
-        if (path / ONNX_FILE).exists():
-            update_artifact(path, remove=(ONNX_FILE,), meta={"onnx": None})
+    notes: dict[str, str] = {}
+    exports = (("onnxruntime", export_onnx, ONNX_FILE, "onnx"), ("aoti", export_aoti, AOTI_FILE, "aoti"))
+    for backend, export, fname, key in exports:
+        if backend not in backends:
+            continue
+        try:
+            export(path, inputs=inputs)
+        except ExportError as err:
+            notes[key] = str(err)
+            log.warning("%s", err)
+            if (path / fname).exists():
+                update_artifact(path, remove=(fname,), meta={key: None})
     results = measure_backends(path, inputs=inputs, batch_size=batch_size, threads=threads, repeats=repeats,
                                backends=backends)
     ok = {b: r for b, r in results.items()
           if "jets_per_s" in r and r["max_abs_score_diff"] <= SCORE_ATOL}
+    if "aoti" in ok and "onnxruntime" in ok and ok["aoti"]["jets_per_s"] < AOTI_MARGIN * ok["onnxruntime"]["jets_per_s"]:
+        del ok["aoti"]  # not clearly faster than ONNX Runtime, which runs on any torch version and CPU
     chosen = max(ok, key=lambda b: (ok[b]["jets_per_s"], -CPU_BACKENDS.index(b))) if ok else "torch"
     others = [r["jets_per_s"] for b, r in ok.items() if b != "compile"]
     if chosen == "compile" and others and ok["compile"]["jets_per_s"] < COMPILE_MARGIN * max(others):
@@ -170,7 +182,7 @@ def choose_backend(
             "machine": platform.processor() or platform.machine(),
             "torch": str(torch.__version__),
         }
-        if export_note:
-            rec["onnx_export"] = export_note
+        for key, note in notes.items():
+            rec[f"{key}_export"] = note
         update_artifact(path, meta={"cpu_backend": rec})
     return chosen
