@@ -408,6 +408,32 @@ def test_aoti_built_elsewhere_refused_by_name_auto_falls_back(tmp_path, aoti_cnn
         get_tagger(path, "cpu", backend="aoti")
 
 
+@pytest.mark.parametrize(("aoti_rate", "chosen"), [(1040.0, "onnxruntime"), (1200.0, "aoti")])
+def test_choose_backend_aoti_margin_and_unchosen_package_removed(aoti_rate, chosen, tmp_path, aoti_cnn,
+                                                                  monkeypatch) -> None:
+    import shutil
+
+    from hepml_coffea.artifacts import load_artifact
+    from hepml_coffea.inference import tuning
+
+    path = tmp_path / "cnn"
+    shutil.copytree(aoti_cnn[0], path)  # has model.onnx and model.pt2 already
+    monkeypatch.setattr(tuning, "export_onnx", lambda *a, **k: None)
+    monkeypatch.setattr(tuning, "export_aoti", lambda *a, **k: None)
+    rates = {"onnxruntime": 1000.0, "aoti": aoti_rate, "compile": 1090.0, "torch": 500.0}
+    monkeypatch.setattr(tuning, "measure_backends", lambda *a, **k: {
+        b: {"jets_per_s": r, "max_abs_score_diff": 1e-7, "setup_s": 0.1} for b, r in rates.items()})
+    # aoti must beat ONNX Runtime by AOTI_MARGIN (1.05); compile (1.09x) never clears COMPILE_MARGIN here
+    assert tuning.choose_backend(path, inputs=aoti_cnn[1]) == chosen
+    art = load_artifact(path)
+    assert art.cpu_backend == chosen and art.file_digest("model.onnx") is not None
+    if chosen == "aoti":
+        assert art.file_digest("model.pt2") is not None and art.meta["aoti"]["file"] == "model.pt2"
+    else:  # measured, not chosen: the compiled package is not shipped
+        assert not (path / "model.pt2").exists() and art.meta.get("aoti") is None
+        assert art.meta["cpu_backend"]["aoti_export"] == "model.pt2 measured, not chosen: removed"
+
+
 # --------------------------------------------------------------------------- RNTuple field index
 def test_rntuple_field_index_lists_and_reads_the_same(tmp_path) -> None:
 

@@ -134,7 +134,8 @@ def choose_backend(
     inputs : jets to time on (default :func:`synthetic_inputs`, 2,048 jets); real jets
         of the analysis give the most faithful choice
     batch_size, threads, repeats, backends : see :func:`measure_backends`
-    record : write the choice into model.yaml (``cpu_backend``) and re-seal
+    record : write the choice into model.yaml (``cpu_backend``) and re-seal; a
+        ``model.pt2`` that was measured but not chosen is removed (not shipped)
 
     Returns
     -------
@@ -184,5 +185,11 @@ def choose_backend(
         }
         for key, note in notes.items():
             rec[f"{key}_export"] = note
-        update_artifact(path, meta={"cpu_backend": rec})
+        meta: dict[str, Any] = {"cpu_backend": rec}
+        remove: tuple[str, ...] = ()
+        if "aoti" in backends and chosen != "aoti" and (path / AOTI_FILE).exists():
+            # compiled code is shipped only where it runs: the ONNX export stays (aoti's fall-back)
+            remove, meta["aoti"] = (AOTI_FILE,), None
+            rec["aoti_export"] = rec.get("aoti_export", f"{AOTI_FILE} measured, not chosen: removed")
+        update_artifact(path, remove=remove, meta=meta)
     return chosen
