@@ -359,20 +359,6 @@ def _aoti_load(data: bytes) -> Any:
     return torch._inductor.aoti_load_package(io.BytesIO(data))
 
 
-class _AotiLogits:
-    """Numpy arrays (model order) -> logits with a loaded AOTInductor package (export checks)."""
-
-    def __init__(self, compiled: Any) -> None:
-        self.compiled = compiled
-
-    def __call__(self, arrays: list[np.ndarray]) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            out = self.compiled(*[torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])
-        return out.float().numpy()
-
-
 def export_aoti(
     artifact_dir: str | os.PathLike[str],
     *,
@@ -407,7 +393,9 @@ def export_aoti(
         msg = f"artifact {art.path}: the cut-based tagger is not a torch model; nothing to compile"
         raise ExportError(msg)
     data = _aoti_bytes(art)
-    check = _compare(art, _AotiLogits(_aoti_load(data)), inputs if inputs is not None else synthetic_inputs(art))
+    compiled = _aoti_load(data)
+    check = _compare(art, lambda arrays: _logits_torch(compiled, arrays),
+                     inputs if inputs is not None else synthetic_inputs(art))
     if check["max_abs_score_diff"] > atol or check["max_rel_logit_diff"] > 1e-4:
         msg = (f"artifact {art.path}: the AOTInductor package differs from torch eager (scores by "
                f"{check['max_abs_score_diff']:.2e}, allowed {atol:.0e}; logits by {check['max_rel_logit_diff']:.2e} "
