@@ -238,6 +238,27 @@ def _compare(artifact: Artifact, session: Any, inputs: Mapping[str, np.ndarray])
     return worst
 
 
+def _torch_artifact(artifact_dir: str | os.PathLike[str]) -> Artifact:
+    art = load_artifact(artifact_dir)
+    if art.input_kind == "observables":
+        msg = f"artifact {art.path}: the cut-based tagger is not a torch model; nothing to export"
+        raise ExportError(msg)
+    return art
+
+
+def _checked(artifact: Artifact, session: Any, inputs: Mapping[str, np.ndarray] | None, atol: float,
+             what: str) -> dict[str, float]:
+    """:func:`_compare` on ``inputs`` (default synthetic); raises unless scores agree to
+    ``atol`` and logits to 1e-4 relative."""
+    check = _compare(artifact, session, inputs if inputs is not None else synthetic_inputs(artifact))
+    if check["max_abs_score_diff"] > atol or check["max_rel_logit_diff"] > 1e-4:
+        msg = (f"artifact {artifact.path}: {what} differs from torch eager (scores by "
+               f"{check['max_abs_score_diff']:.2e}, allowed {atol:.0e}; logits by {check['max_rel_logit_diff']:.2e} "
+               "relative, allowed 1e-4); not written")
+        raise ExportError(msg)
+    return check
+
+
 def export_onnx(
     artifact_dir: str | os.PathLike[str],
     *,
@@ -271,17 +292,9 @@ def export_onnx(
     import onnxruntime as ort
     import torch
 
-    art = load_artifact(artifact_dir)
-    if art.input_kind == "observables":
-        msg = f"artifact {art.path}: the cut-based tagger is not a torch model; nothing to export"
-        raise ExportError(msg)
+    art = _torch_artifact(artifact_dir)
     data = _onnx_bytes(art)
-    check = _compare(art, onnx_session(data, threads=1), inputs if inputs is not None else synthetic_inputs(art))
-    if check["max_abs_score_diff"] > atol or check["max_rel_logit_diff"] > 1e-4:
-        msg = (f"artifact {art.path}: the ONNX export differs from torch eager (scores by "
-               f"{check['max_abs_score_diff']:.2e}, allowed {atol:.0e}; logits by {check['max_rel_logit_diff']:.2e} "
-               "relative, allowed 1e-4); not written")
-        raise ExportError(msg)
+    check = _checked(art, onnx_session(data, threads=1), inputs, atol, "the ONNX export")
     record = {"file": ONNX_FILE, "opset": OPSET, "sha256": hashlib.sha256(data).hexdigest(),
               "torch": str(torch.__version__), "onnxruntime": str(ort.__version__), **check}
     return update_artifact(art.path, files={ONNX_FILE: data}, meta={"onnx": record})
@@ -388,19 +401,10 @@ def export_aoti(
     ExportError
         if the model cannot be compiled or the package does not reproduce torch eager.
     """
-    art = load_artifact(artifact_dir)
-    if art.input_kind == "observables":
-        msg = f"artifact {art.path}: the cut-based tagger is not a torch model; nothing to compile"
-        raise ExportError(msg)
+    art = _torch_artifact(artifact_dir)
     data = _aoti_bytes(art)
     compiled = _aoti_load(data)
-    check = _compare(art, lambda arrays: _logits_torch(compiled, arrays),
-                     inputs if inputs is not None else synthetic_inputs(art))
-    if check["max_abs_score_diff"] > atol or check["max_rel_logit_diff"] > 1e-4:
-        msg = (f"artifact {art.path}: the AOTInductor package differs from torch eager (scores by "
-               f"{check['max_abs_score_diff']:.2e}, allowed {atol:.0e}; logits by {check['max_rel_logit_diff']:.2e} "
-               "relative, allowed 1e-4); not written")
-        raise ExportError(msg)
+    check = _checked(art, lambda arrays: _logits_torch(compiled, arrays), inputs, atol, "the AOTInductor package")
     record = {"file": AOTI_FILE, "sha256": hashlib.sha256(data).hexdigest(), **aoti_target(), **check}
     return update_artifact(art.path, files={AOTI_FILE: data}, meta={"aoti": record})
 
