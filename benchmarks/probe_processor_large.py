@@ -1,5 +1,6 @@
-"""The processor on a larger sample at the default chunk size: iterative, ``backend="torch"``
-vs ``"auto"``, interleaved, one thread.
+"""The processor on a larger sample at the default chunk size: iterative ``backend="torch"``
+and ``"auto"``, and a 1-worker Dask cluster with ``"auto"`` (``make_cluster("dask", 1)``: the
+issue-14 target setting), interleaved, one thread per process.
 
     python benchmarks/probe_processor_large.py --ttbar F [F ...] --qcd F [F ...] [--repeats 2]
 
@@ -21,17 +22,17 @@ import time
 from _common import loadavg, machine_info, n_entries, resolve_taggers, set_threads
 
 
-def _run(fileset: dict[str, list[str]], taggers: list[str], backend: str) -> dict:
+def _run(fileset: dict[str, list[str]], taggers: list[str], backend: str, client: object = None) -> dict:
     from hepml_coffea.config import RunConfig
     from hepml_coffea.histograms import datasets_of
     from hepml_coffea.processor import TaggerProcessor
     from hepml_coffea.run import run_fileset
 
     proc = TaggerProcessor(taggers=taggers, device="cpu", backend=backend)
-    cfg = RunConfig(executor="iterative", status=False)  # default chunksize
+    cfg = RunConfig(executor="dask" if client is not None else "iterative", status=False)  # default chunksize
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        out = run_fileset(fileset, proc, config=cfg)
+        out = run_fileset(fileset, proc, config=cfg, client=client)
     wall = time.perf_counter() - t0
     stages: dict[str, float] = {}
     jets = 0
@@ -39,7 +40,7 @@ def _run(fileset: dict[str, list[str]], taggers: list[str], backend: str) -> dic
         for k, v in acc.get("timing", {}).items():
             stages[k] = round(stages.get(k, 0.0) + float(v), 2)
         jets += int(acc["cutflow"].get("scored", 0))
-    return {"backend": backend, "wall_s": round(wall, 2), "stage_seconds": stages, "scored_jets": jets,
+    return {"backend": backend, "executor": cfg.executor, "wall_s": round(wall, 2), "stage_seconds": stages, "scored_jets": jets,
             "chunksize": cfg.chunksize}
 
 
@@ -54,19 +55,37 @@ def main() -> None:
     taggers = list(resolve_taggers().values())
     fileset = {"ttbar": args.ttbar, "qcd": args.qcd}
     events = n_entries(args.ttbar + args.qcd)
-    _run({"ttbar": args.ttbar[:1]}, taggers, "auto")  # warm caches (numba, files)
+    from hepml_coffea.clusters import make_cluster
+
+    cluster, client = make_cluster("dask", 1, "127.0.0.1:0")
     runs = []
-    for _ in range(args.repeats):
-        for backend in ("auto", "torch"):
-            r = _run(fileset, taggers, backend)
-            runs.append(r)
-            print(json.dumps(r), flush=True)
-    best = {b: min(r["wall_s"] for r in runs if r["backend"] == b) for b in ("auto", "torch")}
-    res = {"events": events, "runs": runs, "best_wall_s": best,
-           "events_per_s": {b: events / w for b, w in best.items()},
-           "auto_over_torch": best["torch"] / best["auto"], "machine": machine_info(), "loadavg_after": loadavg()}
-    print(f"{events} events: iterative auto {events / best['auto']:,.0f} events/s, torch "
-          f"{events / best['torch']:,.0f} events/s, auto / torch {res['auto_over_torch']:.2f}x")
+    try:
+        client.wait_for_workers(1)
+        _run({"ttbar": args.ttbar[:1]}, taggers, "auto")  # warm caches (numba, files)
+        _run({"ttbar": args.ttbar[:1]}, taggers, "auto", client)  # and the worker's models
+        for _ in range(args.repeats):
+            for backend, c in (("auto", None), ("torch", None), ("auto", client)):
+                r = _run(fileset, taggers, backend, c)
+                runs.append(r)
+                print(json.dumps(r), flush=True)
+    finally:
+        client.close()
+        cluster.close()
+
+    def best(executor: str, backend: str) -> float:
+        return min(r["wall_s"] for r in runs if r["backend"] == backend and r["executor"] == executor)
+
+    walls = {"iterative auto": best("iterative", "auto"), "iterative torch": best("iterative", "torch"),
+             "dask auto": best("dask", "auto")}
+    res = {"events": events, "runs": runs, "best_wall_s": walls,
+           "events_per_s": {k: events / w for k, w in walls.items()},
+           "iterative_auto_over_torch": walls["iterative torch"] / walls["iterative auto"],
+           "dask_auto_over_iterative_torch": walls["iterative torch"] / walls["dask auto"],
+           "dask_over_iterative_auto": walls["iterative auto"] / walls["dask auto"],
+           "machine": machine_info(), "loadavg_after": loadavg()}
+    print(f"{events} events, best of {args.repeats}: " + ", ".join(f"{k} {events / w:,.0f} events/s" for k, w in walls.items())
+          + f"; Dask auto / iterative torch {res['dask_auto_over_iterative_torch']:.2f}x, iterative auto / torch "
+          f"{res['iterative_auto_over_torch']:.2f}x, Dask / iterative (auto) {res['dask_over_iterative_auto']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
