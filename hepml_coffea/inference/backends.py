@@ -1,6 +1,7 @@
-"""CPU execution backends: torch eager, ``torch.compile`` and ONNX Runtime, chosen by measurement.
+"""CPU execution backends: torch eager, ``torch.compile``, ONNX Runtime and AOTInductor,
+chosen by measurement.
 
-A tagger's torch model can run three ways on CPU:
+A tagger's torch model can run four ways on CPU:
 
 ========== ================================================================ ==================
 backend    what runs                                                        needs
@@ -17,12 +18,13 @@ file of it) after checking that its scores equal torch eager's; :func:`export_ao
 same for ``model.pt2`` (compiled code: it records the torch version, operating system, machine
 and CPU capability it was built for, and runs only where those match, see
 :func:`aoti_incompatibility`; elsewhere ``"auto"`` falls back to ONNX Runtime with a warning).
-:func:`hepml_coffea.inference.tuning.choose_backend` times the backends on the same jets, at one thread, and records the fastest exact one in
-``model.yaml`` (``cpu_backend``), which ``get_tagger(..., backend="auto")`` then uses on
-CPU. Whoever re-trains a shipped tagger re-runs::
+:func:`hepml_coffea.inference.tuning.choose_backend` times the backends on the same jets, at
+one thread, and records the fastest exact one in ``model.yaml`` (``cpu_backend``), which
+``get_tagger(..., backend="auto")`` then uses on CPU. Whoever re-trains a shipped tagger
+re-runs ``python workflows/choose_backends.py --files ...`` (real jets), or::
 
     from hepml_coffea.inference.tuning import choose_backend
-    choose_backend("path/to/artifact")            # exports model.onnx, measures, records
+    choose_backend("path/to/artifact")            # exports, measures, records
 
 The packed LSTM is exported through :class:`~hepml_coffea.models.lstm.UnpackedJetLSTM`
 (same result without sequence packing); a bidirectional LSTM has no such form and stays
