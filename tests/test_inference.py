@@ -408,6 +408,26 @@ def test_aoti_built_elsewhere_refused_by_name_auto_falls_back(tmp_path, aoti_cnn
         get_tagger(path, "cpu", backend="aoti")
 
 
+def test_aoti_package_that_does_not_load_and_aoti_on_gpu(tmp_path, aoti_cnn, caplog) -> None:
+    import logging
+    import shutil
+
+    from hepml_coffea.artifacts import ArtifactError, load_artifact, update_artifact
+
+    path = tmp_path / "cnn"
+    shutil.copytree(aoti_cnn[0], path)
+    # sealed (hash matches) but not a package: by name a clear error, under auto ONNX Runtime
+    update_artifact(path, files={"model.pt2": b"not a zip archive"}, meta={"cpu_backend": {"chosen": "aoti"}})
+    with pytest.raises(ArtifactError, match=r"model.pt2 does not load \("):
+        get_tagger(path, "cpu", backend="aoti")
+    with caplog.at_level(logging.WARNING, logger="hepml_coffea.inference"):
+        assert get_tagger(path, "cpu").backend == "onnxruntime"
+    assert "does not load" in caplog.text
+    with pytest.raises(ValueError, match="backend 'aoti' runs on CPU only"):
+        engine.resolve_backend("aoti", "cuda", load_artifact(path))
+    assert engine.resolve_backend("auto", "cuda", load_artifact(path)) == "torch"
+
+
 @pytest.mark.parametrize(("aoti_rate", "chosen"), [(1040.0, "onnxruntime"), (1200.0, "aoti")])
 def test_choose_backend_aoti_margin_and_unchosen_package_removed(aoti_rate, chosen, tmp_path, aoti_cnn,
                                                                   monkeypatch) -> None:

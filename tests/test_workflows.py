@@ -103,3 +103,8 @@ def test_choose_backends_records_the_measured_choice(tiny_artifacts, ttbar_file,
     assert f"pfn: chose {rec['chosen']}" in printed and "baseline" not in printed  # the cut-based one has no choice
     with pytest.raises(SystemExit, match=r"no artifact named \['cnn'\]"):
         wf.main(["--files", str(ttbar_file), "--artifacts", str(root), "--taggers", "cnn"])
+    # the CMS test files have no fat jet in the default 550-650 GeV window: said, nothing recorded
+    before = load_artifact(root / "pfn").hash
+    with pytest.raises(SystemExit, match="no selected fat jet with constituents in"):
+        wf.main(["--files", str(SAMPLES / "pfnano.root"), "--artifacts", str(root)])
+    assert load_artifact(root / "pfn").hash == before
