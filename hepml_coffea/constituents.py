@@ -143,6 +143,12 @@ def _flat(x: Any, dtype: Any = np.float64) -> np.ndarray:
     return np.asarray(ak.to_numpy(ak.flatten(x, axis=None)), dtype=dtype)
 
 
+def _flat_at(x: Any, index: np.ndarray, dtype: Any = np.float64) -> np.ndarray:
+    """``_flat(x)[index]``, converting only the rows taken (the constituents of the kept
+    jets, not every candidate of the chunk)."""
+    return np.asarray(ak.to_numpy(ak.flatten(x, axis=None))[index], dtype=dtype)
+
+
 def fatjet_constituents(
     events: Any,
     jet_mask: Any = None,
@@ -275,12 +281,12 @@ def fatjet_constituents(
     gjet, gcand = gjet[row_keep], gcand[row_keep]
 
     cfields = ak.fields(cand)
-    c_pt = _flat(cand.pt)[gcand]
-    c_eta = _flat(cand.eta)[gcand]
-    c_phi = wrap_phi(_flat(cand.phi)[gcand])
-    c_mass = _flat(cand.mass)[gcand]
-    c_charge = _flat(cand.charge)[gcand] if "charge" in cfields else np.zeros_like(c_pt)
-    c_pdg = _flat(cand.pdgId)[gcand] if "pdgId" in cfields else np.zeros_like(c_pt)
+    c_pt = _flat_at(cand.pt, gcand)
+    c_eta = _flat_at(cand.eta, gcand)
+    c_phi = wrap_phi(_flat_at(cand.phi, gcand))
+    c_mass = _flat_at(cand.mass, gcand)
+    c_charge = _flat_at(cand.charge, gcand) if "charge" in cfields else np.zeros_like(c_pt)
+    c_pdg = _flat_at(cand.pdgId, gcand) if "pdgId" in cfields else np.zeros_like(c_pt)
     if "charge" not in cfields and "pdgId" in cfields:
         # NanoAOD v15 PFCand has no charge: infer it from the particle type
         apdg = np.abs(c_pdg)
@@ -301,7 +307,7 @@ def fatjet_constituents(
     }
     for extra in (*_CAND_EXTRAS, *extra_cand):
         if extra in cfields:
-            cols[extra] = _flat(cand[extra])[gcand][order]
+            cols[extra] = _flat_at(cand[extra], gcand)[order]
     cands_all = ak.unflatten(ak.zip(cols, depth_limit=1), counts)
 
     finite_jet = np.isfinite(j_pt) & np.isfinite(j_eta) & np.isfinite(j_phi) & np.isfinite(j_mass)
