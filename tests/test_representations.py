@@ -365,6 +365,39 @@ def test_knn_against_brute_force(k):
     assert np.all(idx.numpy()[inval] == np.broadcast_to(np.arange(P)[None, :, None], idx.shape)[inval])
 
 
+
+def test_topk_by_key_orders_ties_by_column():
+    """The compiled kNN's top-k on (distance bits, column) keys: pinned on a hand-made row
+    with ties, a -0.0 and inf (padding) entries."""
+    from hepml_coffea.representations.graph import _topk_by_key
+
+    d = torch.tensor([[[0.0, 0.5, 0.5, float("inf"), -0.0, 0.5, 1e-30, float("inf"), 2.0]]])
+    valid, idx = _topk_by_key(d, 6)
+    assert idx.tolist() == [[[0, 4, 6, 1, 2, 5]]]  # -0.0 ties with 0.0, ties by the lower column
+    assert valid.all()
+    valid, idx = _topk_by_key(d, 9)
+    assert idx.tolist() == [[[0, 4, 6, 1, 2, 5, 8, 3, 7]]]
+    assert valid.tolist() == [[[True] * 7 + [False, False]]]
+
+
+@pytest.mark.parametrize("k", [3, 7])
+def test_compiled_knn_picks_the_stable_sort_neighbours(k, monkeypatch):
+    """dense_knn as compiled for AOTInductor (top-k on unique keys) returns exactly the
+    eager stable sort's neighbours and validity, on coordinates full of exact ties
+    (integer values), jets shorter than k and a non-prefix mask."""
+    from hepml_coffea.representations import graph
+
+    gen = torch.Generator().manual_seed(k)
+    for p in (1, 2, k, k + 1, 19):
+        x = torch.randint(0, 3, (6, 4, p), generator=gen).float()
+        mask = (torch.rand(6, 1, p, generator=gen) > 0.25).float()
+        eager = graph.dense_knn(x, mask, k)
+        monkeypatch.setattr(graph, "AOTI_EXPORT", True)
+        compiled = graph.dense_knn(x, mask, k)
+        monkeypatch.setattr(graph, "AOTI_EXPORT", False)
+        assert torch.equal(compiled[1], eager[1])
+        assert torch.equal(compiled[0], eager[0])
+
 def test_to_pyg_batch():
     cands, jets = random_jets(6, mean_n=8, seed=5)
     pc = R.build_pointcloud(cands, jets, R.default_pointcloud_spec(10))

@@ -190,3 +190,36 @@ def test_cli_train_baseline(ttbar_file, qcd_file, tmp_path, capsys):
     art = load_artifact(tmp_path / "b")
     assert art.input_kind == "observables" and "auc" in art.metrics
     assert '"auc"' in capsys.readouterr().out
+
+
+def test_onnx_export_after_training_is_checked_on_the_test_jets(tiny_artifacts, tmp_path, monkeypatch):
+    """Training checks its ONNX export on the model's own test jets (the first
+    EXPORT_CHECK_JETS, in input order), not on synthetic ones; with real-looking inputs
+    the export of a sound model is written and sealed."""
+    import shutil
+
+    from hepml_coffea.inference import backends
+    from hepml_coffea.training import train as train_mod
+
+    art = tmp_path / "particlenet-lite"
+    shutil.copytree(tiny_artifacts["particlenet-lite"], art)
+    n = train_mod.EXPORT_CHECK_JETS + 5
+    rng = np.random.default_rng(1)
+    mask = (np.arange(100)[None, None, :] < rng.integers(1, 100, n)[:, None, None]).astype(np.float32)
+    points = (rng.normal(scale=0.2, size=(n, 2, 100)) * mask).astype(np.float32)
+    features = (rng.normal(size=(n, 7, 100)) * mask).astype(np.float32)
+    seen = {}
+    real_export = backends.export_onnx
+
+    def spy(path, *, inputs=None, atol=1e-5):
+        seen.update(inputs)
+        return real_export(path, inputs=inputs, atol=atol)
+
+    monkeypatch.setattr(backends, "export_onnx", spy)
+    new_hash = train_mod._export_onnx(art, [points, features, mask])
+    assert set(seen) == {"points", "features", "mask"}
+    assert len(seen["mask"]) == train_mod.EXPORT_CHECK_JETS
+    np.testing.assert_array_equal(seen["points"], points[: train_mod.EXPORT_CHECK_JETS])
+    np.testing.assert_array_equal(seen["features"], features[: train_mod.EXPORT_CHECK_JETS])
+    assert new_hash == load_artifact(art).hash and (art / "model.onnx").is_file()
+    assert load_artifact(art).meta["onnx"]["inputs"] == "given"  # the record says what it was checked on

@@ -32,6 +32,8 @@ _CHUNK = 1024
 
 #: True only while :mod:`hepml_coffea.inference.backends` exports a model to ONNX
 ONNX_EXPORT = False
+#: True only while :mod:`hepml_coffea.inference.backends` compiles a model with AOTInductor
+AOTI_EXPORT = False
 
 
 def _onnx_topk() -> bool:
@@ -39,6 +41,30 @@ def _onnx_topk() -> bool:
     if torch.jit.is_scripting():
         return False
     return bool(globals()["ONNX_EXPORT"])
+
+
+def _aoti_topk() -> bool:
+    """True while compiling with AOTInductor (TorchScript: always False)."""
+    if torch.jit.is_scripting():
+        return False
+    return bool(globals()["AOTI_EXPORT"])
+
+
+def _topk_by_key(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The ``k`` smallest entries of each row, equal values by the lower column, as the
+    stable sort orders them, from ``torch.topk`` (which leaves ties in any order) on
+    integer keys ``(bits of the distance, column)``: the bits of a non-negative float32
+    order as the floats do, and the column makes every key unique.
+
+    Shapes:
+        d: (N, P, Q) non-negative (``inf`` allowed) -> finite (N, P, k) bool, idx (N, P, k)
+    """
+    shift = 4294967296  # 2**32: the distance's bits (< 2**31) above the column
+    inf_bits = 2139095040  # 0x7F800000, the bits of float32 inf
+    bits = (d + 0.0).view(torch.int32).to(torch.int64)  # + 0.0: no -0.0 (its bits are negative)
+    cols = torch.arange(d.size(-1), device=d.device, dtype=torch.int64)
+    keys, idx = (bits * shift + cols).topk(k, dim=-1, largest=False, sorted=True)
+    return keys < inf_bits * shift, idx
 
 
 def pairwise_sqdist(x: Tensor) -> Tensor:
@@ -79,10 +105,13 @@ def dense_knn(x: Tensor, mask: Tensor, k: int) -> tuple[Tensor, Tensor]:
     # ONNX export and trimmed batches pick the same neighbours
     if _onnx_topk():  # ONNX TopK takes the lower index first on ties by definition (and has no stable sort)
         dist, idx = d.topk(k, dim=-1, largest=False, sorted=True)
+        valid = torch.isfinite(dist)
+    elif _aoti_topk():  # compiled code: a top-k, ~10x less work than sorting every row
+        valid, idx = _topk_by_key(d, k)
     else:
         dist, idx = torch.sort(d, dim=-1, stable=True)
         dist, idx = dist[..., :k], idx[..., :k]
-    valid = torch.isfinite(dist)
+        valid = torch.isfinite(dist)
     idx = idx.clamp(max=num_points - 1)
     return idx, valid
 
