@@ -41,6 +41,15 @@ def test_metrics_exact_values():
     m = tagger_metrics(labels, scores)
     assert m["accuracy"] == pytest.approx(4 / 6)  # 0.7 (QCD) and 0.2 (top) on the wrong side
     assert m["working_points"]["eS50"] == pytest.approx(np.quantile([0.9, 0.8, 0.2], 0.5))
+    # uncertainties: DeLong on the AUC; at eS = 50 % the threshold keeps 0.9 and 0.8, no QCD jet
+    # passes (only a lower limit on 1/eB); at eS = 30 % the same threshold (0.9 alone is 33 %)
+    v10 = np.array([1.0, 1.0, 1 / 3])  # per top jet: fraction of QCD jets below
+    v01 = np.array([2 / 3, 1.0, 2 / 3])  # per QCD jet (0.7, 0.1, 0.3): fraction of top jets above
+    assert m["auc_err"] == pytest.approx(np.sqrt(np.var(v10, ddof=1) / 3 + np.var(v01, ddof=1) / 3))
+    assert m["rejection_30_n_pass"] == 0 and m["rejection_50_n_pass"] == 0 and m["rejection_50_interval"][1] == np.inf
+    # k = 0 of 3: the 68 % upper bound on eB solves (1 - eB)^3 = (1 - CL) / 2
+    assert m["rejection_50_interval"][0] == pytest.approx(1 / (1 - ((1 - 0.682689492137086) / 2) ** (1 / 3)))
+    assert tagger_metrics(np.array([1, 0]), np.array([0.9, 0.1]))["auc_err"] is None  # one jet per class
     with pytest.raises(ValueError, match="NaN"):
         roc_curve(labels, np.array([np.nan, 1, 0, 0, 1, 0]))
 

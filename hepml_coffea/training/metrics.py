@@ -56,11 +56,17 @@ def threshold_at(labels: np.ndarray, scores: np.ndarray, target: float) -> float
 
 
 def tagger_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
-    """AUC, accuracy (threshold 0.5), 1/eB at eS = 30% / 50%, working-point thresholds."""
+    """AUC with its DeLong error, accuracy (threshold 0.5), 1/eB at eS = 30% / 50% with
+    the 68 % Clopper-Pearson interval of the passing background count (``rejection_30_interval``,
+    ``rejection_30_n_pass``; :func:`hepml_coffea.evaluation.rejection_at_efficiency`),
+    working-point thresholds. The errors are None with fewer than 2 jets of a class."""
+    from hepml_coffea.evaluation import delong_auc, rejection_at_efficiency
+
     labels = np.asarray(labels).astype(bool)
     es, eb, _ = roc_curve(labels, scores)
-    return {
+    out: dict[str, Any] = {
         "auc": float(np.trapezoid(es, eb)),
+        "auc_err": None,
         "accuracy": float(np.mean((np.asarray(scores) > 0.5) == labels)),
         "rejection_30": rejection_at(es, eb, 0.3),
         "rejection_50": rejection_at(es, eb, 0.5),
@@ -68,3 +74,10 @@ def tagger_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
         "n_signal": int(labels.sum()),
         "n_background": int((~labels).sum()),
     }
+    if out["n_signal"] >= 2 and out["n_background"] >= 2:
+        out["auc_err"] = delong_auc(labels, scores)[1]
+        for eff in (0.3, 0.5):
+            r = rejection_at_efficiency(labels, scores, eff)
+            out[f"rejection_{int(eff * 100)}_interval"] = [r["rejection_low"], r["rejection_high"]]
+            out[f"rejection_{int(eff * 100)}_n_pass"] = r["n_pass"]
+    return out
