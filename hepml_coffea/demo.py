@@ -25,21 +25,6 @@ DEMO_EVENTS = 2500
 DEMO_SEEDS = {"ttbar": 9001, "qcd": 9002}
 
 
-def _histogram_jets(signal: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and scores of the jets counted in two score histograms, each jet at its
-    bin's index (only the order of scores matters for the ROC).
-
-    Shapes:
-        signal, background: (n_bins,) counts -> labels, scores: (n_jets,)
-    """
-    ns = np.rint(np.asarray(signal, dtype=np.float64)).astype(np.int64)
-    nb = np.rint(np.asarray(background, dtype=np.float64)).astype(np.int64)
-    bins = np.arange(len(ns), dtype=np.float64)
-    scores = np.r_[np.repeat(bins, ns), np.repeat(bins, nb)]
-    labels = np.r_[np.ones(int(ns.sum()), dtype=np.int8), np.zeros(int(nb.sum()), dtype=np.int8)]
-    return labels, scores
-
-
 def _rejection_cell(r: dict[str, Any], target: float) -> str:
     """``1/eB [68 % CP] (passing QCD jets)``; the reached eS when the score binning moves it."""
     off = f"; eS {100 * r['signal_efficiency']:.1f} %" if abs(r["signal_efficiency"] - target) > 1e-3 else ""
@@ -54,8 +39,8 @@ def summary_table(output: dict[str, Any]) -> str:
     passing QCD jets (the working point is the highest score-bin edge that keeps at least
     eS of the top jets; the eS reached is shown where the 1,000 score bins move it by more
     than 0.1 %). A tagger without top or QCD jets gets a row saying so."""
-    from hepml_coffea.evaluation import delong_auc, rejection_at_efficiency
-    from hepml_coffea.histograms import datasets_of, signal_background
+    from hepml_coffea.evaluation import delong_auc
+    from hepml_coffea.histograms import datasets_of, jets_from_hist, rejection_from_hist, signal_background
 
     taggers: list[str] = []
     for ds in datasets_of(output).values():
@@ -75,9 +60,8 @@ def summary_table(output: dict[str, Any]) -> str:
             rows.append(f"| {t} | not computed ({n_s} top and {n_b} QCD jets; at least 2 of each needed) | - | - "
                         f"| {n_s:,} | {n_b:,} |")
             continue
-        labels, scores = _histogram_jets(s, b)
-        auc, sigma = delong_auc(labels, scores)
-        cells = [_rejection_cell(rejection_at_efficiency(labels, scores, e), e) for e in (0.3, 0.5)]
+        auc, sigma = delong_auc(*jets_from_hist(s, b))
+        cells = [_rejection_cell(rejection_from_hist(s, b, e), e) for e in (0.3, 0.5)]
         rows.append(f"| {t} | {auc:.4f} ± {sigma:.4f} | {cells[0]} | {cells[1]} | {n_s:,} | {n_b:,} |")
     return "\n".join(rows)
 

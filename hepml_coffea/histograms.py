@@ -35,6 +35,8 @@ __all__ = [
     "datasets_of",
     "empty_dataset_output",
     "fill_scores",
+    "jets_from_hist",
+    "rejection_from_hist",
     "roc_from_hist",
     "score_histogram",
     "selection_label",
@@ -104,6 +106,40 @@ def roc_from_hist(signal: Any, background: Any) -> tuple[np.ndarray, np.ndarray]
         msg = "ROC needs signal and background entries"
         raise ValueError(msg)
     return np.r_[0.0, cs / cs[-1]], np.r_[0.0, cb / cb[-1]]
+
+
+def jets_from_hist(signal: Any, background: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (1 top, 0 not) and scores of the jets counted in two score histograms, each
+    jet at its bin's index: only the order of the scores matters for a ROC, its AUC or a
+    working point, so the statistics of :mod:`hepml_coffea.evaluation` apply to binned jets.
+
+    Shapes:
+        signal, background: (n_bins,) counts -> labels (n_jets,) int8, scores (n_jets,)
+    """
+    ns = np.rint(np.asarray(signal, dtype=np.float64)).astype(np.int64)
+    nb = np.rint(np.asarray(background, dtype=np.float64)).astype(np.int64)
+    bins = np.arange(len(ns), dtype=np.float64)
+    scores = np.r_[np.repeat(bins, ns), np.repeat(bins, nb)]
+    labels = np.r_[np.ones(int(ns.sum()), dtype=np.int8), np.zeros(int(nb.sum()), dtype=np.int8)]
+    return labels, scores
+
+
+def rejection_from_hist(signal: Any, background: Any, eff: float) -> dict[str, Any]:
+    """Background rejection at signal efficiency ``eff`` from score histograms, with its
+    68 % Clopper-Pearson interval (:func:`hepml_coffea.evaluation.rejection_at_efficiency`
+    on :func:`jets_from_hist`): the working point is the highest score-bin edge keeping at
+    least ``eff`` of the top jets (``signal_efficiency`` is the fraction reached).
+
+    Shapes:
+        signal, background: (n_bins,) counts -> scalars
+    """
+    from hepml_coffea.evaluation import rejection_at_efficiency
+
+    labels, scores = jets_from_hist(signal, background)
+    if not labels.any():
+        msg = "no top jets in the histogram: no working point"
+        raise ValueError(msg)
+    return rejection_at_efficiency(labels, scores, eff)
 
 
 def selection_label(output: Mapping[str, Any]) -> str:

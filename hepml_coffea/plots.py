@@ -12,7 +12,7 @@ import numpy as np
 
 import hist
 
-from hepml_coffea.histograms import datasets_of, roc_from_hist, selection_label, signal_background
+from hepml_coffea.histograms import datasets_of, rejection_from_hist, roc_from_hist, selection_label, signal_background
 
 __all__ = ["plot_all", "plot_roc", "plot_loss", "plot_output"]
 
@@ -137,29 +137,33 @@ def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any | None = None) -> li
                 break
             if edges is None:
                 continue
-            limits = []
+            limits, low, high = [], [], []
             for i in range(len(edges) - 1):
                 try:
                     s_tot, b_tot = signal_background(datasets, t, pt_bin=i)
-                    es, eb = roc_from_hist(s_tot, b_tot)
-                except ValueError:
+                    r = rejection_from_hist(s_tot, b_tot, 0.5)
+                except ValueError:  # no top or no QCD jet in this pT bin
+                    r = None
+                if r is None or r["n_pass"] == 0:
+                    # no QCD jet passes: only the 68 % lower limit on 1/eB
                     rej.append(np.nan)
-                    limits.append(np.nan)
+                    low.append(np.nan)
+                    high.append(np.nan)
+                    limits.append(np.nan if r is None else r["rejection_low"])
                     continue
-                e = float(np.interp(0.5, es, eb))
-                # no background jet passes: only a lower limit, 1/eB > number of background jets
-                rej.append(1.0 / e if e > 0 else np.nan)
-                limits.append(np.nan if e > 0 else float(np.sum(b_tot)))
-            # taggers side by side within each bin: lower limits share the same value (the
-            # number of background jets) and would hide each other otherwise
+                rej.append(r["rejection"])
+                low.append(r["rejection"] - r["rejection_low"])
+                high.append(r["rejection_high"] - r["rejection"])
+                limits.append(np.nan)
+            # taggers side by side within each bin, so that bars and limits do not hide each other
             shift = (k - (len(curves) - 1) / 2) * 0.08 * np.diff(edges)
             centres = 0.5 * (edges[1:] + edges[:-1]) + shift
-            line = ax.plot(centres, rej, marker="o", label=t)[0]
+            line = ax.errorbar(centres, rej, yerr=[low, high], marker="o", capsize=3, label=t)[0]
             ax.plot(centres, limits, marker="^", linestyle="none", color=line.get_color())
         ax.set_yscale("log")
         ax.set_xlabel("fat-jet $p_T$ [GeV]")
-        ax.set_ylabel("$1/\\epsilon_B$ at $\\epsilon_S$ = 50% ($\\blacktriangle$: lower limit)")
-        ax.legend(fontsize=12)
+        ax.set_ylabel("$1/\\epsilon_B$ at $\\epsilon_S$ = 50%")
+        ax.legend(fontsize=12, title="bars: 68% CP; $\\blacktriangle$: 68% lower limit", title_fontsize=12)
         p = outdir / "rejection_vs_pt.png"
         fig.savefig(p, dpi=80, bbox_inches="tight")
         plt.close(fig)

@@ -13,6 +13,8 @@ from hepml_coffea.histograms import (
     datasets_of,
     empty_dataset_output,
     fill_scores,
+    jets_from_hist,
+    rejection_from_hist,
     roc_from_hist,
     selection_label,
     signal_background,
@@ -100,3 +102,25 @@ def test_signal_background_uses_background_datasets_only():
     assert s.sum() == 2 and b.sum() == 3  # the ttbar sample's not-top jet is not background
     assert b[100] == 1 and b[700] == 0
     assert isinstance(out["datasets"]["tt"]["scores"], hist.Hist)
+
+
+def test_jets_and_rejection_from_hist_exact():
+    s = np.zeros(10)
+    s[[9, 8, 7, 5]] = [2, 1, 1, 4]  # 8 top jets
+    b = np.zeros(10)
+    b[[0, 1, 8]] = [5, 4, 1]  # 10 QCD jets, one of them high
+    labels, scores = jets_from_hist(s, b)
+    assert labels.tolist() == [1] * 8 + [0] * 10
+    assert scores.tolist() == [5, 5, 5, 5, 7, 8, 9, 9] + [0] * 5 + [1] * 4 + [8]
+    # eS = 50 %: the 4th highest top jet sits in bin 7; one QCD jet (bin 8) passes
+    r = rejection_from_hist(s, b, 0.5)
+    assert (r["n_pass"], r["n_background"], r["rejection"], r["signal_efficiency"]) == (1, 10, 10.0, 0.5)
+    from hepml_coffea.evaluation import clopper_pearson
+
+    lo, hi = clopper_pearson(1, 10)
+    assert r["rejection_low"] == pytest.approx(1 / hi) and r["rejection_high"] == pytest.approx(1 / lo)
+    # eS = 30 %: the 3rd highest top jet is in bin 8, so 3 of 8 (37.5 %) are kept, and the same QCD jet
+    r30 = rejection_from_hist(s, b, 0.3)
+    assert (r30["n_pass"], r30["signal_efficiency"]) == (1, 3 / 8)
+    with pytest.raises(ValueError, match="no top jets"):
+        rejection_from_hist(np.zeros(10), b, 0.5)

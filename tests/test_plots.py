@@ -43,3 +43,42 @@ def test_plot_output_without_datasets_is_an_error(tmp_path):
 
     with pytest.raises(ValueError, match="no datasets with score histograms"):
         plots.plot_output({"datasets": {}, "run": {}}, tmp_path)
+
+
+def test_rejection_vs_pt_has_clopper_pearson_bars_and_lower_limits(tmp_path, monkeypatch):
+    """In the middle pT bin of the hand-made run, eS = 50 % keeps the top jets at 0.9 and
+    0.8 (2 of 3), where one of the 3 QCD jets (0.7) does not pass: 0 pass, so the point is
+    the 68 % lower limit; with a fourth QCD jet at 0.85, 1 of 4 passes: 1/eB = 4 with its bar."""
+    import matplotlib.axes
+    import pytest
+
+    from hepml_coffea.evaluation import clopper_pearson
+
+    seen = {}
+    real_errorbar, real_plot = matplotlib.axes.Axes.errorbar, matplotlib.axes.Axes.plot
+
+    def errorbar(self, x, y, yerr=None, **kw):
+        seen["bar"] = (np.asarray(y, float), np.asarray(yerr, float))
+        return real_errorbar(self, x, y, yerr=yerr, **kw)
+
+    def plot(self, *args, **kw):
+        if kw.get("marker") == "^":
+            seen["limits"] = np.asarray(args[1], float)
+        return real_plot(self, *args, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", errorbar)
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", plot)
+    out = _output(Selection())
+    plots.plot_all(out, tmp_path)
+    mid = 2  # the pT bin holding every jet
+    _, hi = clopper_pearson(0, 3)
+    assert np.isnan(seen["bar"][0][mid]) and seen["limits"][mid] == pytest.approx(1 / hi)
+    assert np.isnan(np.delete(seen["limits"], mid)).all()  # empty pT bins: nothing drawn
+
+    qcd = out["datasets"]["qcd"]["scores"]
+    qcd.fill(tagger="t", score=np.array([0.85]), pt=0.5 * sum(qcd.axes["pt"].edges[[0, -1]]), msoftdrop=100.0, truth=0)
+    plots.plot_all(out, tmp_path)
+    lo, hi = clopper_pearson(1, 4)
+    y, (down, up) = seen["bar"][0], seen["bar"][1]
+    assert y[mid] == 4.0 and np.isnan(seen["limits"][mid])
+    assert down[mid] == pytest.approx(4.0 - 1 / hi) and up[mid] == pytest.approx(1 / lo - 4.0)
