@@ -29,13 +29,25 @@ def _plt() -> Any:
 
 
 def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out: str | os.PathLike[str],
-             title: str = "top vs QCD") -> Path:
-    """Background rejection 1/eB vs signal efficiency eS, one line per tagger."""
+             title: str = "top vs QCD", n_background: Mapping[str, int] | None = None) -> Path:
+    """Background rejection 1/eB vs signal efficiency eS, one line per tagger; with
+    ``n_background`` (QCD jets behind each curve) a band of the 68 % Clopper-Pearson
+    interval of the passing count at every point.
+
+    Shapes:
+        curves: per tagger (es, eb), each (n_points,)
+    """
+    from hepml_coffea.evaluation import clopper_pearson
+
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 7))
     for name, (es, eb) in curves.items():
         ok = (eb > 0) & (es > 0.05)
-        ax.plot(es[ok], 1.0 / eb[ok], label=name)
+        line = ax.plot(es[ok], 1.0 / eb[ok], label=name)[0]
+        n = (n_background or {}).get(name)
+        if n:
+            lo, hi = clopper_pearson(np.rint(eb[ok] * n), n)
+            ax.fill_between(es[ok], 1.0 / hi, 1.0 / lo, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_yscale("log")
     ax.set_xlabel("signal efficiency $\\epsilon_S$")
     ax.set_ylabel("background rejection $1/\\epsilon_B$")
@@ -114,15 +126,17 @@ def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any | None = None) -> li
         written.append(p)
 
     # ROC from histograms (truth-labelled jets of all datasets)
-    curves = {}
+    curves, n_background = {}, {}
     for t in taggers:
         try:
             s, b = signal_background(datasets, t)
             curves[t] = roc_from_hist(s, b)
         except ValueError:
             continue
+        n_background[t] = int(np.rint(np.sum(b)))
     if curves:
-        written.append(plot_roc(curves, outdir / "roc.png", title=title))
+        written.append(plot_roc(curves, outdir / "roc.png", title=f"{title}\nbands: 68% CP",
+                                n_background=n_background))
 
         # background rejection vs pT at eS = 50 %
         fig, ax = plt.subplots(figsize=(8, 6))

@@ -24,16 +24,18 @@ def _output(selection):
 
 
 def test_roc_title_follows_the_selection(tmp_path, monkeypatch):
-    titles = []
+    titles, counts = [], []
     real = plots.plot_roc
 
-    def spy(curves, out, title="top vs QCD"):
+    def spy(curves, out, title="top vs QCD", n_background=None):
         titles.append(title)
-        return real(curves, out, title=title)
+        counts.append(n_background)
+        return real(curves, out, title=title, n_background=n_background)
 
     monkeypatch.setattr(plots, "plot_roc", spy)
     written = plots.plot_output(_output(Selection(pt_min=200, pt_max=3000, abs_eta_max=2.4)), tmp_path)
-    assert titles == ["top vs QCD, 200 < pT < 3000 GeV, |eta| < 2.4"]
+    assert titles == ["top vs QCD, 200 < pT < 3000 GeV, |eta| < 2.4\nbands: 68% CP"]
+    assert counts == [{"t": 3}]  # the QCD jets behind the curve: its Clopper-Pearson band
     assert {p.name for p in written} == {"score_t.png", "roc.png", "rejection_vs_pt.png", "cutflow.png"}
     assert all(p.stat().st_size > 1000 for p in written)
 
@@ -82,3 +84,30 @@ def test_rejection_vs_pt_has_clopper_pearson_bars_and_lower_limits(tmp_path, mon
     y, (down, up) = seen["bar"][0], seen["bar"][1]
     assert y[mid] == 4.0 and np.isnan(seen["limits"][mid])
     assert down[mid] == pytest.approx(4.0 - 1 / hi) and up[mid] == pytest.approx(1 / lo - 4.0)
+
+
+def test_roc_band_is_the_clopper_pearson_interval(tmp_path, monkeypatch):
+    import matplotlib.axes
+    import pytest
+
+    from hepml_coffea.evaluation import clopper_pearson
+
+    bands = []
+    real = matplotlib.axes.Axes.fill_between
+
+    def spy(self, x, y1, y2=0, **kw):
+        bands.append((np.asarray(x), np.asarray(y1), np.asarray(y2)))
+        return real(self, x, y1, y2, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", spy)
+    es = np.array([0.0, 0.25, 0.5, 1.0])
+    eb = np.array([0.0, 0.1, 0.2, 1.0])
+    plots.plot_roc({"t": (es, eb)}, tmp_path / "roc.png", n_background={"t": 10})
+    plots.plot_roc({"t": (es, eb)}, tmp_path / "roc_plain.png")  # no counts: no band
+    assert len(bands) == 1
+    x, low, high = bands[0]
+    lo, hi = clopper_pearson(np.array([1, 2, 10]), 10)  # 1, 2 and 10 of 10 QCD jets pass
+    assert x.tolist() == [0.25, 0.5, 1.0]
+    np.testing.assert_allclose(low, 1 / hi)
+    np.testing.assert_allclose(high, 1 / lo)
+    assert low[1] < 5.0 < high[1] and high[-1] == pytest.approx(1 / lo[-1])

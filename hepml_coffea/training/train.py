@@ -137,7 +137,9 @@ def _plots(labels: np.ndarray, scores: np.ndarray, history: dict[str, list[float
     from hepml_coffea.plots import plot_loss, plot_roc
 
     es, eb, _ = roc_curve(labels, scores)
-    files = {"roc.png": plot_roc({name: (es, eb)}, tmp / "roc.png")}
+    n_background = int((~np.asarray(labels).astype(bool)).sum())
+    files = {"roc.png": plot_roc({name: (es, eb)}, tmp / "roc.png", title="test split\nband: 68% CP",
+                                 n_background={name: n_background})}
     if history:
         files["loss.png"] = plot_loss({k: history[k] for k in ("train", "validation")}, tmp / "loss.png")
     return files
