@@ -46,6 +46,7 @@ __all__ = [
     "clopper_pearson",
     "delong_auc",
     "evaluate",
+    "format_rejection",
     "format_report",
     "jensen_shannon",
     "load_eval_sample",
@@ -765,8 +766,10 @@ def run_evaluation(data: str | os.PathLike[str], out: str | os.PathLike[str], *,
 
 
 # --------------------------------------------------------------------------- report
-def _rej(r: Mapping[str, Any], target: float | None = None) -> str:
-    """``1/eB [68 % CP] (passing QCD jets)``; the actual eS when score ties move it off ``target``."""
+def format_rejection(r: Mapping[str, Any], target: float | None = None) -> str:
+    """``1/eB [68 % CP] (passing QCD jets)`` of a :func:`rejection_at_efficiency` result
+    (``> lower limit (0 of n)`` when none passes); the actual eS when score ties (or score
+    bins) move it off ``target``."""
     off = (f"; eS {100 * r['signal_efficiency']:.1f} %" if target is not None
            and abs(r["signal_efficiency"] - target) > 1e-3 else "")
     if r["n_pass"] == 0:
@@ -798,7 +801,7 @@ def format_report(res: Mapping[str, Any]) -> str:
         js = [f"{r['sculpting'][w]['jsd']:.4f} +- {r['sculpting'][w]['jsd_err']:.4f} ({r['sculpting'][w]['jsd_random']:.4f})"
               for w in ("eS50", "eS30")]
         lines.append(f"| {name} | {r['auc']:.4f} +- {r['auc_err']:.4f} | {r['accuracy']:.4f} +- {r['accuracy_err']:.4f} "
-                     f"| {_rej(r['eS50'], 0.5)} | {_rej(r['eS30'], 0.3)} | {xs[0]} | {xs[1]} | {js[0]} | {js[1]} |")
+                     f"| {format_rejection(r['eS50'], 0.5)} | {format_rejection(r['eS30'], 0.3)} | {xs[0]} | {xs[1]} | {js[0]} | {js[1]} |")
     lines += [
         "",
         "Cross-check of the uncertainties: bootstrap over jets (200 replicas, thresholds re-placed in each):",
@@ -877,7 +880,7 @@ def format_report(res: Mapping[str, Any]) -> str:
     for name, r in res["taggers"].items():
         lo = r["top_only_definition"]
         lines.append(f"| {name} | {r['auc']:.4f} +- {r['auc_err']:.4f} | {lo['auc']:.4f} +- {lo['auc_err']:.4f} "
-                     f"| {_rej(r['eS50'])} | {_rej(lo['eS50'])} | {_rej(r['eS30'])} | {_rej(lo['eS30'])} |")
+                     f"| {format_rejection(r['eS50'])} | {format_rejection(lo['eS50'])} | {format_rejection(r['eS30'])} | {format_rejection(lo['eS30'])} |")
     return "\n".join(lines) + "\n"
 
 

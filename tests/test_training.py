@@ -225,10 +225,17 @@ def test_onnx_export_after_training_is_checked_on_the_test_jets(tiny_artifacts, 
         return real_export(path, inputs=inputs, atol=atol)
 
     monkeypatch.setattr(backends, "export_onnx", spy)
-    new_hash = train_mod._export_onnx(art, [points, features, mask])
+    new_hash = train_mod._export_onnx(art, "pointcloud", [points, features, mask])
     assert set(seen) == {"points", "features", "mask"}
     assert len(seen["mask"]) == train_mod.EXPORT_CHECK_JETS
     np.testing.assert_array_equal(seen["points"], points[: train_mod.EXPORT_CHECK_JETS])
     np.testing.assert_array_equal(seen["features"], features[: train_mod.EXPORT_CHECK_JETS])
     assert new_hash == load_artifact(art).hash and (art / "model.onnx").is_file()
     assert load_artifact(art).meta["onnx"]["inputs"] == "given"  # the record says what it was checked on
+    # an empty test split: checked on synthetic jets, and the record says so
+    seen.clear()
+    empty = [a[:0] for a in (points, features, mask)]
+    monkeypatch.setattr(backends, "export_onnx", lambda path, *, inputs=None, atol=1e-5: seen.update(
+        {"inputs": inputs}) or real_export(path, inputs=inputs, atol=atol))
+    assert train_mod._export_onnx(art, "pointcloud", empty)
+    assert seen == {"inputs": None} and load_artifact(art).meta["onnx"]["inputs"] == "synthetic"

@@ -332,7 +332,7 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
         save_artifact(out, name=cfg.model, model=model, input_kind=kind, spec=spec, metrics=metrics, meta=meta,
                       example_inputs=example, extra_files=plots)
     if cfg.onnx:
-        _export_onnx(out, test_inputs)
+        _export_onnx(out, kind, test_inputs)
     return metrics
 
 
@@ -340,7 +340,7 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
 EXPORT_CHECK_JETS = 2048
 
 
-def _export_onnx(out: Path, test_inputs: list[np.ndarray] | None = None) -> str | None:
+def _export_onnx(out: Path, kind: str, test_inputs: list[np.ndarray] | None = None) -> str | None:
     """Add ``model.onnx`` to the artifact (checked against torch eager, re-sealed).
 
     The check runs on the model's own test jets (up to :data:`EXPORT_CHECK_JETS`), the
@@ -351,15 +351,16 @@ def _export_onnx(out: Path, test_inputs: list[np.ndarray] | None = None) -> str 
     Returns the new artifact hash, or ``None`` when the export is refused (reported on
     stderr; the torch artifact stays valid and usable).
 
+    ``kind`` is the model's input kind (its input names: ``INPUT_NAMES[kind]``).
+
     Shapes:
         test_inputs: each (N, ...) in the model's input order
     """
-    from hepml_coffea.artifacts import load_artifact
     from hepml_coffea.inference.backends import ExportError, export_onnx
 
     inputs = None
     if test_inputs and len(test_inputs[0]):
-        names = load_artifact(out).input_names
+        names = INPUT_NAMES[kind]
         inputs = {k: np.asarray(a[:EXPORT_CHECK_JETS], dtype=np.float32) for k, a in zip(names, test_inputs)}
     try:
         return export_onnx(out, inputs=inputs)
