@@ -337,9 +337,11 @@ def aoti_incompatibility(record: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def _aoti_bytes(artifact: Artifact) -> bytes:
+def _aoti_bytes(artifact: Artifact, *, topk_knn: bool = True, freezing: bool = True) -> bytes:
     """The artifact's model compiled by AOTInductor, dynamic in the jet axis (and the
-    particle axis for masked inputs, which the engine trims per batch)."""
+    particle axis for masked inputs, which the engine trims per batch). ``topk_knn`` and
+    ``freezing`` are how the shipped packages are built (off only to measure them,
+    ``benchmarks/probe_aoti_variants.py``)."""
     import tempfile
 
     import torch
@@ -358,7 +360,7 @@ def _aoti_bytes(artifact: Artifact) -> bytes:
         shapes = {k: {0: jets} for k in names}
     from hepml_coffea.representations import graph as _knn
 
-    _knn.AOTI_EXPORT = True  # the kNN as a top-k on unique keys instead of a stable sort of every row
+    _knn.AOTI_EXPORT = topk_knn  # the kNN as a top-k on unique keys instead of a stable sort of every row
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -366,7 +368,7 @@ def _aoti_bytes(artifact: Artifact) -> bytes:
             # freezing: the weights become constants, so Inductor packs them once for oneDNN's
             # matrix products (ParticleNet-Lite 1.18x faster than without: 1.34x vs 1.13x ONNX Runtime, BENCHMARKS.md)
             with tempfile.TemporaryDirectory(prefix="hepml_aoti_") as tmp, \
-                    torch._inductor.config.patch(freezing=True):
+                    torch._inductor.config.patch(freezing=freezing):
                 pkg = torch._inductor.aoti_compile_and_package(program, package_path=os.path.join(tmp, AOTI_FILE))
                 with open(pkg, "rb") as f:
                     return f.read()
