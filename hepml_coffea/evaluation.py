@@ -740,7 +740,7 @@ def run_evaluation(data: str | os.PathLike[str], out: str | os.PathLike[str], *,
     bkg = sorted(str(p) for p in folder.glob("qcd_*.root"))
     if not sig or not bkg:
         msg = (f"{folder}: need ttbar_*.root and qcd_*.root files (found {len(sig)} and {len(bkg)}); "
-               "make them with `python workflows/make_eval_set.py --out {folder}`")
+               f"make them with `python workflows/make_eval_set.py --out {folder}`")
         raise FileNotFoundError(msg)
     names = list(taggers) if taggers else sorted(shipped_taggers())
     if threads:

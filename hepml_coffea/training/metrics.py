@@ -47,37 +47,46 @@ def rejection_at(es: np.ndarray, eb: np.ndarray, target: float) -> float:
 
 
 def threshold_at(labels: np.ndarray, scores: np.ndarray, target: float) -> float:
-    """Score threshold whose selection keeps a fraction ``target`` of signal."""
-    sig = np.sort(np.asarray(scores, dtype=np.float64)[np.asarray(labels).astype(bool)])
+    """Score threshold whose selection keeps a fraction ``target`` of signal: the largest
+    cut ``t`` with at least ``target`` of the signal at score >= t (the estimator of
+    :func:`hepml_coffea.evaluation.rejection_at_efficiency`)."""
+    from hepml_coffea.evaluation import _threshold
+
+    sig = np.asarray(scores, dtype=np.float64)[np.asarray(labels).astype(bool)]
     if len(sig) == 0:
         msg = "no signal jets"
         raise ValueError(msg)
-    return float(np.quantile(sig, 1.0 - target))
+    return _threshold(sig, target)
 
 
 def tagger_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
-    """AUC with its DeLong error, accuracy (threshold 0.5), 1/eB at eS = 30% / 50% with
-    the 68 % Clopper-Pearson interval of the passing background count (``rejection_30_interval``,
-    ``rejection_30_n_pass``; :func:`hepml_coffea.evaluation.rejection_at_efficiency`),
-    working-point thresholds. The errors are None with fewer than 2 jets of a class."""
-    from hepml_coffea.evaluation import delong_auc, rejection_at_efficiency
+    """AUC with its DeLong error, balanced accuracy (threshold 0.5), 1/eB at eS = 30% / 50%
+    with the 68 % Clopper-Pearson interval of the passing background count
+    (``rejection_30_interval``, ``rejection_30_n_pass``), working-point thresholds.
+
+    Every quantity uses the estimator of :func:`hepml_coffea.evaluation.tagger_report`, so
+    a model's metrics.json and ``hepml-coffea evaluate`` agree on the same jets: the AUC is
+    the Mann-Whitney / DeLong one, the accuracy the balanced one, 1/eB the counted
+    rejection at the largest threshold keeping at least eS of the signal (not an
+    interpolated ROC). The errors are None with fewer than 2 jets of a class."""
+    from hepml_coffea.evaluation import balanced_accuracy, delong_auc, rejection_at_efficiency
 
     labels = np.asarray(labels).astype(bool)
-    es, eb, _ = roc_curve(labels, scores)
+    es, eb, _ = roc_curve(labels, scores)  # refuses NaN scores and a missing class
+    rej = {eff: rejection_at_efficiency(labels, scores, eff) for eff in (0.3, 0.5)}
     out: dict[str, Any] = {
-        "auc": float(np.trapezoid(es, eb)),
+        "auc": float(np.trapezoid(es, eb)),  # = the Mann-Whitney / DeLong AUC (ties count 1/2)
         "auc_err": None,
-        "accuracy": float(np.mean((np.asarray(scores) > 0.5) == labels)),
-        "rejection_30": rejection_at(es, eb, 0.3),
-        "rejection_50": rejection_at(es, eb, 0.5),
+        "accuracy": balanced_accuracy(labels, scores)[0],
+        "rejection_30": float(rej[0.3]["rejection"]),
+        "rejection_50": float(rej[0.5]["rejection"]),
         "working_points": {f"eS{int(t * 100)}": threshold_at(labels, scores, t) for t in (0.3, 0.5, 0.7)},
         "n_signal": int(labels.sum()),
         "n_background": int((~labels).sum()),
     }
     if out["n_signal"] >= 2 and out["n_background"] >= 2:
         out["auc_err"] = delong_auc(labels, scores)[1]
-        for eff in (0.3, 0.5):
-            r = rejection_at_efficiency(labels, scores, eff)
+        for eff, r in rej.items():
             out[f"rejection_{int(eff * 100)}_interval"] = [r["rejection_low"], r["rejection_high"]]
             out[f"rejection_{int(eff * 100)}_n_pass"] = r["n_pass"]
     return out
