@@ -567,6 +567,10 @@ def load_eval_sample(signal: Sequence[str | os.PathLike[str]], background: Seque
     if cache_dir:
         cache_dir.mkdir(parents=True, exist_ok=True)
     hashes = {t: _artifact_hash(t) for t in taggers}
+    from hepml_coffea.scoring import FatJetTagger
+
+    # the branches the taggers' specs read beyond the standard ones (a BYO spec's d0, ...)
+    configured = FatJetTagger(taggers=list(taggers), device=device)
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("pt", "eta", "msd", "truth")}
     scores: dict[str, list[np.ndarray]] = {t: [] for t in taggers}
     counts = {"ttbar_contained": 0, "ttbar_top_only": 0, "ttbar_unmatched": 0, "qcd": 0}
@@ -588,7 +592,7 @@ def load_eval_sample(signal: Sequence[str | os.PathLike[str]], background: Seque
             c = None
         if c is None or todo:
             ev = read_arrays(path)
-            jc = fatjet_constituents(ev)
+            jc = fatjet_constituents(ev, cand_fields=configured.cand_fields, jet_fields=configured.jet_fields)
             keep = selection.mask(jc) & jc.valid
             jc = jc.select(keep)
             eta = np.asarray(ak.to_numpy(jc.jets.eta), dtype=np.float64)

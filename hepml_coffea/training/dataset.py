@@ -77,11 +77,12 @@ class JetDataset:
         return obs["msoftdrop"], obs["tau32"]
 
 
-def _load(files: Sequence[str | os.PathLike[str]], want_top: bool, selection: Selection) -> JetDataset:
+def _load(files: Sequence[str | os.PathLike[str]], want_top: bool, selection: Selection,
+          cand_fields: Sequence[str] = (), jet_fields: Sequence[str] = ()) -> JetDataset:
     jets, cands, events = [], [], []
     for f in files:
         ev = read_arrays(f)
-        jc = fatjet_constituents(ev)
+        jc = fatjet_constituents(ev, cand_fields=cand_fields, jet_fields=jet_fields)
         keep = selection.mask(jc) & jc.valid
         if want_top:
             lab = top_labels(ev, jc.event_index, ak.to_numpy(jc.jets.eta), ak.to_numpy(jc.jets.phi))
@@ -105,16 +106,21 @@ def load_dataset(
     background: Sequence[str | os.PathLike[str]],
     selection: Selection | None = None,
     max_jets: int = 0,
+    cand_fields: Sequence[str] = (),
+    jet_fields: Sequence[str] = (),
 ) -> JetDataset:
     """Truth-matched top jets from ``signal`` files and all jets from ``background``.
 
     Both classes pass ``selection`` (default 550 < pT < 650 GeV, |eta| < 2) and have
     finite kinematics and at least one constituent. ``max_jets`` > 0 caps each class
-    (the first jets in file order, so the cap is deterministic).
+    (the first jets in file order, so the cap is deterministic). ``cand_fields`` /
+    ``jet_fields``: extra candidate / jet branches to carry, e.g. an artifact spec's
+    ``required_cand_fields()`` (a file without one raises
+    :class:`~hepml_coffea.constituents.MissingBranchError` naming it).
     """
     selection = selection or Selection()
-    s = _load(signal, True, selection)
-    b = _load(background, False, selection)
+    s = _load(signal, True, selection, cand_fields, jet_fields)
+    b = _load(background, False, selection, cand_fields, jet_fields)
     if max_jets:
         s = s.subset(np.arange(len(s)) < max_jets)
         b = b.subset(np.arange(len(b)) < max_jets)

@@ -165,7 +165,7 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
         msg = f"unknown model {cfg.model!r}; known: {sorted(MODEL_REGISTRY)} and 'baseline'"
         raise ValueError(msg)
     kind = MODEL_REGISTRY[cfg.model].input_kind
-    spec = standard_spec(kind, cfg.length)
+    spec = _parent_spec(cfg.init_from, kind) or standard_spec(kind, cfg.length)
     t0 = time.perf_counter()
     built = build(ds.cands, ds.jets, spec)
     build_s = time.perf_counter() - t0
@@ -369,6 +369,29 @@ def _export_onnx(out: Path, kind: str, test_inputs: list[np.ndarray] | None = No
         return None
 
 
+def _parent_spec(init_from: str | None, kind: str) -> Any:
+    """The input spec of the artifact a fine-tuning starts from (``None`` without one, or for
+    another input kind): a warm start keeps the inputs its weights were trained on."""
+    if not init_from:
+        return None
+    from hepml_coffea.artifacts import load_artifact
+
+    art = load_artifact(init_from)
+    return art.spec if art.spec is not None and art.spec.kind == kind else None
+
+
+def _spec_fields(init_from: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Candidate and jet branches the spec of artifact ``init_from`` reads (none without one)."""
+    if not init_from:
+        return (), ()
+    from hepml_coffea.artifacts import load_artifact
+
+    spec = load_artifact(init_from).spec
+    if spec is None:
+        return (), ()
+    return tuple(spec.required_cand_fields()), tuple(spec.required_jet_fields())
+
+
 def _warm_start(model: Any, init_from: str) -> dict[str, Any]:
     """Load the weights of artifact ``init_from`` into ``model`` (same class and kwargs)."""
     from hepml_coffea.artifacts import load_artifact
@@ -436,7 +459,9 @@ def train(
     """Load files, train ``cfg.model``, write the artifact to ``out``; return test metrics."""
     cfg = cfg or TrainConfig()
     selection = selection or Selection()
-    ds = load_dataset(signal, background, selection, max_jets=cfg.max_jets)
+    cand_fields, jet_fields = _spec_fields(cfg.init_from)  # a fine-tuned BYO spec may read more branches
+    ds = load_dataset(signal, background, selection, max_jets=cfg.max_jets, cand_fields=cand_fields,
+                      jet_fields=jet_fields)
     meta = {
         "selection": selection.to_dict(),
         "training": {
