@@ -44,6 +44,7 @@ from hepml_coffea.representations import InputSpec
 __all__ = [
     "FORMAT",
     "INPUT_NAMES",
+    "ONNX_ONLY",
     "Artifact",
     "ArtifactError",
     "ArtifactIntegrityError",
@@ -57,7 +58,10 @@ __all__ = [
 
 FORMAT = "hepml-coffea-artifact/1"
 HASHED = ("model.yaml", "weights.safetensors", "baseline.json", "metrics.json", "model.ts", "model.onnx",
-          "model.pt2")
+          "model.pt2", "weaver_preprocess.json", "weaver_data_config.yaml", "LICENSE", "PROVENANCE.md")
+
+#: class_name of an imported ONNX graph without torch weights (runs in ONNX Runtime only)
+ONNX_ONLY = "ONNX"
 
 #: forward() argument names per input kind, in order
 INPUT_NAMES: dict[str, tuple[str, ...]] = {
@@ -65,6 +69,7 @@ INPUT_NAMES: dict[str, tuple[str, ...]] = {
     "sequence": ("features", "mask"),
     "pointcloud": ("points", "features", "mask"),
     "observables": ("msoftdrop", "tau32"),
+    "blocks": (),  # named by the spec's blocks (InputSpec.input_names)
 }
 
 
@@ -92,7 +97,21 @@ class Artifact:
 
     @property
     def input_names(self) -> tuple[str, ...]:
+        """The model's inputs in forward() order (a ``blocks`` spec names its own)."""
+        if self.input_kind == "blocks" and self.spec is not None:
+            return tuple(self.spec.input_names or ())
         return INPUT_NAMES[self.input_kind]
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Output class names of a multi-class model (empty for a top-vs-QCD model)."""
+        return tuple(self.meta.get("classes") or ())
+
+    @property
+    def score_expression(self) -> str | None:
+        """The top score as an expression over :attr:`classes` (multi-class models)."""
+        rec = self.meta.get("score")
+        return str(rec) if rec else None
 
     def working_points(self) -> dict[str, float]:
         return dict(self.metrics.get("working_points", {}))
@@ -349,7 +368,12 @@ def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
         raise ArtifactError(msg)
     spec = InputSpec.from_dict(doc["input_spec"]) if doc.get("input_spec") else None
     metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").exists() else {}
-    if doc["class_name"] == "TorchScript":
+    if doc["class_name"] == ONNX_ONLY:
+        model = None  # the graph runs in ONNX Runtime (inference.backends), loaded there
+        if "model.onnx" not in _:
+            msg = f"artifact {path}: an imported ONNX model needs model.onnx in its manifest"
+            raise ArtifactError(msg)
+    elif doc["class_name"] == "TorchScript":
         import torch
 
         # TorchScript archives hold code: loaded only from an artifact the user named
@@ -392,7 +416,9 @@ def _check_spec_fits(path: Path, doc: dict[str, Any], spec: InputSpec | None, mo
         msg = f"artifact {path}: a {doc['input_kind']} model needs an input_spec"
         raise ArtifactError(msg)
     kw = doc.get("model_kwargs", {})
-    if spec.kind in ("sequence", "pointcloud"):
+    if spec.kind == "blocks":  # checked against the imported graph at import (weaver.importer)
+        pass
+    elif spec.kind in ("sequence", "pointcloud"):
         want = kw.get("input_dims", kw.get("input_dim"))
         if want is not None and int(want) != spec.n_features:
             msg = (

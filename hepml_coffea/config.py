@@ -40,9 +40,10 @@ class TaggerConfig:
     name : tagger name (field name of its score column, histogram category)
     path : absolute path of the artifact directory
     hash : the artifact's content hash (checked again when a worker loads it)
-    input_kind : ``"image"``, ``"sequence"``, ``"pointcloud"`` or ``"observables"``
+    input_kind : ``"image"``, ``"sequence"``, ``"pointcloud"``, ``"blocks"`` or ``"observables"``
     spec : the artifact's input spec as plain data (``None`` for observables)
     working_points : working-point name (e.g. ``"eS50"``) -> score threshold
+    classes : output classes of a multi-class (imported) model, empty otherwise
     """
 
     name: str
@@ -51,6 +52,7 @@ class TaggerConfig:
     input_kind: str
     spec: dict[str, Any] | None = None
     working_points: dict[str, float] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()
 
     @classmethod
     def from_artifact(cls, name_or_path: str | os.PathLike[str]) -> TaggerConfig:
@@ -65,6 +67,7 @@ class TaggerConfig:
             input_kind=art.input_kind,
             spec=_freeze(art.spec.to_dict()) if art.spec is not None else None,
             working_points={k: float(v) for k, v in art.working_points().items()},
+            classes=tuple(art.classes),
         )
 
     @property
@@ -76,8 +79,8 @@ class TaggerConfig:
         """
         if self.input_kind == "observables" or self.spec is None:
             return "observables"
-        if self.input_kind == "image":
-            return "image:" + json.dumps(self.spec, sort_keys=True)
+        if self.input_kind in ("image", "blocks"):
+            return f"{self.input_kind}:" + json.dumps(self.spec, sort_keys=True)
         particles = {k: self.spec.get(k) for k in ("features", "length", "points", "pad_mode")}
         return "particles:" + json.dumps(particles, sort_keys=True)
 

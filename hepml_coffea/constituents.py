@@ -91,6 +91,8 @@ class JetConstituents:
     flavour : which NanoAOD flavour the constituents came from
     counts : problems found, e.g. ``{"nonfinite": 2, "no_constituents": 1,
         "bad_association_rows": 0}``
+    svs : (n_jets, var) secondary-vertex records in file order (PFNano ``FatJetSVs``),
+        only when asked for with ``sv_fields=``
     """
 
     jets: ak.Array
@@ -100,6 +102,7 @@ class JetConstituents:
     valid: np.ndarray
     flavour: str
     counts: dict[str, int] = field(default_factory=dict)
+    svs: ak.Array | None = None
 
     def __len__(self) -> int:
         return len(self.jets)
@@ -115,6 +118,7 @@ class JetConstituents:
             valid=self.valid[mask],
             flavour=self.flavour,
             counts=dict(self.counts),
+            svs=None if self.svs is None else self.svs[mask],
         )
 
 
@@ -157,6 +161,7 @@ def fatjet_constituents(
     select: Callable[[ak.Array], np.ndarray] | None = None,
     cand_fields: Iterable[str] = (),
     jet_fields: Iterable[str] = (),
+    sv_fields: Iterable[str] = (),
 ) -> JetConstituents:
     """Return the selected fat jets of ``events`` and their pT-sorted constituents.
 
@@ -176,7 +181,13 @@ def fatjet_constituents(
     cand_fields : extra candidate branches to carry, e.g. ``spec.required_cand_fields()``
         (names of :data:`CAND_ALWAYS` are always there and ignored here); a branch the
         file lacks raises :class:`MissingBranchError` naming it
+        A field the candidate collection lacks but the association rows have (PFNano's
+        ``FatJetPFCands_btag*``: one value per jet-constituent pair) is taken from the rows.
     jet_fields : extra fat-jet branches to carry, e.g. ``spec.required_jet_fields()``
+    sv_fields : secondary-vertex fields to gather per jet (``spec.required_sv_fields()``),
+        from PFNano's ``FatJetSVs`` (rows with ``jetIdx``, file order); ``eta`` is
+        ``SV_eta[sVIdx]``, rebuilt from ``enration``, ``pt`` and ``mass`` (with the jet's
+        eta sign) where ``sVIdx`` is -1. Empty: no SVs are read
 
     Returns
     -------
@@ -200,7 +211,10 @@ def fatjet_constituents(
     extra_jet = [f for f in jet_fields if f not in JET_ALWAYS and f not in _JET_EXTRAS]
     # asked-for fields that must be in the file (charge can be inferred from pdgId)
     cand_have = set(ak.fields(cand))
-    cand_need = [f for f in cand_fields if f not in ("pt", "eta", "phi", "mass", "energy", "charge")]
+    assoc_have = set(ak.fields(assoc)) - {"jetIdx", idx_name}
+    from_rows = [f for f in extra_cand if f not in cand_have and f in assoc_have]
+    cand_need = [f for f in cand_fields if f not in ("pt", "eta", "phi", "mass", "energy", "charge")
+                 and f not in from_rows]
     if "charge" in cand_fields and not ({"charge", "pdgId"} & cand_have):
         cand_need.append("charge")
     for coll, name, need in (
@@ -244,6 +258,7 @@ def fatjet_constituents(
         )
         raise InvalidAssociationError(msg)
     good = ~bad
+    row_ids = np.flatnonzero(good)  # association rows kept (for per-row fields)
     row_event, row_jet, row_cand = row_event[good], row_jet[good], row_cand[good]
     gjet = jet_off[row_event] + row_jet  # global jet index of each row
     gcand = cand_off[row_event] + row_cand
@@ -279,6 +294,7 @@ def fatjet_constituents(
     # only the constituents of kept jets are gathered (memory scales with the selection)
     row_keep = keep[gjet]
     gjet, gcand = gjet[row_keep], gcand[row_keep]
+    row_ids = row_ids[row_keep]
 
     cfields = ak.fields(cand)
     c_pt = _flat_at(cand.pt, gcand)
@@ -308,6 +324,8 @@ def fatjet_constituents(
     for extra in (*_CAND_EXTRAS, *extra_cand):
         if extra in cfields:
             cols[extra] = _flat_at(cand[extra], gcand)[order]
+        elif extra in from_rows:
+            cols[extra] = _flat_at(assoc[extra], row_ids)[order]
     cands_all = ak.unflatten(ak.zip(cols, depth_limit=1), counts)
 
     finite_jet = np.isfinite(j_pt) & np.isfinite(j_eta) & np.isfinite(j_phi) & np.isfinite(j_mass)
@@ -324,6 +342,8 @@ def fatjet_constituents(
         "bad_association_rows": n_bad,
         "nonfinite_rejected": int((~keep & ~finite_jet).sum()),
     }
+    sv_fields = tuple(dict.fromkeys(str(f) for f in sv_fields))
+    svs = _fatjet_svs(events, sv_fields, jet_off, n_jets_total, jcols)[keep] if sv_fields else None
     return JetConstituents(
         jets=jets_all[keep],
         cands=cands_all[keep],
@@ -332,4 +352,72 @@ def fatjet_constituents(
         valid=valid[keep],
         flavour=flavour,
         counts=result_counts,
+        svs=svs,
     )
+
+
+def _fatjet_svs(events: Any, fields: tuple[str, ...], jet_off: np.ndarray, n_jets: int,
+                jcols: dict[str, np.ndarray]) -> ak.Array:
+    """Secondary vertices of every fat jet, ``(n_jets, var)`` records of ``fields`` (file order).
+
+    Shapes:
+        -> ``(n_jets, var)``
+    """
+    have = set(ak.fields(events))
+    if "FatJetSVs" not in have:
+        msg = ("the model reads secondary vertices (sv_* inputs) but the file has no FatJetSVs collection "
+               "(PFNano's FatJetSVs_*); use a PFNano file with SVs or a model without sv inputs")
+        raise MissingBranchError(msg)
+    svc = events["FatJetSVs"]
+    sfields = set(ak.fields(svc))
+    missing = [f for f in ("jetIdx", *fields) if f not in sfields and f != "eta"]
+    if missing:
+        msg = f"the model reads FatJetSVs_{', FatJetSVs_'.join(missing)}, which this file lacks (it has {sorted(sfields)})"
+        raise MissingBranchError(msg)
+    n_ev = np.asarray(ak.to_numpy(ak.num(svc.jetIdx, axis=1)), dtype=np.int64)
+    row_event = np.repeat(np.arange(len(n_ev)), n_ev)
+    row_jet = _flat(svc.jetIdx, np.int64)
+    n_jet_ev = np.diff(jet_off)
+    ok = (row_jet >= 0) & (row_jet < n_jet_ev[row_event])
+    gjet = jet_off[row_event[ok]] + row_jet[ok]
+    order = np.argsort(gjet, kind="stable")
+    cols: dict[str, np.ndarray] = {}
+    for f in fields:
+        if f == "eta":
+            vals = _sv_eta(events, svc, row_event, jet_off, jcols)[ok]
+        else:
+            vals = _flat(svc[f])[ok]
+        cols[f] = vals[order]
+    counts = np.bincount(gjet, minlength=n_jets)
+    if not cols:
+        cols["jetIdx"] = row_jet[ok][order].astype(np.float64)
+    return ak.unflatten(ak.zip(cols, depth_limit=1), counts)
+
+
+def _sv_eta(events: Any, svc: Any, row_event: np.ndarray, jet_off: np.ndarray,
+            jcols: dict[str, np.ndarray]) -> np.ndarray:
+    """Per FatJetSVs row: ``SV_eta[sVIdx]``; where ``sVIdx`` is -1, rebuilt from the SV's energy
+    ``enration * E_jet`` and its pt and mass (``|eta| = arccosh(p / pt)``, the jet's sign)."""
+    sfields = set(ak.fields(svc))
+    need = [f for f in ("sVIdx", "enration", "pt", "mass") if f not in sfields]
+    if need:
+        msg = f"SV eta needs FatJetSVs_{', FatJetSVs_'.join(need)}, which this file lacks"
+        raise MissingBranchError(msg)
+    sv_idx = _flat(svc.sVIdx, np.int64)
+    out = np.full(len(sv_idx), np.nan)
+    if "SV" in set(ak.fields(events)) and "eta" in set(ak.fields(events["SV"])):
+        n_sv = np.asarray(ak.to_numpy(ak.num(events["SV"].eta, axis=1)), dtype=np.int64)
+        sv_off = _offsets(n_sv)
+        has = (sv_idx >= 0) & (sv_idx < n_sv[row_event])
+        out[has] = _flat(events["SV"].eta)[sv_off[row_event[has]] + sv_idx[has]]
+    rebuild = np.isnan(out)
+    if rebuild.any():
+        row_jet = _flat(svc.jetIdx, np.int64)
+        gj = np.clip(jet_off[row_event] + row_jet, 0, max(0, len(jcols["energy"]) - 1))
+        e = _flat(svc.enration) * jcols["energy"][gj] if len(jcols["energy"]) else np.zeros(len(sv_idx))
+        pt, m = _flat(svc.pt), _flat(svc.mass)
+        p = np.sqrt(np.maximum(e * e - m * m, 0.0))
+        abs_eta = np.arccosh(np.maximum(p / np.maximum(pt, 1e-9), 1.0))
+        sign = np.where(jcols["eta"][gj] > 0, 1.0, -1.0) if len(jcols["eta"]) else 1.0
+        out[rebuild] = (sign * abs_eta)[rebuild]
+    return out

@@ -84,33 +84,46 @@ class JetScores:
     n_fatjets: int
     fatjet_counts: np.ndarray
     counts: dict[str, int] = field(default_factory=dict)
+    classes: dict[str, tuple[tuple[str, ...], np.ndarray]] = field(default_factory=dict)
 
     def jagged(self) -> ak.Array:
         """Scores with the structure of ``events.FatJet``: record of one option-float field
-        per tagger, ``None`` where a jet was not scored."""
+        per tagger, ``None`` where a jet was not scored (a record ``{score, <class>...}`` for
+        a tagger whose class probabilities were asked for)."""
         offsets = np.concatenate([[0], np.cumsum(self.fatjet_counts)]).astype(np.int64)
         flat_index = offsets[self.jets.event_index] + self.jets.jet_index
+
+        def column(values: np.ndarray) -> ak.Array:
+            full = np.full(self.n_fatjets, np.nan, dtype=np.float32)
+            full[flat_index] = values
+            return ak.unflatten(ak.mask(full, np.isfinite(full)), self.fatjet_counts)
+
         columns = {}
         for name, s in self.scores.items():
-            full = np.full(self.n_fatjets, np.nan, dtype=np.float32)
-            full[flat_index] = s
-            col = ak.mask(full, np.isfinite(full))
-            columns[name] = ak.unflatten(col, self.fatjet_counts)
+            if name in self.classes:
+                names, probs = self.classes[name]
+                rec = {"score": column(s), **{c: column(probs[:, i]) for i, c in enumerate(names)}}
+                columns[name] = ak.zip(rec, depth_limit=2)
+            else:
+                columns[name] = column(s)
         return ak.zip(columns, depth_limit=2)
 
 
-def _required_fields(taggers: Sequence[TaggerConfig]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Candidate and jet branches the taggers' input specs read (beyond the standard ones)."""
+def _required_fields(taggers: Sequence[TaggerConfig]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Candidate, jet and secondary-vertex fields the taggers' input specs read (beyond the
+    standard ones)."""
     from hepml_coffea.representations import InputSpec
 
     cand: set[str] = set()
     jet: set[str] = set()
+    sv: set[str] = set()
     for t in taggers:
         if t.spec is not None and t.input_kind != "observables":
             spec = InputSpec.from_dict(dict(t.spec))
             cand.update(spec.required_cand_fields())
             jet.update(spec.required_jet_fields())
-    return tuple(sorted(cand)), tuple(sorted(jet))
+            sv.update(spec.required_sv_fields())
+    return tuple(sorted(cand)), tuple(sorted(jet)), tuple(sorted(sv))
 
 
 def _events_of(events_or_fatjets: Any) -> Any:
@@ -157,6 +170,8 @@ class FatJetTagger:
         does not grow with the chunk size
     on_invalid : association rows pointing outside the collections ``"raise"`` an error
         or are dropped and counted (``"skip"``)
+    classes : for multi-class taggers (imported weaver models), return every class
+        probability too: the tagger's field becomes a record ``{score, <class>, ...}``
     """
 
     def __init__(
@@ -171,6 +186,7 @@ class FatJetTagger:
         jet_block: int = 8192,
         on_invalid: str = "raise",
         default_taggers: tuple[str, ...] = (),
+        classes: bool = False,
     ) -> None:
         if amp not in _AMPS:
             msg = f"amp must be None, 'bf16' or 'fp16', got {amp!r}"
@@ -192,7 +208,8 @@ class FatJetTagger:
         self.backend = backend
         self.jet_block = max(1, int(jet_block))
         self.on_invalid = on_invalid
-        self.cand_fields, self.jet_fields = _required_fields(self.taggers)
+        self.cand_fields, self.jet_fields, self.sv_fields = _required_fields(self.taggers)
+        self.classes = bool(classes)
 
     @property
     def names(self) -> list[str]:
@@ -230,8 +247,10 @@ class FatJetTagger:
             fatjet_counts = np.asarray(ak.to_numpy(ak.num(fatjets.pt, axis=1)), dtype=np.int64) if len(events) \
                 else np.zeros(0, dtype=np.int64)
             jc = fatjet_constituents(events, jet_mask=mask, on_invalid=self.on_invalid, select=select,
-                                     cand_fields=self.cand_fields, jet_fields=self.jet_fields)
-        scores = self.score_constituents(jc, timer=timer)
+                                     cand_fields=self.cand_fields, jet_fields=self.jet_fields,
+                                     sv_fields=self.sv_fields)
+        classes: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
+        scores = self.score_constituents(jc, timer=timer, classes_out=classes if self.classes else None)
         not_scored = {f"not_scored:{n}": int(np.sum(jc.valid & ~np.isfinite(s))) for n, s in scores.items()}
         counts = {
             "selected": len(jc),
@@ -242,29 +261,45 @@ class FatJetTagger:
             **not_scored,
         }
         return JetScores(jets=jc, scores=scores, n_fatjets=int(fatjet_counts.sum()),
-                         fatjet_counts=fatjet_counts, counts=counts)
+                         fatjet_counts=fatjet_counts, counts=counts, classes=classes)
 
-    def score_constituents(self, jc: JetConstituents, *, timer: StageTimer | None = None) -> dict[str, np.ndarray]:
+    def score_constituents(
+        self,
+        jc: JetConstituents,
+        *,
+        timer: StageTimer | None = None,
+        classes_out: dict[str, tuple[tuple[str, ...], np.ndarray]] | None = None,
+    ) -> dict[str, np.ndarray]:
         """Scores (float32, NaN where not scored) of every tagger for the jets of ``jc``.
 
         Only valid jets (finite, with constituents) are given to the models; the others
-        get NaN. Shapes: ``jc`` of N jets -> each score (N,).
+        get NaN. With ``classes_out`` (a dict, filled here) the class probabilities of the
+        multi-class taggers too, ``name -> (class names, (N, n_classes))``, NaN rows where
+        not scored. Shapes: ``jc`` of N jets -> each score (N,).
         """
         timer = timer or StageTimer()
         n = len(jc)
         out = {t.name: np.full(n, np.nan, dtype=np.float32) for t in self.taggers}
+        if classes_out is not None:
+            for t in self.taggers:
+                if t.classes:
+                    classes_out[t.name] = (t.classes, np.full((n, len(t.classes)), np.nan, dtype=np.float32))
         valid_idx = np.flatnonzero(jc.valid)
         for a in range(0, len(valid_idx), self.jet_block):
             idx = valid_idx[a:a + self.jet_block]
             block_mask = np.zeros(n, dtype=bool)
             block_mask[idx] = True
             block = jc.select(block_mask) if len(idx) != n else jc
-            for name, s in self._score_block(block, timer).items():
+            probs: dict[str, np.ndarray] = {}
+            for name, s in self._score_block(block, timer, probs if classes_out is not None else None).items():
                 out[name][idx] = s
+            for name, p in probs.items():
+                classes_out[name][1][idx] = p  # type: ignore[index]
         return out
 
     # ------------------------------------------------------------------ internals
-    def _score_block(self, good: JetConstituents, timer: StageTimer) -> dict[str, np.ndarray]:
+    def _score_block(self, good: JetConstituents, timer: StageTimer,
+                     probs: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Scores of every tagger for the (valid) jets of ``good``; each representation built once."""
         from hepml_coffea.inference.engine import get_tagger
 
@@ -282,7 +317,13 @@ class FatJetTagger:
 
                     msg = f"artifact {t.path} changed since the tagger was configured (hash mismatch)"
                     raise ArtifactError(msg)
-                scores[t.name] = tagger.predict(built[key], batch_size=self.batch_size)
+                if probs is not None and t.classes:
+                    from hepml_coffea.inference.engine import class_score
+
+                    probs[t.name] = tagger.predict_classes(built[key], batch_size=self.batch_size)
+                    scores[t.name] = class_score(tagger.artifact, probs[t.name])
+                else:
+                    scores[t.name] = tagger.predict(built[key], batch_size=self.batch_size)
         return scores
 
     def _build(self, t: TaggerConfig, good: JetConstituents) -> Mapping[str, np.ndarray]:
@@ -297,7 +338,7 @@ class FatJetTagger:
             o.input_kind == "pointcloud" and o.build_key == t.build_key for o in self.taggers
         ):
             spec_doc["kind"] = "pointcloud"
-        return build(good.cands, good.jets, InputSpec.from_dict(spec_doc))
+        return build(good.cands, good.jets, InputSpec.from_dict(spec_doc), svs=good.svs)
 
 
 def score_fatjets(
@@ -309,6 +350,7 @@ def score_fatjets(
     amp: str | None = None,
     batch_size: int | None = None,
     backend: str = "auto",
+    classes: bool = False,
 ) -> ak.Array:
     """Tagger scores as a column beside ``events.FatJet`` (one call; see :class:`FatJetTagger`).
 
@@ -318,7 +360,7 @@ def score_fatjets(
     taggers : shipped tagger names or artifact directories
     selection : ``None`` (every fat jet), a :class:`Selection`, or a jagged boolean mask
         with the structure of ``events.FatJet``
-    device, amp, batch_size, backend : see :class:`FatJetTagger`
+    device, amp, batch_size, backend, classes : see :class:`FatJetTagger`
 
     Returns
     -------
@@ -337,6 +379,6 @@ def score_fatjets(
     """
     if isinstance(selection, Selection) or selection is None:
         return FatJetTagger(taggers, selection=selection, device=device, amp=amp, batch_size=batch_size,
-                            backend=backend)(events_or_fatjets)
-    tagger = FatJetTagger(taggers, device=device, amp=amp, batch_size=batch_size, backend=backend)
+                            backend=backend, classes=classes)(events_or_fatjets)
+    tagger = FatJetTagger(taggers, device=device, amp=amp, batch_size=batch_size, backend=backend, classes=classes)
     return tagger(events_or_fatjets, mask=selection)

@@ -137,6 +137,8 @@ def synthetic_inputs(artifact: Artifact, n: int = 512, seed: int = 0, mean_count
             img[i][:, hits[:, 0], hits[:, 1]] = rng.exponential(size=(c, 60))
         img /= np.maximum(img.sum(axis=(2, 3), keepdims=True), 1e-9)
         return {"image": img}
+    if spec.kind == "blocks":
+        return _synthetic_blocks(spec, n, rng, mean_count)
     p = spec.length
     counts = np.clip(rng.poisson(mean_count, n), 0, p)
     counts[: min(n, 2)] = 0
@@ -146,6 +148,43 @@ def synthetic_inputs(artifact: Artifact, n: int = 512, seed: int = 0, mean_count
     if spec.kind == "pointcloud":
         out["points"] = rng.normal(scale=0.3, size=(n, 2, p)).astype(np.float32) * mask
     return out
+
+
+def _is_mask_block(block: Any) -> bool:
+    return all(v.name.replace(" ", "").startswith("ones_like(") and v.center == 0 and v.scale == 1 for v in block.vars)
+
+
+def _synthetic_blocks(spec: Any, n: int, rng: np.random.Generator, mean_count: float) -> dict[str, np.ndarray]:
+    """Random inputs for a ``blocks`` spec: Poisson(``mean_count``) constituents (a few
+    empty and full jets) and Poisson(2) secondary vertices per jet; mask blocks 1/0,
+    coordinates and features normal on real slots, 0 on padding.
+
+    Shapes:
+        -> per block name, (n, C, P) float32
+    """
+    out: dict[str, np.ndarray] = {}
+    counts: dict[str, np.ndarray] = {}
+    for b in spec.blocks:
+        c = counts.get(b.collection)
+        if c is None:
+            c = rng.poisson(mean_count if b.collection == "pf" else 2.0, n)
+            c[: min(n, 2)] = 0 if b.collection == "sv" else 1
+            c[2 : min(n, 4)] = b.length
+            counts[b.collection] = c
+        mask = (np.arange(b.length)[None, None, :] < np.minimum(c, b.length)[:, None, None]).astype(np.float32)
+        if _is_mask_block(b):
+            out[b.name] = np.repeat(mask, len(b.vars), axis=1)
+        else:
+            out[b.name] = rng.normal(scale=0.5, size=(n, len(b.vars), b.length)).astype(np.float32) * mask
+    return out
+
+
+def mask_input(artifact: Artifact) -> str | None:
+    """The name of the artifact's constituent mask input (``None`` if it has none)."""
+    spec = artifact.spec
+    if artifact.input_kind == "blocks" and spec is not None:
+        return spec.mask_block
+    return "mask" if "mask" in artifact.input_names else None
 
 
 # --------------------------------------------------------------------------- ONNX
@@ -202,11 +241,15 @@ def _logits_torch(module: Any, arrays: list[np.ndarray]) -> np.ndarray:
 
 
 def _scores(logits: np.ndarray) -> np.ndarray:
+    """Top scores of (N, 2) / (N,) logits; class probabilities (N, C) of multi-class logits."""
     import torch
 
     from hepml_coffea.inference.batching import scores_from_output
 
-    return scores_from_output(torch.from_numpy(np.ascontiguousarray(logits))).numpy()
+    t = torch.from_numpy(np.ascontiguousarray(logits))
+    if t.ndim == 2 and t.shape[1] > 2:
+        return torch.softmax(t.float(), dim=1).numpy()
+    return scores_from_output(t).numpy()
 
 
 def _compare(artifact: Artifact, session: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -218,8 +261,10 @@ def _compare(artifact: Artifact, session: Any, inputs: Mapping[str, np.ndarray])
     names = list(artifact.input_names)
     arrays = [np.asarray(inputs[k], dtype=np.float32) for k in names]
     cuts: list[int | None] = [None]
-    if "mask" in names:
-        p = arrays[0].shape[-1]
+    mname = mask_input(artifact)
+    trim = mname is not None and (artifact.input_kind != "blocks" or artifact.meta.get("trim_padding"))
+    if trim:
+        p = arrays[names.index(mname)].shape[-1]
         cuts += sorted({max(1, p // 3), max(1, min(p, 5))})
     worst = {"max_abs_score_diff": 0.0, "max_rel_logit_diff": 0.0}
     for cut in cuts:
@@ -228,12 +273,21 @@ def _compare(artifact: Artifact, session: Any, inputs: Mapping[str, np.ndarray])
         else:
             from hepml_coffea.inference.batching import padded_lengths
 
-            keep = padded_lengths(arrays[names.index("mask")]) <= cut
+            keep = padded_lengths(arrays[names.index(mname)]) <= cut
             sub = [np.ascontiguousarray(a[keep][..., :cut]) for a in arrays]
             if not len(sub[0]):
                 continue
         ref = _logits_torch(artifact.model, sub)
-        got = session.run(["logits"], dict(zip(names, sub)))[0] if hasattr(session, "run") else session(sub)
+        if hasattr(session, "run"):
+            out_name = session.get_outputs()[0].name
+            got = session.run([out_name], dict(zip(names, sub)))[0]
+        else:
+            got = session(sub)
+        if artifact.classes and (artifact.meta.get("onnx_output") or {}).get("kind") == "probabilities" \
+                and hasattr(session, "run"):  # an imported graph with a softmax: compare probabilities
+            probs = _scores(ref)
+            worst["max_abs_score_diff"] = max(worst["max_abs_score_diff"], float(np.abs(probs - got).max()))
+            continue
         worst["max_abs_score_diff"] = max(worst["max_abs_score_diff"], float(np.abs(_scores(ref) - _scores(got)).max()))
         rel = np.abs(ref - got) / np.maximum(1.0, np.abs(ref))
         worst["max_rel_logit_diff"] = max(worst["max_rel_logit_diff"], float(rel.max()))
@@ -349,13 +403,16 @@ def _aoti_bytes(artifact: Artifact, *, topk_knn: bool = True, freezing: bool = T
     module = exportable_module(artifact.model)
     names = list(artifact.input_names)
     example = synthetic_inputs(artifact, n=8)
-    if "mask" in names:  # every jet real up to the full length: nothing specialises the particle axis
-        example["mask"][:] = 1.0
+    mname = mask_input(artifact)
+    if mname is not None:  # every jet real up to the full length: nothing specialises the particle axis
+        example[mname][:] = 1.0
     args = tuple(torch.from_numpy(example[k]) for k in names)
     jets = torch.export.Dim("jets", min=1)
-    if "mask" in names:
-        particles = torch.export.Dim("particles", min=1, max=int(example[names[0]].shape[-1]))
-        shapes = {k: {0: jets, 2: particles} for k in names}
+    if mname is not None:
+        p = int(example[mname].shape[-1])
+        particles = torch.export.Dim("particles", min=1, max=p)
+        # inputs on the constituent axis (same length as the mask) are trimmed by the engine
+        shapes = {k: ({0: jets, 2: particles} if example[k].shape[-1] == p else {0: jets}) for k in names}
     else:
         shapes = {k: {0: jets} for k in names}
     from hepml_coffea.representations import graph as _knn
@@ -460,6 +517,7 @@ class _OnnxRunner:
     """Runs one batch (numpy arrays in input order) in an ONNX Runtime session -> scores."""
 
     backend = "onnxruntime"
+    takes_numpy = True
 
     def __init__(self, session: Any, names: tuple[str, ...]) -> None:
         self.session = session
@@ -468,6 +526,24 @@ class _OnnxRunner:
     def __call__(self, arrays: list[np.ndarray]) -> np.ndarray:
         logits = self.session.run(["logits"], dict(zip(self.names, arrays)))[0]
         return _scores(logits)
+
+
+class _ClassesOnnxRunner(_OnnxRunner):
+    """An imported multi-class graph (weaver's ONNX): one batch -> class probabilities
+    ``(n, n_classes)``; a graph whose output is logits (recorded at import) gets a softmax."""
+
+    def __init__(self, session: Any, names: tuple[str, ...], output: str, logits: bool) -> None:
+        super().__init__(session, names)
+        self.output = output
+        self.logits = logits
+
+    def __call__(self, arrays: list[np.ndarray]) -> np.ndarray:
+        out = np.asarray(self.session.run([self.output], dict(zip(self.names, arrays)))[0], dtype=np.float32)
+        if self.logits:
+            out = out - out.max(axis=1, keepdims=True)
+            np.exp(out, out=out)
+            out /= out.sum(axis=1, keepdims=True)
+        return out
 
 
 class _AotiRunner:
@@ -547,6 +623,10 @@ def make_runner(artifact: Artifact, model: Any, backend: str, *, strict: bool) -
         except ImportError as err:
             msg = f"backend 'onnxruntime' needs the onnxruntime package ({err}); pip install onnxruntime"
             return _unavailable(artifact, model, backend, msg, strict)
+        if artifact.classes:
+            rec = artifact.meta.get("onnx_output") or {}
+            return _ClassesOnnxRunner(session, artifact.input_names, str(rec.get("name", "logits")),
+                                      rec.get("kind", "logits") == "logits")
         return _OnnxRunner(session, artifact.input_names)
     if backend == "aoti":
         data = _verified_bytes(artifact, AOTI_FILE)

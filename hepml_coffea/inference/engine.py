@@ -45,6 +45,7 @@ from hepml_coffea.artifacts import (
 __all__ = [
     "BACKENDS",
     "PADDING_FREE",
+    "class_score",
     "Tagger",
     "cache_info",
     "clear_cache",
@@ -126,23 +127,99 @@ class Tagger:
             image: (N, C, H, W); features: (N, C, P); points: (N, 2, P); mask: (N, 1, P);
             msoftdrop, tau32: (N,) -> (N,)
         """
+        if self.artifact.classes:
+            return class_score(self.artifact, self.predict_classes(inputs, batch_size=batch_size))
+        return self._run(inputs, batch_size, head=None)
+
+    def predict_classes(self, inputs: Mapping[str, np.ndarray], *, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities of a multi-class model (an imported weaver model).
+
+        Returns
+        -------
+        np.ndarray
+            float32 ``(N, len(artifact.classes))``, rows summing to 1.
+
+        Shapes:
+            each input ``(N, C_b, P_b)`` -> ``(N, n_classes)``
+        """
+        if not self.artifact.classes:
+            msg = f"tagger {self.name!r} is a top-vs-QCD model without classes; use predict()"
+            raise ValueError(msg)
+        return self._run(inputs, batch_size, head=_softmax_rows)
+
+    def _run(self, inputs: Mapping[str, np.ndarray], batch_size: int | None, head: Any) -> np.ndarray:
         arrays = _take_inputs(self, inputs)
         if self.input_kind == "observables":
             return _score_observables(self.model, arrays[0], arrays[1])
         lengths = None
         if self.trims_padding:
-            lengths = padded_lengths(arrays[self.input_names.index("mask")])
+            lengths = padded_lengths(arrays[self.input_names.index(self.mask_name)])
         runner = self.model if self.runner is None else self.runner
-        if self.backend == "onnxruntime":
-            return predict_numpy(runner, arrays, batch_size=batch_size, lengths=lengths)
-        return predict(runner, arrays, device=self.device, batch_size=batch_size, amp=self.amp, lengths=lengths)
+        width = len(self.artifact.classes) if head is not None else None
+        if getattr(runner, "takes_numpy", False):
+            return predict_numpy(runner, arrays, batch_size=batch_size, lengths=lengths, width=width)
+        return predict(runner, arrays, device=self.device, batch_size=batch_size, amp=self.amp, lengths=lengths,
+                       head=head, width=width)
+
+    @property
+    def mask_name(self) -> str:
+        """The input holding the constituent mask (``mask``, or a blocks spec's mask block)."""
+        spec = self.artifact.spec
+        if self.input_kind == "blocks" and spec is not None and spec.mask_block:
+            return spec.mask_block
+        return "mask"
 
     @property
     def trims_padding(self) -> bool:
         """Whether batches are sorted by constituent count and trimmed to their longest jet:
         only for the registry's masked models, whose scores do not depend on padding
         (a TorchScript model brought by the user is run on its inputs as given)."""
+        if self.input_kind == "blocks":  # measured at import: outputs equal trimmed and untrimmed
+            return bool(self.artifact.meta.get("trim_padding")) and self.mask_name in self.input_names
         return self.artifact.class_name in PADDING_FREE and "mask" in self.input_names
+
+
+def _softmax_rows(out: Any) -> Any:
+    """(N, C) logits -> (N, C) probabilities (torch)."""
+    import torch
+
+    return torch.softmax(out.float(), dim=1)
+
+
+def class_score(artifact: Artifact, probs: np.ndarray) -> np.ndarray:
+    """The artifact's score expression (e.g. ``Tbqq / (Tbqq + QCD)``) on class probabilities.
+
+    Shapes:
+        probs ``(N, n_classes)`` -> ``(N,)`` float32
+    """
+    from hepml_coffea.representations.expressions import parse_expression
+
+    expr = artifact.score_expression
+    if not expr:
+        msg = f"artifact {artifact.path}: a multi-class model needs a score expression in model.yaml"
+        raise ArtifactError(msg)
+    return parse_expression(expr).evaluate(_ClassColumns(artifact.classes, probs)).astype(np.float32)
+
+
+class _ClassColumns:
+    """What a score expression reads: one column per class, by name (one row per jet)."""
+
+    def __init__(self, classes: tuple[str, ...], probs: np.ndarray) -> None:
+        self.index = {c: i for i, c in enumerate(classes)}
+        self.probs = np.asarray(probs, dtype=np.float64)
+        n = len(self.probs)
+        self.n_constituents = n
+        self.counts = np.ones(n, dtype=np.int64)
+        self.starts = np.arange(n, dtype=np.int64)
+
+    def cand(self, name: str) -> np.ndarray:
+        return self.probs[:, self.index[name]]
+
+    def jet(self, name: str) -> np.ndarray:
+        return self.cand(name)
+
+    def jet_of_constituent(self) -> np.ndarray:
+        return self.starts
 
 
 def _take_inputs(tagger: Tagger, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -183,6 +260,12 @@ def resolve_backend(backend: str, device: str, artifact: Artifact) -> str:
         raise ValueError(msg)
     if artifact.input_kind == "observables":
         return "numpy"
+    if artifact.model is None:  # an imported ONNX graph without torch weights
+        if backend not in ("auto", "onnxruntime"):
+            msg = (f"tagger {artifact.name!r} is an imported ONNX graph without torch weights: it runs only "
+                   f"in ONNX Runtime (backend 'auto' or 'onnxruntime', not {backend!r})")
+            raise ValueError(msg)
+        return "onnxruntime"
     cuda = device.startswith("cuda")
     if backend == "auto":
         return "torch" if cuda else (artifact.cpu_backend or "torch")
@@ -247,7 +330,10 @@ def get_tagger(
         art = load_artifact(apath)
         chosen = resolve_backend(backend, dev, art)
         model = art.model
-        if art.input_kind != "observables":  # torch model: resident on its device
+        if model is None and dev != "cpu":
+            log.info("tagger %s is an ONNX graph: it runs in ONNX Runtime on the CPU of this %s worker", art.name, dev)
+            dev = "cpu"
+        if model is not None and art.input_kind != "observables":  # torch model: resident on its device
             model = model.to(dev).eval()
             for p in model.parameters():
                 p.requires_grad_(False)
@@ -345,6 +431,8 @@ def predict(
     min_batch_size: int = 1,
     on_oom: Callable[[int], None] | None = None,
     lengths: np.ndarray | None = None,
+    head: Callable[[Any], Any] | None = None,
+    width: int | None = None,
 ) -> np.ndarray:
     """Scores (float32, (N,)) of ``model`` on ``inputs`` (numpy arrays, first axis = jets).
 
@@ -362,9 +450,12 @@ def predict(
         jets are batched in order of length and every input is trimmed on its last
         axis to the longest jet of its batch: only for models whose output does not
         depend on padding (the registry's PFN, LSTM and ParticleNet)
+    head : maps the model's output tensor to per-jet rows (default
+        :func:`scores_from_output`: the top score); with ``width`` the rows are
+        ``(width,)`` (e.g. class probabilities) and the result ``(N, width)``
 
     Shapes:
-        inputs: each (N, ...) -> (N,)
+        inputs: each (N, ...) -> (N,), or (N, width) with ``width``
 
     On CUDA the batches go through two pinned host buffers and a side copy stream, so
     the copy of batch ``i + 1`` overlaps the computation of batch ``i``; the scores
@@ -373,7 +464,8 @@ def predict(
     import torch
 
     n = _n_jets(inputs)
-    out = np.empty(n, dtype=np.float32)
+    out = np.empty((n,) if width is None else (n, width), dtype=np.float32)
+    head = head or scores_from_output
     if n == 0:
         return out
     if amp not in (None, "bf16", "fp16"):
@@ -384,9 +476,9 @@ def predict(
     bs = max(1, int(batch_size or default_batch_size(device)))
     with torch.inference_mode():
         if device.startswith("cuda"):
-            _predict_cuda(model, arrays, plan, out, device, bs, amp, min_batch_size, on_oom)
+            _predict_cuda(model, arrays, plan, out, device, bs, amp, min_batch_size, on_oom, head)
         else:
-            _predict_host(lambda args: scores_from_output(_forward(model, [torch.from_numpy(x) for x in args])).numpy(),
+            _predict_host(lambda args: head(_forward(model, [torch.from_numpy(x) for x in args])).numpy(),
                           arrays, plan, out, bs, min_batch_size, on_oom)
     return out
 
@@ -408,15 +500,17 @@ def predict_numpy(
     lengths: np.ndarray | None = None,
     min_batch_size: int = 1,
     on_oom: Callable[[int], None] | None = None,
+    width: int | None = None,
 ) -> np.ndarray:
     """Like :func:`predict` on CPU for a runner that takes numpy arrays (ONNX Runtime):
-    ``run(batch_arrays) -> scores``; same batching, bucketing and trimming.
+    ``run(batch_arrays) -> scores`` (or ``(n, width)`` rows, e.g. class probabilities, with
+    ``width``); same batching, bucketing and trimming.
 
     Shapes:
-        inputs: each (N, ...) -> (N,)
+        inputs: each (N, ...) -> (N,), or (N, width) with ``width``
     """
     n = _n_jets(inputs)
-    out = np.empty(n, dtype=np.float32)
+    out = np.empty((n,) if width is None else (n, width), dtype=np.float32)
     if n == 0:
         return out
     arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in inputs]
@@ -479,6 +573,7 @@ def _predict_cuda(
     amp: str | None,
     min_batch_size: int,
     on_oom: Callable[[int], None] | None,
+    head: Callable[[Any], Any] = scores_from_output,
 ) -> None:
     """CUDA loop: double-buffered pinned staging, copies on a side stream, one sync."""
     import torch
@@ -527,7 +622,7 @@ def _predict_cuda(
                         res = _forward(model, dev)
                 else:
                     res = _forward(model, dev)
-                results.append((b.rows, scores_from_output(res)))
+                results.append((b.rows, head(res)))
                 start += len(dev[0])
                 k += 1
                 # stage the next batch while the GPU computes this one

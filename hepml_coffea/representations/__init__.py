@@ -6,6 +6,7 @@ Pure functions of ``(cands, jets, spec)``; training and inference share them.
 * :func:`build_pointcloud` -> adds ``"points" (N, 2, P)`` (weaver ParticleNet contract)
 * :func:`build_image` -> ``(N, n_channels, npix, npix)``
 * :func:`knn_edges`, :func:`knn_indices`, :func:`to_pyg_batch`: kNN graphs in pure torch
+* :func:`build_blocks` -> one ``(N, C, P)`` array per named input (weaver data configs)
 * :func:`build`: dispatch on ``spec.kind``
 
 Features are registered names (:data:`FEATURES`) or expressions written in the spec
@@ -32,12 +33,15 @@ from .features import (
     safe_log,
     wrap_phi,
 )
+from .blocks import build_blocks
 from .graph import knn_edges, knn_indices, to_pyg_batch
 from .image import build_image
 from .pointcloud import build_pointcloud
 from .sequence import build_sequence
 from .spec import (
+    COLLECTIONS,
     IMAGE_CHANNELS,
+    BlockSpec,
     InputSpec,
     VarSpec,
     default_image_spec,
@@ -46,6 +50,9 @@ from .spec import (
 )
 
 __all__ = [
+    "COLLECTIONS",
+    "BlockSpec",
+    "build_blocks",
     "FEATURES",
     "FUNCTIONS",
     "IMAGE_CHANNELS",
@@ -77,7 +84,7 @@ __all__ = [
 ]
 
 
-def build(cands: ak.Array, jets: ak.Array, spec: InputSpec) -> dict[str, np.ndarray]:
+def build(cands: ak.Array, jets: ak.Array, spec: InputSpec, svs: ak.Array | None = None) -> dict[str, np.ndarray]:
     """Build the representation named by ``spec.kind``.
 
     Parameters
@@ -106,4 +113,6 @@ def build(cands: ak.Array, jets: ak.Array, spec: InputSpec) -> dict[str, np.ndar
         return build_pointcloud(cands, jets, spec)
     if spec.kind == "image":
         return {"image": build_image(cands, jets, spec)}
+    if spec.kind == "blocks":
+        return build_blocks(cands, jets, spec, svs)
     raise ValueError(f"unknown spec kind {spec.kind!r}")

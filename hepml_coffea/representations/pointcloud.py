@@ -41,6 +41,6 @@ def build_pointcloud(cands: ak.Array, jets: ak.Array, spec: InputSpec) -> dict[s
     flat = _flatten(cands, jets)
     P = spec.length
     mask, lengths = _mask_lengths(flat.counts, P)
-    points = _padded(flat, [VarSpec(p) for p in spec.points], P, transform=False)
-    features = _padded(flat, spec.features, P)
+    points = _padded(flat, [VarSpec(p) for p in spec.points], P, transform=False, pad_mode=spec.pad_mode)
+    features = _padded(flat, spec.features, P, pad_mode=spec.pad_mode)
     return {"points": points, "features": features, "mask": mask, "lengths": lengths}

@@ -29,8 +29,8 @@ class _Flat:
     use_order: bool
 
 
-def _flatten(cands: ak.Array, jets: ak.Array) -> _Flat:
-    """Flatten ``cands`` over jets and work out the pt ordering."""
+def _flatten(cands: ak.Array, jets: ak.Array, sort_by_pt: bool = True) -> _Flat:
+    """Flatten ``cands`` over jets and work out the pt ordering (none when not ``sort_by_pt``)."""
     cands = ak.Array(cands) if not isinstance(cands, ak.Array) else cands
     jets = ak.Array(jets) if not isinstance(jets, ak.Array) else jets
     if len(cands) != len(jets):
@@ -39,7 +39,7 @@ def _flatten(cands: ak.Array, jets: ak.Array) -> _Flat:
     flat = ak.flatten(cands, axis=1)
     ctx = FeatureContext(flat, jets, counts)
     starts = ctx.starts
-    pt = ctx.cand("pt") if ctx.has_cand("pt") else None
+    pt = ctx.cand("pt") if sort_by_pt and ctx.has_cand("pt") else None
     if pt is None or ctx.n_constituents == 0 or _kernels.is_sorted_desc(pt, starts, counts):
         order, use_order = np.zeros(0, dtype=np.int64), False
     else:
@@ -56,8 +56,10 @@ def _transform_params(varspecs: list[VarSpec]) -> tuple[np.ndarray, ...]:
     return center, scale, cmin, cmax, pad
 
 
-def _padded(flat: _Flat, varspecs: list[VarSpec], P: int, transform: bool = True) -> np.ndarray:
-    """``(n_jets, len(varspecs), P)`` float32 padded feature block."""
+def _padded(flat: _Flat, varspecs: list[VarSpec], P: int, transform: bool = True,
+            pad_mode: str = "constant") -> np.ndarray:
+    """``(n_jets, len(varspecs), P)`` float32 padded feature block (``pad_mode``: see
+    :data:`~hepml_coffea.representations.spec.PAD_MODES`)."""
     n_jets = len(flat.counts)
     names = [v.name for v in varspecs]
     F = feature_matrix(flat.ctx, names, np.float32)
@@ -69,7 +71,25 @@ def _padded(flat: _Flat, varspecs: list[VarSpec], P: int, transform: bool = True
         F, flat.starts, flat.counts, flat.order, flat.use_order, P,
         center, scale, cmin, cmax, pad, active, out,
     )
+    if pad_mode == "wrap":
+        _wrap(out, flat.counts)
     return out
+
+
+def _wrap(out: np.ndarray, counts: np.ndarray) -> None:
+    """weaver's ``pad_mode: wrap`` in place: slot ``p >= n`` of a jet with ``0 < n < P``
+    entries takes entry ``p % n`` (already transformed, as weaver transforms before padding).
+
+    Shapes:
+        out ``(N, C, P)``, counts ``(N,)``
+    """
+    P = out.shape[-1]
+    short = np.flatnonzero((counts > 0) & (counts < P))
+    if not len(short):
+        return
+    n = counts[short][:, None]
+    idx = np.arange(P)[None, :] % n  # (n_short, P)
+    out[short] = np.take_along_axis(out[short], np.broadcast_to(idx[:, None, :], out[short].shape), axis=2)
 
 
 def _mask_lengths(counts: np.ndarray, P: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,4 +127,4 @@ def build_sequence(cands: ak.Array, jets: ak.Array, spec: InputSpec) -> dict[str
     flat = _flatten(cands, jets)
     P = spec.length
     mask, lengths = _mask_lengths(flat.counts, P)
-    return {"features": _padded(flat, spec.features, P), "mask": mask, "lengths": lengths}
+    return {"features": _padded(flat, spec.features, P, pad_mode=spec.pad_mode), "mask": mask, "lengths": lengths}

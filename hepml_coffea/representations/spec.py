@@ -22,7 +22,9 @@ import yaml
 from .features import STANDARD_FEATURES, check_feature, feature_fields
 
 __all__ = [
+    "COLLECTIONS",
     "IMAGE_CHANNELS",
+    "BlockSpec",
     "InputSpec",
     "VarSpec",
     "default_image_spec",
@@ -32,8 +34,14 @@ __all__ = [
 
 #: Image channels understood by :func:`~hepml_coffea.representations.image.build_image`.
 IMAGE_CHANNELS: tuple[str, ...] = ("pt", "charged_pt", "neutral_pt", "multiplicity")
-KINDS: tuple[str, ...] = ("sequence", "pointcloud", "image")
-PAD_MODES: tuple[str, ...] = ("constant",)
+KINDS: tuple[str, ...] = ("sequence", "pointcloud", "image", "blocks")
+#: ``constant``: padded slots get each variable's ``pad_value``; ``wrap``: weaver's
+#: ``pad_mode: wrap``, the jet's own (transformed) entries repeated cyclically
+#: (slot ``p`` takes entry ``p % n``; a jet without entries gets ``pad_value``)
+PAD_MODES: tuple[str, ...] = ("constant", "wrap")
+#: collections a ``blocks`` input reads per fat jet: ``pf`` its particle-flow
+#: constituents (pT-sorted), ``sv`` its secondary vertices (PFNano ``FatJetSVs``, file order)
+COLLECTIONS: tuple[str, ...] = ("pf", "sv")
 SPEC_VERSION = 1
 
 
@@ -92,6 +100,65 @@ class VarSpec:
         return cls(**d)
 
 
+@dataclass
+class BlockSpec:
+    """One named network input of a ``blocks`` spec (weaver's ``inputs:`` entry).
+
+    Parameters
+    ----------
+    name
+        The model's input name (e.g. ``pf_features``); the array fed under that name.
+    collection
+        What one slot is: ``"pf"`` a constituent, ``"sv"`` a secondary vertex
+        (:data:`COLLECTIONS`).
+    length
+        Slots ``P`` (the first ``P`` entries kept: hardest constituents, SVs in file order).
+    pad_mode
+        ``"constant"`` or ``"wrap"`` (:data:`PAD_MODES`).
+    vars
+        The ``C`` variables, each a :class:`VarSpec` (feature expression + transform).
+    nan_to_num
+        weaver's last step: NaN -> 0 and +-inf -> the largest finite float32 after
+        transforming and padding (``numpy.nan_to_num``).
+
+    Shapes:
+        built array ``(N, C, P)`` float32.
+    """
+
+    name: str
+    collection: str = "pf"
+    length: int = 100
+    pad_mode: str = "constant"
+    vars: list[VarSpec] = field(default_factory=list)
+    nan_to_num: bool = False
+
+    def __post_init__(self) -> None:
+        self.nan_to_num = bool(self.nan_to_num)
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"block name must be an identifier, got {self.name!r}")
+        if self.collection not in COLLECTIONS:
+            raise ValueError(f"block {self.name!r}: unknown collection {self.collection!r}; expected one of {list(COLLECTIONS)}")
+        if self.pad_mode not in PAD_MODES:
+            raise ValueError(f"block {self.name!r}: unknown pad_mode {self.pad_mode!r}; expected one of {list(PAD_MODES)}")
+        if int(self.length) != self.length or self.length < 1:
+            raise ValueError(f"block {self.name!r}: length must be a positive integer, got {self.length!r}")
+        self.length = int(self.length)
+        self.vars = [v if isinstance(v, VarSpec) else VarSpec.from_dict(v) for v in self.vars]
+        if not self.vars:
+            raise ValueError(f"block {self.name!r} needs at least one variable")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "collection": self.collection, "length": self.length,
+                "pad_mode": self.pad_mode, "vars": [v.to_dict() for v in self.vars], "nan_to_num": self.nan_to_num}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BlockSpec:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown BlockSpec keys {sorted(unknown)}")
+        return cls(**d)
+
+
 def _default_features() -> list[VarSpec]:
     return [VarSpec(n) for n in STANDARD_FEATURES]
 
@@ -104,11 +171,14 @@ class InputSpec:
     ----------
     kind
         ``"sequence"`` (features + mask), ``"pointcloud"`` (points + features +
-        mask, weaver ParticleNet contract) or ``"image"``.
+        mask, weaver ParticleNet contract), ``"image"``, or ``"blocks"`` (any number of
+        named inputs over constituents and secondary vertices, as a weaver data config
+        declares them: :attr:`blocks`).
     length
         Number of constituent slots ``P`` (hardest ``P`` kept, rest zero-padded).
     pad_mode
-        Only ``"constant"`` (pad with each ``VarSpec.pad_value``).
+        ``"constant"`` (pad with each ``VarSpec.pad_value``) or ``"wrap"`` (see
+        :data:`PAD_MODES`).
     features
         Per-constituent variables (sequence / pointcloud).
     points
@@ -120,6 +190,11 @@ class InputSpec:
         Image preprocessing switches (see :mod:`~hepml_coffea.representations.image`).
     channels
         Image channels, a subset of :data:`IMAGE_CHANNELS`.
+    blocks
+        ``"blocks"`` kind: the named inputs, in the model's input order.
+    mask_block
+        ``"blocks"`` kind: the name of the constituent mask input (1 real, 0 padding), which
+        the engine reads to trim padding for models whose output does not depend on it.
     """
 
     kind: Literal["sequence", "pointcloud", "image"] = "sequence"
@@ -133,6 +208,8 @@ class InputSpec:
     rotate: bool = True
     flip: bool = True
     channels: list[str] = field(default_factory=lambda: ["pt"])
+    blocks: list[BlockSpec] = field(default_factory=list)
+    mask_block: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -164,6 +241,19 @@ class InputSpec:
                 raise ValueError(f"unknown image channel {c!r}; known channels: {list(IMAGE_CHANNELS)}")
         if self.kind == "image" and not self.channels:
             raise ValueError("an image spec needs at least one channel")
+        self.blocks = [b if isinstance(b, BlockSpec) else BlockSpec.from_dict(b) for b in self.blocks]
+        if self.kind == "blocks":
+            if not self.blocks:
+                raise ValueError("a 'blocks' spec needs at least one block")
+            names = [b.name for b in self.blocks]
+            if len(set(names)) != len(names):
+                raise ValueError(f"block names must be unique, got {names}")
+            if self.mask_block is not None:
+                mb = {b.name: b for b in self.blocks}.get(self.mask_block)
+                if mb is None or mb.collection != "pf":
+                    raise ValueError(f"mask_block {self.mask_block!r} must name a 'pf' block (blocks: {names})")
+        elif self.blocks or self.mask_block is not None:
+            raise ValueError(f"blocks / mask_block are only for kind 'blocks', not {self.kind!r}")
 
     # -- convenience ------------------------------------------------------
     @property
@@ -183,7 +273,10 @@ class InputSpec:
             if {"charged_pt", "neutral_pt"} & set(self.channels):
                 cand.add("charge")
             return cand, jet
-        names = [f.name for f in self.features] + (list(self.points) if self.kind == "pointcloud" else [])
+        if self.kind == "blocks":
+            names = [v.name for b in self.blocks if b.collection == "pf" for v in b.vars]
+        else:
+            names = [f.name for f in self.features] + (list(self.points) if self.kind == "pointcloud" else [])
         cand.add("pt")  # constituents are ordered by pt
         for name in names:
             c, j = feature_fields(name)
@@ -203,7 +296,29 @@ class InputSpec:
 
     def required_jet_fields(self) -> tuple[str, ...]:
         """Jet (FatJet) fields this spec reads, sorted; see :meth:`required_cand_fields`."""
-        return tuple(sorted(self._fields()[1]))
+        jet = set(self._fields()[1])
+        for b in self.blocks:
+            if b.collection == "sv":
+                for v in b.vars:
+                    jet.update(feature_fields(v.name)[1])
+        return tuple(sorted(jet))
+
+    def required_sv_fields(self) -> tuple[str, ...]:
+        """Secondary-vertex fields the ``sv`` blocks read, sorted (empty: no SVs needed).
+
+        Pass them to :func:`hepml_coffea.constituents.fatjet_svs` as ``fields=``.
+        """
+        sv: set[str] = set()
+        for b in self.blocks:
+            if b.collection == "sv":
+                for v in b.vars:
+                    sv.update(feature_fields(v.name)[0])
+        return tuple(sorted(sv))
+
+    @property
+    def input_names(self) -> tuple[str, ...] | None:
+        """``"blocks"`` kind: the model's input names in order; ``None`` for the fixed kinds."""
+        return tuple(b.name for b in self.blocks) if self.kind == "blocks" else None
 
     # -- serialisation ----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -211,6 +326,10 @@ class InputSpec:
         d["features"] = [f.to_dict() for f in self.features]
         d["points"] = list(self.points)
         d["channels"] = list(self.channels)
+        d["blocks"] = [b.to_dict() for b in self.blocks]
+        if self.kind != "blocks":  # the fixed kinds keep their documents as before
+            d.pop("blocks")
+            d.pop("mask_block")
         return {"version": SPEC_VERSION, **d}
 
     @classmethod
@@ -224,6 +343,8 @@ class InputSpec:
             raise ValueError(f"unknown InputSpec keys {sorted(unknown)}")
         if "features" in d:
             d["features"] = [VarSpec.from_dict(f) for f in d["features"]]
+        if "blocks" in d:
+            d["blocks"] = [BlockSpec.from_dict(b) for b in d["blocks"]]
         return cls(**d)
 
     def to_yaml(self) -> str:
