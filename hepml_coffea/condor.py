@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hepml_coffea.config import ConfigurationError
 from hepml_coffea.environment import export_lines as _export_lines
 from hepml_coffea.environment import worker_env
 from hepml_coffea.filesets import FilesetError, load_fileset
@@ -244,17 +245,38 @@ def split_fileset(
 
 
 def job_command(python: str | None = None, chunksize: int = 10000, device: str = "auto",
-                skip_bad_files: bool = False, taggers: Sequence[str] = ()) -> list[str]:
+                skip_bad_files: bool = False, taggers: Sequence[str] = (), selection: Any = None,
+                backend: str = "auto") -> list[str]:
     """The ``hepml-coffea run --executor iterative ...`` command one batch job runs (its
     ``--fileset`` / ``--out`` come from the job script). ``python``: ``PYTHON -m
-    hepml_coffea.cli run`` instead of the ``hepml-coffea`` entry point."""
+    hepml_coffea.cli run`` instead of the ``hepml-coffea`` entry point.
+
+    ``selection`` (a :class:`~hepml_coffea.selection.Selection`; ``None``: the CLI's
+    default window) and ``backend`` are written as ``--pt-min/--pt-max/--eta-max
+    [--msd-min/--msd-max]`` and ``--backend``, so every job runs the selection and
+    runtime of the run that was split."""
     command = ([python, "-m", "hepml_coffea.cli", "run"] if python else ["hepml-coffea", "run"])
-    command += ["--executor", "iterative", "--chunksize", str(int(chunksize)), "--device", device]
+    command += ["--executor", "iterative", "--chunksize", str(int(chunksize)), "--device", device,
+                "--backend", str(backend)]
+    if selection is not None:
+        command += ["--pt-min", repr(float(selection.pt_min)), "--pt-max", repr(float(selection.pt_max)),
+                    "--eta-max", repr(float(selection.abs_eta_max))]
+        for flag, value in (("--msd-min", selection.msd_min), ("--msd-max", selection.msd_max)):
+            if value is not None:
+                command += [flag, repr(float(value))]
     if skip_bad_files:
         command.append("--skip-bad-files")
     if taggers:
         command += ["--taggers", *taggers]
     return command
+
+
+def _check_tagger(tagger: str | os.PathLike[str]) -> None:
+    """Refuse, before any job is written, a tagger that is neither an artifact directory nor
+    a shipped name (:class:`~hepml_coffea.artifacts.ArtifactError` naming the tagger)."""
+    from hepml_coffea.artifacts import resolve_artifact
+
+    resolve_artifact(tagger)
 
 
 def _mib(size: str | int) -> int:
@@ -269,10 +291,16 @@ def _run_job_sh(command: list[str], env_setup: Sequence[str], threads: int) -> s
     cmd = " ".join(shlex.quote(c) for c in command)
     return f"""#!/bin/bash
 # One HTCondor job of hepml-coffea (written by `hepml-coffea condor split`).
-# Usage: run_job.sh JOB_ID   -- reads job_<ID>.json, writes job_<ID>.coffea in the
-# job's working directory (HTCondor transfers it back to out/job_<ID>.coffea).
+# Usage: run_job.sh JOB_ID   -- reads job_<ID>.json, writes out/job_<ID>.coffea and its
+# exit status status/job_<ID>.exit under the job's working directory; HTCondor transfers
+# the folders out/ and status/ back into the job folder (they always exist, so a failed
+# job's exit status comes back too and `hepml-coffea slurm merge` reports it).
 set -eo pipefail
 JOB="${{1:?usage: run_job.sh JOB_ID}}"
+mkdir -p out status
+rm -f "status/job_${{JOB}}.exit"
+# the exit status of the job, also when the environment set-up fails
+trap 'echo $? > "status/job_${{JOB}}.exit"' EXIT
 {exports}
 export PYTHONUNBUFFERED=1
 
@@ -281,7 +309,7 @@ export PYTHONUNBUFFERED=1
 # ---
 
 echo "job $JOB on $(hostname) in $(pwd), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-{cmd} --fileset "job_${{JOB}}.json" --out "job_${{JOB}}.coffea"
+{cmd} --fileset "job_${{JOB}}.json" --out "out/job_${{JOB}}.coffea"
 """
 
 
@@ -302,6 +330,8 @@ def write_jobs(
     skip_bad_files: bool = False,
     transfer_taggers: bool = False,
     extra_directives: Mapping[str, Any] | None = None,
+    selection: Any = None,
+    backend: str = "auto",
 ) -> dict[str, Any]:
     """Write an HTCondor batch submission for ``fileset_json`` into ``outdir``.
 
@@ -309,7 +339,9 @@ def write_jobs(
     ``n_jobs`` to split by count instead of ``files_per_job``), ``jobs.txt`` (the job
     ids, one a line), ``run_job.sh`` (sets up the environment, runs ``hepml-coffea run
     --executor iterative`` on one job fileset), ``jobs.sub`` (vanilla universe, ``queue
-    job from jobs.txt``) and the folders ``out/`` and ``logs/``.
+    job from jobs.txt``) and the folders ``out/``, ``logs/`` and ``status/`` (each job's
+    exit status, ``status/job_<i>.exit``, read by :func:`job_status` / :func:`merge_job_dir`).
+    ``selection`` and ``backend`` are passed to every job (:func:`job_command`).
 
     The job reads its input files where the fileset says: paths must be visible on the
     worker nodes (shared file system) or be URLs (``root://...``). Tagger artifact
@@ -325,18 +357,19 @@ def write_jobs(
     out = Path(outdir).resolve()
     jobs = split_fileset(fileset_json, n_jobs=n_jobs, files_per_job=None if n_jobs is not None else files_per_job)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "out").mkdir(exist_ok=True)
-    (out / "logs").mkdir(exist_ok=True)
+    for sub in ("out", "logs", "status"):
+        (out / sub).mkdir(exist_ok=True)
 
     tagger_args: list[str] = []
     transfer = ["job_$(job).json"]
     if taggers:
         for t in taggers:
             p = Path(t)
+            _check_tagger(t)
             if transfer_taggers:
                 if not p.is_dir():
-                    msg = f"transfer_taggers needs artifact directories; {t} is not one"
-                    raise FilesetError(msg)
+                    msg = f"transfer_taggers needs artifact directories; tagger {t} is a shipped name, not one"
+                    raise ConfigurationError(msg)
                 if p.name in tagger_args:
                     msg = f"two tagger directories are named {p.name!r}; they would overwrite each other in the job"
                     raise ValueError(msg)
@@ -346,7 +379,7 @@ def write_jobs(
                 tagger_args.append(os.fspath(p.resolve()) if p.is_dir() else str(t))
 
     command = job_command(python=python, chunksize=chunksize, device=device, skip_bad_files=skip_bad_files,
-                          taggers=tagger_args)
+                          taggers=tagger_args, selection=selection, backend=backend)
 
     job_paths = []
     for i, job in enumerate(jobs):
@@ -385,15 +418,16 @@ def write_jobs(
         "should_transfer_files   = YES",
         "when_to_transfer_output = ON_EXIT",
         f"transfer_input_files    = {', '.join(transfer)}",
-        "transfer_output_files   = job_$(job).coffea",
-        'transfer_output_remaps  = "job_$(job).coffea = out/job_$(job).coffea"',
+        "# folders the job always creates: out/job_<i>.coffea (when it succeeded) and",
+        "# status/job_<i>.exit (always) land in this folder's out/ and status/",
+        "transfer_output_files   = out, status",
         "",
         "output                  = logs/job_$(job).out",
         "error                   = logs/job_$(job).err",
         "log                     = logs/jobs.log",
         "",
-        "# a job that exits non-zero is run again, up to 2 more times; a job that ends",
-        "# without its output file goes on hold (condor_q -hold shows why)",
+        "# a job that exits non-zero is run again, up to 2 more times; its last exit status",
+        "# is in status/job_<i>.exit (hepml-coffea slurm merge names the failed jobs)",
         "max_retries             = 2",
     ]
     for k, v in (extra_directives or {}).items():

@@ -35,8 +35,7 @@ from typing import Any
 
 from hepml_coffea.environment import export_lines as _export_lines
 from hepml_coffea.environment import worker_env
-from hepml_coffea.condor import _mib, job_command, split_fileset, write_manifest
-from hepml_coffea.filesets import FilesetError
+from hepml_coffea.condor import _check_tagger, _mib, job_command, split_fileset, write_manifest
 
 __all__ = [
     "SlurmError",
@@ -270,6 +269,8 @@ def write_array_jobs(
     skip_bad_files: bool = False,
     job_name: str = "hepml-coffea",
     extra_directives: Sequence[str] = (),
+    selection: Any = None,
+    backend: str = "auto",
 ) -> dict[str, Any]:
     """Write a Slurm job array for ``fileset`` into ``outdir``.
 
@@ -282,7 +283,9 @@ def write_array_jobs(
     ``status/job_<i>.exit`` and its output (atomically) to ``out/job_<i>.coffea``.
 
     Tagger artifact directories are given by absolute path; shipped tagger names are
-    passed as they are. ``python``: the interpreter on the compute nodes (``python -m
+    passed as they are (anything else is refused here, an
+    :class:`~hepml_coffea.artifacts.ArtifactError` naming it). ``selection`` and ``backend``
+    are passed to every task (:func:`hepml_coffea.condor.job_command`). ``python``: the interpreter on the compute nodes (``python -m
     hepml_coffea.cli run``); default: the ``hepml-coffea`` command ``env_setup`` puts on
     the PATH.
 
@@ -300,13 +303,8 @@ def write_array_jobs(
     tagger_args = []
     for t in taggers or ():
         p = Path(t)
-        if p.is_dir():
-            tagger_args.append(os.fspath(p.resolve()))
-        elif os.sep in str(t) or str(t).startswith("."):
-            msg = f"tagger {t} looks like a path but is not an artifact directory"
-            raise FilesetError(msg)
-        else:
-            tagger_args.append(str(t))
+        _check_tagger(t)  # ArtifactError naming the tagger: neither a directory nor a shipped name
+        tagger_args.append(os.fspath(p.resolve()) if p.is_dir() else str(t))
     for sub in ("out", "logs", "status"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     job_paths = []
@@ -317,7 +315,7 @@ def write_array_jobs(
         os.replace(tmp, p)
         job_paths.append(p)
     command = job_command(python=python, chunksize=chunksize, device=device, skip_bad_files=skip_bad_files,
-                          taggers=tagger_args)
+                          taggers=tagger_args, selection=selection, backend=backend)
     script = out / "jobs.sbatch"
     script.write_text(_sbatch_script(out, len(jobs), command, env_setup, int(cpus_per_task), _mib(memory),
                                      walltime, partition, account, int(gpus), max_parallel, job_name,

@@ -165,11 +165,11 @@ def test_batch_submit_descriptions_parse(ttbar_file: Path, qcd_file: Path, tmp_p
             assert got[k] == v, (i, k)
         assert "request_gpus" in got if kw.get("request_gpus") else "request_gpus" not in got
         assert got["universe"] == "vanilla" and got["executable"] == "run_job.sh" and got["arguments"] == "$(job)"
-        assert got["transfer_output_remaps"] == '"job_$(job).coffea = out/job_$(job).coffea"'
+        assert got["transfer_output_files"] == "out, status" and "transfer_output_remaps" not in got
         assert sub.getQArgs() == "job from jobs.txt"
         monkeypatch.chdir(paths["submit"].parent)  # condor_submit reads jobs.txt from the submit folder
         assert list(sub.itemdata()) == [{"job": "0"}, {"job": "1"}, {"job": "2"}]
-        assert sub.expand("transfer_output_files") == "job_.coffea"  # $(job) is set per queued job
+        assert sub.expand("transfer_output_files") == "out, status"  # folders every job creates
     example = Path(__file__).resolve().parents[1] / "condor" / "jobs.sub"
     got = _lower(_submit(example.read_text()))
     assert got["executable"] == "run_job.sh" and got["request_memory"].isdigit()
@@ -243,15 +243,15 @@ def test_write_jobs_submit_description(ttbar_file: Path, qcd_file: Path, tmp_pat
     assert lines["getenv"] == "false"
     assert lines["should_transfer_files"] == "YES"
     assert lines["transfer_input_files"].split(", ") == ["job_$(job).json", str(pfn.resolve())]
-    assert "out/job_$(job).coffea" in lines["transfer_output_remaps"]
+    assert lines["transfer_output_files"] == "out, status"
     assert lines["output"] == "logs/job_$(job).out" and lines["log"] == "logs/jobs.log"
     assert sub.rstrip().endswith("queue job from jobs.txt")
     sh = paths["script"].read_text()
     assert sh.startswith("#!/bin/bash")
     assert paths["script"].stat().st_mode & 0o111
     assert sh.index(ENV[0]) < sh.index("hepml-coffea run")
-    assert "hepml-coffea run --executor iterative --chunksize 5000 --device auto --taggers pfn" in sh
-    assert '--fileset "job_${JOB}.json" --out "job_${JOB}.coffea"' in sh
+    assert "hepml-coffea run --executor iterative --chunksize 5000 --device auto --backend auto --taggers pfn" in sh
+    assert '--fileset "job_${JOB}.json" --out "out/job_${JOB}.coffea"' in sh
     # CPU jobs: no request_gpus; python -m form when python is given
     cpu = write_jobs(fs_json, tmp_path / "cpu", n_jobs=4, python="/shared/venv/bin/python")
     assert "request_gpus" not in cpu["submit"].read_text()
@@ -393,7 +393,7 @@ def test_cli_split_and_cluster_script(ttbar_file: Path, qcd_file: Path, tmp_path
 
 def test_run_job_sh_in_a_scratch_folder(ttbar_file: Path, tiny_artifacts: dict[str, Path], tmp_path: Path) -> None:
     """Do by hand what HTCondor does with jobs.sub: copy the transfer_input_files into an
-    empty folder, run ``run_job.sh <id>`` there, expect ``job_<id>.coffea``."""
+    empty folder, run ``run_job.sh <id>`` there, expect ``out/job_<id>.coffea`` and exit status 0."""
     import subprocess
     import sys
 
@@ -413,7 +413,8 @@ def test_run_job_sh_in_a_scratch_folder(ttbar_file: Path, tiny_artifacts: dict[s
     proc = subprocess.run(["bash", "run_job.sh", "0"], cwd=scratch, capture_output=True, text=True, timeout=300,
                           check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    out = load(scratch / "job_0.coffea")
+    assert (scratch / "status" / "job_0.exit").read_text().strip() == "0"
+    out = load(scratch / "out" / "job_0.coffea")
     assert out["datasets"]["ttbar"]["cutflow"]["events"] == 300
     assert len(out["run"]["taggers"]) == 1
     assert Path(out["run"]["taggers"][0]["path"]).parent == scratch.resolve()  # the transferred copy was used
