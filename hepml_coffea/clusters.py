@@ -20,10 +20,13 @@ batch workers as ``export`` lines in the job script, before Python starts.
 
 from __future__ import annotations
 
-import sys
+import logging
 from typing import Any
 
+from hepml_coffea.config import ConfigurationError
 from hepml_coffea.environment import worker_env
+
+log = logging.getLogger("hepml_coffea.clusters")
 
 __all__ = ["BATCH_EXECUTORS", "EXECUTORS", "make_cluster", "wait_for_workers", "worker_env"]
 
@@ -38,6 +41,7 @@ def make_cluster(
     workers: int = 2,
     dashboard_address: str = "127.0.0.1:8787",
     threads_per_worker: int = 1,
+    allow_cpu_fallback: bool = False,
     **kw: Any,
 ) -> tuple[Any, Any]:
     """Start a cluster and a client connected to it.
@@ -52,6 +56,9 @@ def make_cluster(
     dashboard_address : the scheduler's dashboard (``/status``,
         ``/individual-fine-performance-metrics``); ``"127.0.0.1:0"`` picks a free port.
     threads_per_worker : Dask threads per worker process.
+    allow_cpu_fallback : ``dask-cuda`` only: when dask-cuda, NVML or a GPU is missing,
+        start a CPU ``LocalCluster`` of ``workers`` processes with a logged warning
+        (logger ``hepml_coffea.clusters``) instead of raising.
     **kw : for ``slurm`` the keywords of :func:`hepml_coffea.slurm.slurm_cluster`
         (``kind``, ``memory``, ``walltime``, ``partition``, ``gpus``, ``env_setup``,
         ``python``, ``log_directory``, ``scheduler_options`` ...), for ``htcondor`` those
@@ -62,8 +69,13 @@ def make_cluster(
     (cluster, client) : close the client, then the cluster (for batch clusters this
         cancels the worker jobs).
 
-    ``dask-cuda`` falls back to a CPU ``LocalCluster`` with a message on stderr when
-    dask-cuda, NVML or a GPU is missing. Batch clusters return as soon as the jobs are
+    Raises
+    ------
+    ConfigurationError
+        ``dask-cuda`` asked for where dask-cuda, NVML or a GPU is missing (unless
+        ``allow_cpu_fallback``): GPU workers were asked for and none can start.
+
+    Batch clusters return as soon as the jobs are
     submitted; use :func:`wait_for_workers` to wait for the first ones.
     """
     import dask
@@ -90,8 +102,14 @@ def make_cluster(
                 cluster = LocalCUDACluster(dashboard_address=dashboard_address, ip="127.0.0.1",
                                            threads_per_worker=threads_per_worker)
             except Exception as err:  # noqa: BLE001 - no dask-cuda, no NVML, no GPU
-                print(f"dask-cuda unavailable ({type(err).__name__}: {str(err)[:120]}); "
-                      "falling back to a CPU LocalCluster", file=sys.stderr)
+                why = f"{type(err).__name__}: {' '.join(str(err).split())[:160]}"
+                if not allow_cpu_fallback:
+                    msg = (f"executor 'dask-cuda' asked for but GPU workers cannot start ({why}); install "
+                           "dask-cuda on a GPU machine (pip install -e '.[gpu]'), choose --executor dask, or "
+                           "pass --allow-cpu-fallback (RunConfig(allow_cpu_fallback=True)) to run on CPU workers")
+                    raise ConfigurationError(msg) from err
+                log.warning("dask-cuda unavailable (%s); allow_cpu_fallback: running on a CPU LocalCluster "
+                            "of %d worker(s)", why, workers)
         if cluster is None:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
                                    dashboard_address=dashboard_address, host="127.0.0.1")

@@ -133,6 +133,8 @@ class RunConfig:
     dashboard_address : where the local cluster serves its dashboard
     status : progress bar
     cluster_options : extra keyword arguments for the batch cluster (cores, memory, ...)
+    allow_cpu_fallback : ``dask-cuda`` where dask-cuda / a GPU is missing: run on a CPU
+        ``LocalCluster`` with a logged warning instead of failing (the default)
     """
 
     executor: str = "dask"
@@ -143,6 +145,7 @@ class RunConfig:
     dashboard_address: str = "127.0.0.1:8787"
     status: bool = True
     cluster_options: dict[str, Any] = field(default_factory=dict)
+    allow_cpu_fallback: bool = False
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:

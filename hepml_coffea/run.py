@@ -102,8 +102,9 @@ def run_fileset(
 
                 client = Client(config.scheduler)
             else:
+                fallback = {"allow_cpu_fallback": True} if config.allow_cpu_fallback else {}
                 cluster, client = make_cluster(config.executor, config.workers, config.dashboard_address,
-                                               **config.cluster_options)
+                                               **fallback, **config.cluster_options)
             own_client = True
         if client is not None:
             from hepml_coffea.inference.worker import TaggerWarmup
