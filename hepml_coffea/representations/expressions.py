@@ -140,6 +140,67 @@ _OP_SYMBOL = {ast.FloorDiv: "//", ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: 
               ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
 
 
+#: limits checked when an expression is parsed (before anything is evaluated): characters
+#: of the text, expression nodes (names, numbers, operators, calls), nesting depth, and
+#: characters of one number literal (which must also be a finite float)
+MAX_LENGTH = 2000
+MAX_NODES = 500
+MAX_DEPTH = 100
+MAX_LITERAL = 32
+#: at most this many characters of an expression are quoted in an error message
+QUOTE = 80
+
+
+def _quote(text: str, start: int = 0) -> str:
+    """``text[start:]`` as quoted in a message: at most :data:`QUOTE` characters."""
+    part = text[start:]
+    return repr(part if len(part) <= QUOTE else part[: QUOTE - 3] + "...")
+
+
+def _head(text: str) -> str:
+    """The expression as named in a message: quoted (shortened), with its length when cut."""
+    return _quote(text) + (f" ({len(text)} characters)" if len(text) > QUOTE else "")
+
+
+def _column(text: str, node: ast.AST) -> int:
+    """0-based offset of ``node`` in the one-line ``text``."""
+    return int(getattr(node, "col_offset", 0) or 0)
+
+
+def _check_size(text: str, tree: ast.Expression) -> None:
+    """Refuse an expression over :data:`MAX_NODES` nodes, :data:`MAX_DEPTH` levels, or with a
+    number literal over :data:`MAX_LITERAL` characters or not a finite float. Iterative, so a
+    3,000-term sum is an :class:`ExpressionError`, not a ``RecursionError``."""
+    nodes = 0
+    stack: list[tuple[ast.AST, int]] = [(tree.body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, ast.expr):
+            continue
+        nodes += 1
+        where = _column(text, node)
+        if depth > MAX_DEPTH:
+            msg = (f"feature expression {_head(text)}: nested more than {MAX_DEPTH} levels deep (each operator "
+                   f"of a chain a + b + c ... is one level) at column {where + 1}: {_quote(text, where)}")
+            raise ExpressionError(msg)
+        if nodes > MAX_NODES:
+            msg = (f"feature expression {_head(text)}: more than {MAX_NODES} terms (names, numbers, operators, "
+                   f"calls); the limit is reached at column {where + 1}: {_quote(text, where)}")
+            raise ExpressionError(msg)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            literal = ast.get_source_segment(text, node) or repr(node.value)
+            try:
+                finite = bool(np.isfinite(float(node.value)))
+            except OverflowError:
+                finite = False
+            if len(literal) > MAX_LITERAL or not finite:
+                msg = (f"feature expression {_head(text)}: number literal at column {where + 1} "
+                       f"({len(literal)} characters: {_quote(literal)}) is too long or not a finite float "
+                       f"(at most {MAX_LITERAL} characters, |x| < 1.8e308)")
+                raise ExpressionError(msg)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
 def _allowed() -> str:
     funcs = ", ".join(sorted(FUNCTIONS) + sorted(REDUCTIONS))
     return (
@@ -197,13 +258,13 @@ class _Checker(ast.NodeVisitor):
         self.jet: set[str] = set()
 
     def fail(self, what: str) -> None:
-        msg = f"feature expression {self.text!r}: {what}; {_allowed()}"
+        msg = f"feature expression {_head(self.text)}: {what}; {_allowed()}"
         raise ExpressionError(msg)
 
     def generic_visit(self, node: ast.AST) -> None:
         name = type(node).__name__
         token = ast.get_source_segment(self.text, node) if hasattr(node, "lineno") else None
-        shown = f" {token!r}" if token else ""
+        shown = f" {_quote(token)} at column {_column(self.text, node) + 1}" if token else ""
         self.fail(f"unknown token{shown} ({name} is not allowed)")
 
     def visit_Expression(self, node: ast.Expression) -> None:
@@ -342,16 +403,27 @@ def parse_expression(text: str) -> Expression:
     ------
     ExpressionError
         naming the unknown token (function, operator, name form, syntax) and listing
-        what is allowed.
+        what is allowed; or an expression over the limits :data:`MAX_LENGTH`,
+        :data:`MAX_NODES`, :data:`MAX_DEPTH`, :data:`MAX_LITERAL` (a number that is not a
+        finite float). Messages quote at most :data:`QUOTE` characters of the expression
+        and of the offending part, with its column.
     """
     if not isinstance(text, str) or not text.strip():
-        msg = f"feature expression must be a non-empty string, got {text!r}"
+        msg = f"feature expression must be a non-empty string, got {_quote(repr(text))}"
+        raise ExpressionError(msg)
+    if len(text.strip()) > MAX_LENGTH:
+        msg = f"feature expression {_head(text.strip())} is longer than {MAX_LENGTH} characters"
         raise ExpressionError(msg)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
-        msg = f"feature expression {text!r} is not valid syntax ({err.msg}); {_allowed()}"
+        where = f" at column {err.offset}" if err.offset else ""
+        msg = f"feature expression {_head(text.strip())} is not valid syntax ({err.msg}{where}); {_allowed()}"
         raise ExpressionError(msg) from None
+    except (RecursionError, MemoryError):
+        msg = f"feature expression {_head(text.strip())} is nested too deeply to parse (at most {MAX_DEPTH} levels)"
+        raise ExpressionError(msg) from None
+    _check_size(text.strip(), tree)
     checker = _Checker(text.strip())
     checker.visit(tree)
     return Expression(text, tree, tuple(sorted(checker.cand)), tuple(sorted(checker.jet)))
