@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -40,6 +41,8 @@ from typing import Any
 import yaml
 
 from hepml_coffea.representations import InputSpec
+
+log = logging.getLogger("hepml_coffea.artifacts")
 
 __all__ = [
     "FORMAT",
@@ -163,7 +166,7 @@ def save_artifact(
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    tmp = _tmp_dir(out)
     try:
         doc: dict[str, Any] = {
             "format": FORMAT,
@@ -202,14 +205,74 @@ def save_artifact(
         raise
 
 
+def _tmp_dir(out: Path) -> Path:
+    """A new hidden sibling folder of ``out`` to build an artifact in (``.<name>.tmp-*``: never
+    listed as a tagger, removed by :func:`_recover` once its writer is gone)."""
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's process
+        return True
+    return True
+
+
+def _recover(out: Path) -> None:
+    """Finish or undo a :func:`_seal` that was interrupted (crash, kill) in this folder.
+
+    ``.<name>.old-<pid>-*`` is the previous artifact moved aside: if ``out`` is missing (the
+    writer died between moving the old one aside and moving the new one in) it is moved
+    back, else it is deleted. ``.<name>.tmp-<pid>-*`` folders of writers that are gone are
+    deleted. Folders of a writer that is still running (same host), this process included,
+    are left alone.
+    """
+    parent = out.parent
+    if not parent.is_dir():
+        return
+    for kind in ("old", "tmp"):
+        for left in sorted(parent.glob(f".{out.name}.{kind}-*")):
+            try:
+                pid = int(left.name.split(f".{kind}-", 1)[1].split("-", 1)[0])
+            except ValueError:
+                continue
+            if pid == os.getpid() or _pid_alive(pid):
+                continue
+            if kind == "old" and not out.exists():
+                os.replace(left, out)
+                log.warning("artifact %s: an interrupted re-seal left it aside as %s; restored", out, left.name)
+            else:
+                shutil.rmtree(left, ignore_errors=True)
+
+
 def _seal(tmp: Path, out: Path) -> str:
-    """Write manifest.json (sha256 of every file) in ``tmp`` and move it to ``out``."""
+    """Write manifest.json (sha256 of every file) in ``tmp`` and move it to ``out`` atomically.
+
+    Steps: manifest written in ``tmp`` (a sibling of ``out``); the old ``out`` renamed aside
+    (``.<name>.old-<pid>-*``); ``tmp`` renamed to ``out``; the old one deleted. A process
+    killed at any point leaves either the old or the new artifact complete: the next
+    :func:`resolve_artifact` / :func:`load_artifact` / re-seal of ``out`` runs
+    :func:`_recover` (moves the old one back if the new one never arrived, removes leftovers).
+    """
     files = {f: _sha256(tmp / f) for f in HASHED if (tmp / f).exists()}
     digest = _combined(files)
     (tmp / "manifest.json").write_text(json.dumps({"files": files, "hash": digest}, indent=2))
+    _recover(out)
+    aside = None
     if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+        aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
+        os.replace(out, aside)  # an empty folder is replaced by the old artifact
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if aside is not None and not out.exists():
+            os.replace(aside, out)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
     return digest
 
 
@@ -245,7 +308,7 @@ def update_artifact(
             msg = (f"update_artifact({path}): {fname!r} cannot be written or removed here; allowed: "
                    f"{sorted(set(HASHED) - protected)} (model.yaml only through meta=)")
             raise ArtifactError(msg)
-    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
+    tmp = _tmp_dir(path)
     try:
         tmp.chmod(path.stat().st_mode & 0o777)
         for f in path.iterdir():
@@ -308,7 +371,7 @@ def import_torchscript(
         raise ArtifactError(msg)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    tmp = _tmp_dir(out)
     try:
         shutil.copy(ts_path, tmp / "model.ts")
         doc = {
@@ -329,12 +392,17 @@ def shipped_taggers() -> dict[str, Path]:
     root = Path(str(resources.files("hepml_coffea") / "artifacts_data"))
     if not root.is_dir():
         return {}
-    return {p.name: p for p in sorted(root.iterdir()) if (p / "manifest.json").is_file()}
+    return {p.name: p for p in sorted(root.iterdir())
+            if not p.name.startswith(".") and (p / "manifest.json").is_file()}
 
 
 def resolve_artifact(name_or_path: str | os.PathLike[str]) -> Path:
-    """A shipped tagger name or an artifact directory -> its path (clear error if neither)."""
+    """A shipped tagger name or an artifact directory -> its path (clear error if neither).
+
+    An interrupted re-seal of the directory is finished or undone first (:func:`_recover`)."""
     p = Path(name_or_path)
+    if str(name_or_path).strip():
+        _recover(p)
     if p.is_dir():
         return p
     shipped = shipped_taggers()
