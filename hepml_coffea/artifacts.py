@@ -364,11 +364,25 @@ def import_torchscript(
     The model must take the inputs of ``spec.kind`` in the order of
     :data:`INPUT_NAMES` (e.g. weaver's ParticleNet: ``points, features, mask``) and
     return (N, 2) logits or (N,) / (N, 1) logits. Returns the artifact hash.
+
+    The model is loaded and run on a dry batch of the spec's shapes before anything is
+    written (:func:`_dry_run`): a file that is not TorchScript, or a spec whose feature
+    count or length does not fit the model, is an :class:`ArtifactError` here (and again
+    when the artifact is loaded, e.g. by ``FatJetTagger(...)``).
     """
     ts_path = Path(ts_path)
     if not ts_path.is_file():
         msg = f"TorchScript model {ts_path} does not exist"
         raise ArtifactError(msg)
+    import torch
+
+    try:
+        model = torch.jit.load(str(ts_path), map_location="cpu").eval()
+    except Exception as err:
+        msg = (f"TorchScript model {ts_path} cannot be loaded ({type(err).__name__}: "
+               f"{' '.join(str(err).split())[:200]}); nothing written")
+        raise ArtifactError(msg) from err
+    _dry_run(f"TorchScript model {ts_path}", spec, model)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_dir(out)
@@ -385,6 +399,59 @@ def import_torchscript(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _dry_inputs(spec: InputSpec, n: int = 2) -> dict[str, Any] | None:
+    """A small deterministic batch of the spec's shapes (None for kinds without one here).
+
+    Shapes:
+        image (n, C, npix, npix); points (n, 2, P); features (n, F, P); mask (n, 1, P)
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    if spec.kind == "image":
+        img = rng.exponential(size=(n, len(spec.channels), spec.npix, spec.npix)).astype(np.float32)
+        return {"image": img / img.sum(axis=(2, 3), keepdims=True)}
+    if spec.kind not in ("sequence", "pointcloud"):
+        return None
+    p = int(spec.length)
+    mask = np.zeros((n, 1, p), np.float32)
+    mask[..., : max(1, p // 2)] = 1.0
+    out = {"features": rng.normal(size=(n, spec.n_features, p)).astype(np.float32) * mask, "mask": mask}
+    if spec.kind == "pointcloud":
+        out["points"] = rng.normal(scale=0.3, size=(n, 2, p)).astype(np.float32) * mask
+    return out
+
+
+def _dry_run(what: str, spec: InputSpec | None, model: Any, n: int = 2) -> None:
+    """Run ``model`` on :func:`_dry_inputs` of ``spec``; refuse (:class:`ArtifactError`, one
+    line naming the shapes) a model that raises or returns something other than (n,),
+    (n, 1) or (n, K) outputs."""
+    if spec is None:
+        msg = f"{what}: a TorchScript model needs an input spec"
+        raise ArtifactError(msg)
+    batch = _dry_inputs(spec, n)
+    if batch is None:
+        return
+    import torch
+
+    names = INPUT_NAMES[spec.kind]
+    shapes = ", ".join(f"{k} {tuple(batch[k].shape)}" for k in names)
+    try:
+        with torch.inference_mode():
+            got = model(*[torch.from_numpy(batch[k]) for k in names])
+    except Exception as err:
+        first = " ".join(str(err).split())
+        detail = (f"channels {spec.channels}, npix {spec.npix}" if spec.kind == "image"
+                  else f"{spec.n_features} features {spec.feature_names[:8]}")
+        msg = (f"{what} does not run on a batch of its input spec's shapes ({shapes}; {detail}): "
+               f"{type(err).__name__}: {first[-240:]}")
+        raise ArtifactError(msg) from err
+    shape = tuple(getattr(got, "shape", ()))
+    if not shape or shape[0] != n or len(shape) > 2:
+        msg = f"{what} returns {shape or type(got).__name__} for a batch of {n} jets ({shapes}); expected ({n},), ({n}, 1) or ({n}, K) logits"
+        raise ArtifactError(msg)
 
 
 def shipped_taggers() -> dict[str, Path]:
@@ -446,6 +513,7 @@ def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
 
         # TorchScript archives hold code: loaded only from an artifact the user named
         model = torch.jit.load(str(path / "model.ts"), map_location="cpu").eval()
+        _dry_run(f"artifact {path}: model.ts", spec, model)  # spec vs model, when the tagger is configured
     elif kind == "observables":
         from hepml_coffea.models import CutBasedTopTagger
 
