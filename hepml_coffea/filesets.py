@@ -66,8 +66,37 @@ def load_fileset(fileset: str | os.PathLike[str] | Mapping[str, Any], treename: 
     return out
 
 
+#: branches every file must have (the fat jets every tagger scores)
+REQUIRED_BRANCHES: tuple[str, ...] = ("FatJet_pt", "FatJet_eta", "FatJet_phi")
+
+
+def _header_problem(path: Path) -> str | None:
+    """An empty, non-ROOT or truncated local file, told from its first bytes and size
+    (before uproot, whose error for all three is ``expected Chunk of length ...``)."""
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes), not a ROOT file: an interrupted copy or transfer?"
+    with open(path, "rb") as fh:
+        head = fh.read(20)
+    if head[:4] != b"root":
+        return (f"is not a ROOT file (it starts with {head[:12]!r}; a ROOT file starts with b'root'): "
+                "check what was copied under this name")
+    if len(head) < 20:
+        return f"truncated ({size} bytes: not even a complete ROOT header; an interrupted copy or write?)"
+    version = int.from_bytes(head[4:8], "big")
+    end = int.from_bytes(head[12:20] if version >= 1_000_000 else head[12:16], "big")
+    if size < end:
+        return f"truncated ({size} bytes, its header says {end}; an interrupted copy or write?)"
+    return None
+
+
 def _file_problem(f: str, tree: str) -> tuple[str | None, int | None]:
-    """What is wrong with one file (``None`` if usable) and its event count if readable."""
+    """What is wrong with one file (``None`` if usable) and its event count if readable.
+
+    One distinct reason each: a directory, a missing file, an empty (0-byte) file, a file
+    that is not ROOT, a truncated file (with its event count when the tree header is still
+    readable), no such tree, a tree without the fat-jet branches, any other read error."""
+    header = None
     if "://" not in f:
         p = Path(f)
         if p.is_dir():
@@ -76,18 +105,27 @@ def _file_problem(f: str, tree: str) -> tuple[str | None, int | None]:
             return "file does not exist", None
         if not p.is_file():
             return "is not a regular file", None
+        header = _header_problem(p)
+        if header is not None and not header.startswith("truncated"):
+            return header, None
     try:
         with uproot.open(f) as fh:
             if tree not in fh:
                 trees = [k.split(";")[0] for k, c in fh.classnames().items() if c in ("TTree", "ROOT::RNTuple")]
-                return f"no tree {tree!r} in the file (trees: {trees})", None
-            n = int(fh[tree].num_entries)
-            size = os.path.getsize(f) if "://" not in f else None
-            if size is not None and size < fh.file.fEND:
-                return f"truncated ({size} bytes, its header says {fh.file.fEND})", n
+                return header or f"no tree {tree!r} in the file (trees: {trees})", None
+            obj = fh[tree]
+            n = int(obj.num_entries)
+            if header is not None:
+                return header, n
+            keys = set(obj.keys())
+            missing = [b for b in REQUIRED_BRANCHES if b not in keys]
+            if missing and "FatJet" not in keys:  # (an RNTuple may hold FatJet as one collection field)
+                return f"tree {tree!r} has no fat-jet branches {missing} ({n} events): not a NanoAOD file?", n
             return None, n
     except Exception as err:  # noqa: BLE001 - any read failure names the file
-        first = str(err).splitlines()[0][:200] if str(err) else ""
+        if header is not None:
+            return header, None
+        first = " ".join(str(err).split())[:200]
         return f"cannot be read ({type(err).__name__}: {first})", None
 
 
@@ -97,8 +135,9 @@ def check_fileset(fileset: Mapping[str, Any], skip_bad_files: bool = False) -> t
     Returns
     -------
     (usable fileset, skipped records)
-        Each skipped record names ``dataset``, ``file``, ``reason`` and ``events`` (the
-        file's event count where its header could still be read, else ``None``). A dataset
+        Each skipped record names ``dataset``, ``file``, ``reason``, ``events`` (the
+        file's event count where its header could still be read, else ``None``) and the
+        entry range ``entrystart``, ``entrystop`` (``0``, ``events`` when known, else ``None``). A dataset
         whose every file is bad stays in the usable fileset with no files, so it still
         appears (empty) in the output.
 
@@ -118,7 +157,8 @@ def check_fileset(fileset: Mapping[str, Any], skip_bad_files: bool = False) -> t
             if not skip_bad_files:
                 msg = f"dataset {ds!r}: {f}: {problem}"
                 raise FilesetError(msg)
-            skipped.append({"dataset": ds, "file": f, "entrystart": None, "entrystop": None,
-                            "events": n_events, "reason": problem})
+            known = n_events is not None
+            skipped.append({"dataset": ds, "file": f, "entrystart": 0 if known else None,
+                            "entrystop": n_events if known else None, "events": n_events, "reason": problem})
         good[ds] = {**entry, "files": files}
     return good, skipped

@@ -156,7 +156,7 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
                 raise
             fresh = self.empty_output(dataset)
             start, stop = meta.get("entrystart"), meta.get("entrystop")
-            n_events = int(stop - start) if start is not None and stop is not None else None
+            n_events = int(stop - start) if start is not None and stop is not None else _length(events)
             fresh["datasets"][dataset]["skipped"] = [{
                 "dataset": dataset,
                 "file": str(meta.get("filename", "?")),
@@ -212,6 +212,14 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         return accumulator
+
+
+def _length(events: Any) -> int | None:
+    """Events in a chunk whose metadata has no entry range (None if even that fails)."""
+    try:
+        return int(len(events))
+    except Exception:  # noqa: BLE001 - the chunk is being skipped because it is unreadable
+        return None
 
 
 def _where(err: BaseException) -> str:
