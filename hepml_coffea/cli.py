@@ -1,6 +1,7 @@
 """``hepml-coffea``: a thin command-line front over importable functions.
 
-Sub-commands: ``generate``, ``summary``, ``train``, ``run``, ``plot``, ``demo``.
+Sub-commands: ``generate``, ``summary``, ``train``, ``run``, ``plot``, ``demo``, ``import weaver``,
+``export weaver``, ``evaluate``, ``condor``, ``slurm``.
 Each one parses arguments and calls one function of the package; nothing here is
 needed to use the package from analysis code.
 """
@@ -237,6 +238,41 @@ def _add_slurm_parser(sub: Any) -> None:
     sc.set_defaults(func=_cmd_slurm_cluster_script)
 
 
+def _cmd_import_weaver(args: argparse.Namespace) -> int:
+    from hepml_coffea.weaver import import_weaver
+
+    path = import_weaver(args.model, name=args.name, out=args.out, preprocess=args.preprocess,
+                         data_config=args.data_config, score=args.score, branch_map=args.branch_map,
+                         license_file=args.license, provenance=args.provenance)
+    _describe(path)
+    return 0
+
+
+def _describe(path: Any) -> None:
+    """Print what an artifact is: name, hash, inputs, classes, score, runtime."""
+    from hepml_coffea.artifacts import load_artifact
+
+    art = load_artifact(path)
+    print(f"{art.name}: artifact {art.path} (hash {art.hash[:16]})")
+    spec = art.spec
+    if spec is not None and spec.kind == "blocks":
+        for b in spec.blocks:
+            print(f"  input {b.name}: {len(b.vars)} x {b.length} ({b.collection}, pad {b.pad_mode})")
+    if art.classes:
+        print(f"  classes: {', '.join(art.classes)}; score = {art.score_expression}")
+    print(f"  runtime: {art.cpu_backend}; padding trimmed per batch: {bool(art.meta.get('trim_padding'))}")
+    print(f"  use it: score_fatjets(events, [{str(art.path)!r}]) or hepml-coffea run --taggers {art.path}")
+
+
+def _cmd_export_weaver(args: argparse.Namespace) -> int:
+    from hepml_coffea.weaver import export_weaver
+
+    files = export_weaver(args.tagger, args.out)
+    for f in files:
+        print(f)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="hepml-coffea", description=__doc__.splitlines()[0])
@@ -253,6 +289,29 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eta-max", type=float, default=2.5)
     g.add_argument("--no-detector", action="store_true", help="switch the detector response off")
     g.set_defaults(func=_cmd_generate)
+
+    im = sub.add_parser("import", help="seal a model trained elsewhere as a tagger artifact")
+    isub = im.add_subparsers(dest="format", required=True)
+    iw = isub.add_parser("weaver", help="a weaver-trained model: ONNX + preprocess.json or the data-config YAML")
+    iw.add_argument("model", help="the ONNX file (weaver --export-onnx)")
+    src = iw.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preprocess", help="weaver's preprocess.json (written beside the ONNX)")
+    src.add_argument("--data-config", help="the weaver data-config YAML the model was trained with")
+    iw.add_argument("--name", required=True, help="tagger name (score column)")
+    iw.add_argument("--score", default=None, help="top score over class names, e.g. 'Tbqq / (Tbqq + QCD)'")
+    iw.add_argument("--branch-map", default=None,
+                    help="shipped map (jetclass, cms) or a YAML adding names (sections pf, sv, new_variables)")
+    iw.add_argument("--out", default=None, help="artifact directory (default ./NAME)")
+    iw.add_argument("--license", default=None, help="licence file to keep inside the artifact")
+    iw.add_argument("--provenance", default=None, help="provenance text to keep inside the artifact")
+    iw.set_defaults(func=_cmd_import_weaver)
+
+    ex = sub.add_parser("export", help="write a tagger in another tool's format")
+    esub = ex.add_subparsers(dest="format", required=True)
+    ew = esub.add_parser("weaver", help="ONNX + weaver-style preprocess.json + the branch map that reads it back")
+    ew.add_argument("tagger", help="shipped tagger name or artifact directory")
+    ew.add_argument("--out", required=True, help="output folder")
+    ew.set_defaults(func=_cmd_export_weaver)
 
     s = sub.add_parser("summary", help="constituent summary of NanoAOD/PFNano files")
     s.add_argument("files", nargs="+")
@@ -405,6 +464,7 @@ def _one_line(err: BaseException) -> str:
         "ArtifactError": "check the tagger name/path (hepml-coffea run --taggers NAME_OR_DIR)",
         "ArtifactIntegrityError": "re-copy or re-train the artifact",
         "MissingBranchError": "the file lacks the branches named above",
+        "WeaverImportError": "fix the file or name given above",
         "ConfigurationError": "fix the option named above",
         "FileNotFoundError": "check the path",
     }.get(type(err).__name__, "run with --debug for the traceback")

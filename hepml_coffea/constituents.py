@@ -29,6 +29,7 @@ The output contract, used by :mod:`hepml_coffea.representations`:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -178,7 +179,8 @@ def fatjet_constituents(
     on_invalid : association rows pointing outside the collections raise
         :class:`InvalidAssociationError` (``"raise"``) or are dropped and counted in
         ``counts["bad_association_rows"]`` (``"skip"``)
-    cand_fields : extra candidate branches to carry, e.g. ``spec.required_cand_fields()``
+    cand_fields : extra candidate branches to carry, e.g. ``spec.required_cand_fields()``;
+        ``puppiWeight`` is 1 where the file has none (logged once per process)
         (names of :data:`CAND_ALWAYS` are always there and ignored here); a branch the
         file lacks raises :class:`MissingBranchError` naming it
         A field the candidate collection lacks but the association rows have (PFNano's
@@ -213,7 +215,7 @@ def fatjet_constituents(
     cand_have = set(ak.fields(cand))
     assoc_have = set(ak.fields(assoc)) - {"jetIdx", idx_name}
     from_rows = [f for f in extra_cand if f not in cand_have and f in assoc_have]
-    cand_need = [f for f in cand_fields if f not in ("pt", "eta", "phi", "mass", "energy", "charge")
+    cand_need = [f for f in cand_fields if f not in ("pt", "eta", "phi", "mass", "energy", "charge", "puppiWeight")
                  and f not in from_rows]
     if "charge" in cand_fields and not ({"charge", "pdgId"} & cand_have):
         cand_need.append("charge")
@@ -326,6 +328,9 @@ def fatjet_constituents(
             cols[extra] = _flat_at(cand[extra], gcand)[order]
         elif extra in from_rows:
             cols[extra] = _flat_at(assoc[extra], row_ids)[order]
+        elif extra == "puppiWeight":
+            cols[extra] = np.ones(len(order))
+            _note_no_puppi(cand_name)
     cands_all = ak.unflatten(ak.zip(cols, depth_limit=1), counts)
 
     finite_jet = np.isfinite(j_pt) & np.isfinite(j_eta) & np.isfinite(j_phi) & np.isfinite(j_mass)
@@ -354,6 +359,19 @@ def fatjet_constituents(
         counts=result_counts,
         svs=svs,
     )
+
+
+_NOTED: set[str] = set()
+
+
+def _note_no_puppi(collection: str) -> None:
+    """Log once per process that candidates without ``puppiWeight`` get weight 1."""
+    if collection in _NOTED:
+        return
+    _NOTED.add(collection)
+    logging.getLogger("hepml_coffea.constituents").warning(
+        "%s has no puppiWeight branch: every candidate gets PUPPI weight 1 (exact for hepml_coffea's generated "
+        "samples, which have no pileup; NanoAOD v15 PFCand stores none)", collection)
 
 
 def _fatjet_svs(events: Any, fields: tuple[str, ...], jet_off: np.ndarray, n_jets: int,

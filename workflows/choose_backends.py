@@ -22,9 +22,11 @@ import awkward as ak
 import numpy as np
 
 
-def selected_jets(files: list[str], max_jets: int) -> tuple[ak.Array, ak.Array]:
+def selected_jets(files: list[str], max_jets: int, cand_fields: tuple[str, ...] = (),
+                  jet_fields: tuple[str, ...] = ()) -> tuple[ak.Array, ak.Array]:
     """Constituents and fat jets of the first ``max_jets`` selected, valid jets of ``files``
-    (the processor's default selection), taken alternately from the files."""
+    (the processor's default selection), taken alternately from the files, carrying the
+    candidate / jet fields a spec reads (``spec.required_cand_fields()``, ...)."""
     from hepml_coffea.constituents import fatjet_constituents
     from hepml_coffea.io import read_arrays
     from hepml_coffea.selection import Selection
@@ -33,7 +35,7 @@ def selected_jets(files: list[str], max_jets: int) -> tuple[ak.Array, ak.Array]:
     cands, jets = [], []
     per_file = max(1, max_jets // len(files))
     for f in files:
-        jc = fatjet_constituents(read_arrays(f))
+        jc = fatjet_constituents(read_arrays(f), cand_fields=cand_fields, jet_fields=jet_fields)
         jc = jc.select(sel.mask(jc) & jc.valid)
         cands.append(jc.cands[:per_file])
         jets.append(jc.jets[:per_file])

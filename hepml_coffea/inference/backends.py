@@ -89,6 +89,16 @@ class ExportError(ArtifactError):
 
 
 # --------------------------------------------------------------------------- modules
+def _torch_module_base() -> type:
+    """``torch.nn.Module`` when torch is importable (it is wherever a model is exported)."""
+    try:
+        import torch
+
+        return torch.nn.Module
+    except ImportError:  # pragma: no cover - the module then only serves ONNX Runtime
+        return object
+
+
 def exportable_module(model: Any) -> Any:
     """The module to export / compile for ``model``: the model itself, for a
     :class:`~hepml_coffea.models.JetLSTM` its unpacked form (identical scores), for a
@@ -188,15 +198,40 @@ def mask_input(artifact: Artifact) -> str | None:
 
 
 # --------------------------------------------------------------------------- ONNX
-def _onnx_bytes(artifact: Artifact) -> bytes:
+class _Softmax(_torch_module_base()):  # type: ignore[misc]
+    """``softmax(module(*x))`` over two classes (weaver's ``for_inference`` output); a
+    one-logit model becomes ``(1 - sigmoid, sigmoid)``."""
+
+    def __init__(self, module: Any) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args: Any) -> Any:
+        import torch
+
+        out = self.module(*args).float()
+        if out.ndim == 1 or out.shape[1] == 1:
+            p = torch.sigmoid(out.reshape(-1))
+            return torch.stack((1 - p, p), dim=1)
+        return torch.softmax(out, dim=1)
+
+
+def _onnx_bytes(artifact: Artifact, graph_names: list[str] | None = None, softmax: bool = False) -> bytes:
+    """The artifact's model as ONNX; ``graph_names`` renames its inputs (default: the model's
+    input names), ``softmax`` makes the output class probabilities named ``softmax``
+    (weaver's convention) instead of ``logits``."""
     import torch
 
     module = exportable_module(artifact.model)
+    if softmax:
+        module = _Softmax(module).eval()
     names = list(artifact.input_names)
     example = synthetic_inputs(artifact, n=4)
     args = tuple(torch.from_numpy(example[k]) for k in names)
-    dynamic = {k: ({0: "jets"} if k == "image" else {0: "jets", 2: "particles"}) for k in names}
-    dynamic["logits"] = {0: "jets"}
+    gnames = list(graph_names or names)
+    dynamic = {g: ({0: "jets"} if k == "image" else {0: "jets", 2: "particles"}) for k, g in zip(names, gnames)}
+    out_name = "softmax" if softmax else "logits"
+    dynamic[out_name] = {0: "jets"}
     from hepml_coffea.representations import graph as _knn
 
     buf = io.BytesIO()
@@ -204,7 +239,7 @@ def _onnx_bytes(artifact: Artifact) -> bytes:
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python values
-            torch.onnx.export(module, args, buf, dynamo=False, input_names=names, output_names=["logits"],
+            torch.onnx.export(module, args, buf, dynamo=False, input_names=gnames, output_names=[out_name],
                               dynamic_axes=dynamic, opset_version=OPSET)
     except Exception as err:
         msg = f"artifact {artifact.path}: {artifact.class_name} cannot be exported to ONNX ({type(err).__name__}: {err})"
@@ -421,7 +456,7 @@ def _aoti_bytes(artifact: Artifact, *, topk_knn: bool = True, freezing: bool = T
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            program = torch.export.export(module, args, dynamic_shapes=shapes)
+            program = torch.export.export(module, args, dynamic_shapes=tuple(shapes[k] for k in names))
             # freezing: the weights become constants, so Inductor packs them once for oneDNN's
             # matrix products (ParticleNet-Lite 1.18x faster than without: 1.34x vs 1.13x ONNX Runtime, BENCHMARKS.md)
             with tempfile.TemporaryDirectory(prefix="hepml_aoti_") as tmp, \

@@ -151,6 +151,8 @@ def choose_backend(
     for backend, export, fname, key in exports:
         if backend not in backends:
             continue
+        if backend == "onnxruntime" and art.meta.get("weaver"):
+            continue  # an imported weaver model keeps the graph it was imported from
         try:
             export(path, inputs=inputs)
         except ExportError as err:

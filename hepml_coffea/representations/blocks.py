@@ -25,6 +25,9 @@ def build_blocks(
 ) -> dict[str, np.ndarray]:
     """Every block of a ``blocks`` spec, keyed by the model's input names.
 
+    Constituents are ordered by decreasing ``spec.sort_by`` (default pT) before the first
+    ``P`` are kept; secondary vertices keep the file's order.
+
     Parameters
     ----------
     cands
@@ -58,7 +61,7 @@ def build_blocks(
                     raise ValueError(f"block {block.name!r} reads secondary vertices but none were given (svs=None)")
                 flat = _flatten(svs, jets, sort_by_pt=False)
             else:
-                flat = _flatten(cands, jets)
+                flat = _flatten(cands, jets, sort_by=spec.sort_by)
             flats[block.collection] = flat
         arr = _padded(flat, block.vars, block.length, pad_mode=block.pad_mode)
         if block.nan_to_num:

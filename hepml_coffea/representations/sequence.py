@@ -29,8 +29,9 @@ class _Flat:
     use_order: bool
 
 
-def _flatten(cands: ak.Array, jets: ak.Array, sort_by_pt: bool = True) -> _Flat:
-    """Flatten ``cands`` over jets and work out the pt ordering (none when not ``sort_by_pt``)."""
+def _flatten(cands: ak.Array, jets: ak.Array, sort_by_pt: bool = True, sort_by: str | None = None) -> _Flat:
+    """Flatten ``cands`` over jets and work out the ordering: decreasing ``pt`` (none when
+    not ``sort_by_pt``), or decreasing feature ``sort_by`` (e.g. ``puppiWeight * pt``)."""
     cands = ak.Array(cands) if not isinstance(cands, ak.Array) else cands
     jets = ak.Array(jets) if not isinstance(jets, ak.Array) else jets
     if len(cands) != len(jets):
@@ -39,7 +40,10 @@ def _flatten(cands: ak.Array, jets: ak.Array, sort_by_pt: bool = True) -> _Flat:
     flat = ak.flatten(cands, axis=1)
     ctx = FeatureContext(flat, jets, counts)
     starts = ctx.starts
-    pt = ctx.cand("pt") if sort_by_pt and ctx.has_cand("pt") else None
+    if sort_by is not None:
+        pt = np.asarray(ctx.feature(sort_by), dtype=np.float64)
+    else:
+        pt = ctx.cand("pt") if sort_by_pt and ctx.has_cand("pt") else None
     if pt is None or ctx.n_constituents == 0 or _kernels.is_sorted_desc(pt, starts, counts):
         order, use_order = np.zeros(0, dtype=np.int64), False
     else:

@@ -195,6 +195,9 @@ class InputSpec:
     mask_block
         ``"blocks"`` kind: the name of the constituent mask input (1 real, 0 padding), which
         the engine reads to trim padding for models whose output does not depend on it.
+    sort_by
+        ``"blocks"`` kind: the feature (name or expression) the constituents are ordered by,
+        decreasing, before the first ``P`` are kept (default: ``pt``); e.g. ``puppiWeight * pt``.
     """
 
     kind: Literal["sequence", "pointcloud", "image"] = "sequence"
@@ -210,6 +213,7 @@ class InputSpec:
     channels: list[str] = field(default_factory=lambda: ["pt"])
     blocks: list[BlockSpec] = field(default_factory=list)
     mask_block: str | None = None
+    sort_by: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -252,8 +256,10 @@ class InputSpec:
                 mb = {b.name: b for b in self.blocks}.get(self.mask_block)
                 if mb is None or mb.collection != "pf":
                     raise ValueError(f"mask_block {self.mask_block!r} must name a 'pf' block (blocks: {names})")
-        elif self.blocks or self.mask_block is not None:
-            raise ValueError(f"blocks / mask_block are only for kind 'blocks', not {self.kind!r}")
+            if self.sort_by is not None:
+                check_feature(self.sort_by)
+        elif self.blocks or self.mask_block is not None or self.sort_by is not None:
+            raise ValueError(f"blocks / mask_block / sort_by are only for kind 'blocks', not {self.kind!r}")
 
     # -- convenience ------------------------------------------------------
     @property
@@ -275,6 +281,7 @@ class InputSpec:
             return cand, jet
         if self.kind == "blocks":
             names = [v.name for b in self.blocks if b.collection == "pf" for v in b.vars]
+            names += [self.sort_by] if self.sort_by else []
         else:
             names = [f.name for f in self.features] + (list(self.points) if self.kind == "pointcloud" else [])
         cand.add("pt")  # constituents are ordered by pt
@@ -330,6 +337,7 @@ class InputSpec:
         if self.kind != "blocks":  # the fixed kinds keep their documents as before
             d.pop("blocks")
             d.pop("mask_block")
+            d.pop("sort_by")
         return {"version": SPEC_VERSION, **d}
 
     @classmethod

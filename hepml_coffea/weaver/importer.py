@@ -114,7 +114,8 @@ def weaver_spec(
         raise WeaverImportError(msg)
     masks = [b.name for b in blocks if b.collection == "pf" and len(b.vars) == 1
              and b.vars[0].name.replace(" ", "").startswith("ones_like(")]
-    return InputSpec(kind="blocks", features=[], blocks=blocks, mask_block=masks[0] if len(masks) == 1 else None)
+    return InputSpec(kind="blocks", features=[], blocks=blocks, mask_block=masks[0] if len(masks) == 1 else None,
+                     sort_by=branch_map.sort_pf_by)
 
 
 def _session(path: Path) -> Any:

@@ -100,25 +100,30 @@ class BranchMap:
     sv : names read per secondary vertex (expressions over FatJetSVs fields + ``eta``)
     new_variables : default formulas for derived names (used when the config itself has
         none for them, e.g. a preprocess.json import)
+    sort_pf_by : the constituent order the model was trained with, as a feature expression
+        (decreasing; ``None``: pT as stored)
     """
 
     name: str
     pf: dict[str, str] = field(default_factory=dict)
     sv: dict[str, str] = field(default_factory=dict)
     new_variables: dict[str, str] = field(default_factory=dict)
+    sort_pf_by: str | None = None
 
     def merged(self, other: BranchMap) -> BranchMap:
         """This map extended (and overridden) by ``other``."""
         return BranchMap(f"{self.name}+{other.name}", {**self.pf, **other.pf}, {**self.sv, **other.sv},
-                         {**self.new_variables, **other.new_variables})
+                         {**self.new_variables, **other.new_variables}, other.sort_pf_by or self.sort_pf_by)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pf": dict(self.pf), "sv": dict(self.sv), "new_variables": dict(self.new_variables)}
+        return {"pf": dict(self.pf), "sv": dict(self.sv), "new_variables": dict(self.new_variables),
+                "sort_pf_by": self.sort_pf_by}
 
 
 def load_branch_map(source: str | os.PathLike[str]) -> BranchMap:
     """A shipped map by name (:data:`SHIPPED_MAPS`) or a YAML file with sections ``pf``,
-    ``sv`` and ``new_variables`` (each a mapping of name -> expression/formula).
+    ``sv`` and ``new_variables`` (each a mapping of name -> expression/formula) and an
+    optional ``sort_pf_by`` expression.
 
     Raises
     ------
@@ -139,7 +144,7 @@ def load_branch_map(source: str | os.PathLike[str]) -> BranchMap:
     except yaml.YAMLError as err:
         msg = f"branch map {name}: not valid YAML ({str(err).splitlines()[0]})"
         raise TranslationError(msg) from None
-    unknown = set(doc) - {"pf", "sv", "new_variables", "description"}
+    unknown = set(doc) - {"pf", "sv", "new_variables", "description", "sort_pf_by"}
     if unknown:
         msg = f"branch map {name}: unknown sections {sorted(unknown)} (expected pf, sv, new_variables)"
         raise TranslationError(msg)
@@ -150,7 +155,16 @@ def load_branch_map(source: str | os.PathLike[str]) -> BranchMap:
             msg = f"branch map {name}: section {sec!r} must map names to expression strings"
             raise TranslationError(msg)
         out[sec] = dict(d)
-    return BranchMap(name, out["pf"], out["sv"], out["new_variables"])
+    sort_by = doc.get("sort_pf_by")
+    if sort_by is not None:
+        from hepml_coffea.representations.features import check_feature
+
+        try:
+            check_feature(str(sort_by))
+        except ValueError as err:
+            msg = f"branch map {name}: sort_pf_by: {err}"
+            raise TranslationError(msg) from None
+    return BranchMap(name, out["pf"], out["sv"], out["new_variables"], None if sort_by is None else str(sort_by))
 
 
 def _paren(text: str) -> ast.expr:
@@ -195,6 +209,11 @@ class Translator:
                 text = None
         finally:
             self._stack.pop()
+        if text is not None and text.isidentifier():
+            from hepml_coffea.representations.features import FEATURES
+
+            if text not in FEATURES:  # a bare branch name reads the field as it is
+                text = f"cand.{text}"
         if text is not None:
             try:
                 parse_expression(text)
