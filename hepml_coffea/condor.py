@@ -34,7 +34,7 @@ from hepml_coffea.config import ConfigurationError
 from hepml_coffea.environment import export_lines as _export_lines
 from hepml_coffea.environment import worker_env
 from hepml_coffea.filesets import FilesetError, load_fileset
-from hepml_coffea.outputs import save_output, stage_report
+from hepml_coffea.outputs import nonfinite_summary, save_output, stage_report
 
 __all__ = [
     "IncompleteJobsError",
@@ -664,6 +664,8 @@ def merge_outputs(
         run_meta.update({"taggers": taggers, "report": report, "merged_from": len(outputs)})
         if "skipped" in ref["run"]:
             run_meta["skipped"] = skipped
+        if "nonfinite_inputs" in ref["run"]:  # over every job, from the merged per-chunk records
+            run_meta["nonfinite_inputs"] = nonfinite_summary(summed)
         merged: dict[str, Any] = {"datasets": summed, "run": run_meta}
     else:
         merged = {**summed, "skipped": skipped, "taggers": taggers, "report": report}

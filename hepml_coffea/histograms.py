@@ -7,7 +7,10 @@ The processor output holds, per dataset (``output["datasets"][name]``):
   selection (e.g. ``"550 < pT < 650 GeV, |eta| < 2"``);
 * ``working_points``: tagger x working point (eS30/50/70 thresholds from the
   artifact's test metrics) x passed x pT x truth;
-* ``cutflow``, ``tagger_counts``, ``timing`` (seconds per stage), ``skipped``.
+* ``cutflow``, ``tagger_counts``, ``timing`` (seconds per stage), ``skipped``;
+* ``nonfinite_inputs``: one record per chunk that had jets with a NaN / inf model input
+  (``file``, ``entrystart``, ``entrystop``, ``jets``, ``features``: ``"<tagger>: <feature>"``
+  -> jets); those jets are in the cutflow's ``nonfinite_inputs`` row, not in ``scored``.
 
 **Totals agree with the cutflow**: every scored jet lands inside the axes (no flow bin), so
 ``scores[{"tagger": t}].sum()`` equals ``tagger_counts[t]["scored"]``: a score of exactly
@@ -46,7 +49,7 @@ __all__ = [
 
 #: cutflow entries, in order
 CUTFLOW_KEYS: tuple[str, ...] = ("events", "events_skipped", "fat_jets", "selected", "no_constituents",
-                                 "nonfinite", "bad_association_rows", "scored")
+                                 "nonfinite", "bad_association_rows", "nonfinite_inputs", "scored")
 
 _MSD_EDGES = (0.0, 300.0)
 
@@ -173,6 +176,7 @@ def empty_dataset_output(taggers: Sequence[Any], selection: Selection, score_bin
         "tagger_counts": {n: {"scored": 0, "not_scored": 0} for n in names},
         "timing": {},
         "skipped": [],
+        "nonfinite_inputs": [],
     }
 
 
@@ -196,10 +200,12 @@ def fill_scores(acc: dict[str, Any], taggers: Sequence[Any], result: Any, labels
     cf = acc["cutflow"]
     cf["events"] += int(n_events)
     cf["fat_jets"] += int(result.n_fatjets)
-    for k in ("selected", "no_constituents", "nonfinite", "bad_association_rows", "scored"):
+    for k in ("selected", "no_constituents", "nonfinite", "bad_association_rows", "nonfinite_inputs", "scored"):
         cf[k] += int(result.counts.get(k, 0))
     jc = result.jets
     valid = np.asarray(jc.valid, dtype=bool)
+    if getattr(result, "nonfinite_inputs", None) is not None:
+        valid = valid & ~np.asarray(result.nonfinite_inputs, dtype=bool)  # scored by no tagger
     h = acc["scores"]
     pt_lo, pt_hi = h.axes["pt"].edges[0], h.axes["pt"].edges[-1]
     pt = _inside(np.asarray(ak.to_numpy(jc.jets.pt), dtype=np.float64), pt_lo, pt_hi)

@@ -1,4 +1,4 @@
-"""Run outputs: the stage report and atomic saving (``coffea.util.save``)."""
+"""Run outputs: the stage report, the non-finite-input summary and atomic saving (``coffea.util.save``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from hepml_coffea.histograms import datasets_of
 
-__all__ = ["stage_report", "save_output"]
+__all__ = ["nonfinite_summary", "stage_report", "save_output"]
 
 
 def stage_report(output: Mapping[str, Any], wall: float | None = None) -> str:
@@ -32,6 +32,19 @@ def stage_report(output: Mapping[str, Any], wall: float | None = None) -> str:
     if wall:
         lines.append(f"wall time {wall:.1f} s: {events / wall:.0f} events/s, {jets / wall:.0f} scored jets/s")
     return "\n".join(lines)
+
+
+def nonfinite_summary(datasets: Mapping[str, Any]) -> dict[str, Any]:
+    """Jets not scored because a model input was NaN / inf, over every dataset and chunk:
+    ``{"jets": total, "chunks": chunks with such jets, "features": {"<tagger>: <feature>": jets}}``."""
+    total, chunks, features = 0, 0, {}
+    for ds in datasets.values():
+        for rec in ds.get("nonfinite_inputs", []) if isinstance(ds, Mapping) else []:
+            total += int(rec.get("jets", 0))
+            chunks += 1
+            for k, v in rec.get("features", {}).items():
+                features[k] = features.get(k, 0) + int(v)
+    return {"jets": total, "chunks": chunks, "features": dict(sorted(features.items(), key=lambda kv: -kv[1]))}
 
 
 def save_output(output: Any, out: str | os.PathLike[str]) -> Path:

@@ -8,7 +8,8 @@ pickles small; the models live in each worker process's cache.
 Output of one chunk (coffea adds them up)::
 
     {"datasets": {dataset: {"scores": Hist, "working_points": Hist, "cutflow": {...},
-                            "tagger_counts": {...}, "timing": {...}, "skipped": [...]}}}
+                            "tagger_counts": {...}, "timing": {...}, "skipped": [...],
+                            "nonfinite_inputs": [...]}}}
 
 :func:`hepml_coffea.run.run_fileset` adds ``"run"`` (taggers, selection, skipped files,
 stage report) beside ``"datasets"``.
@@ -177,6 +178,11 @@ class TaggerProcessor(processor.ProcessorABC):  # type: ignore[misc]
             labels = self._labels(events, result)
         with timer("fill"):
             fill_scores(acc, self.taggers, result, labels, n_events=len(events))
+            if result.nonfinite_features:
+                acc["nonfinite_inputs"].append({
+                    "file": str(meta.get("filename", "?")), "entrystart": meta.get("entrystart"),
+                    "entrystop": meta.get("entrystop"), "jets": int(result.counts.get("nonfinite_inputs", 0)),
+                    "features": dict(result.nonfinite_features)})
             if self.save_scores:
                 self._write_scores(result, labels, meta)
         for k, v in timer.seconds.items():

@@ -20,11 +20,11 @@ from typing import Any
 from hepml_coffea.clusters import make_cluster
 from hepml_coffea.config import EXECUTORS, ConfigurationError, RunConfig
 from hepml_coffea.filesets import FilesetError, check_fileset, load_fileset
-from hepml_coffea.outputs import save_output, stage_report
+from hepml_coffea.outputs import nonfinite_summary, save_output, stage_report
 from hepml_coffea.processor import TaggerProcessor
 
 __all__ = ["FilesetError", "RunConfig", "load_fileset", "check_fileset", "make_cluster", "make_runner",
-           "run_fileset", "stage_report", "save_output"]
+           "nonfinite_summary", "run_fileset", "stage_report", "save_output"]
 
 
 def make_runner(executor: str, *, client: Any = None, workers: int = 1, chunksize: int = 10000,
@@ -144,6 +144,7 @@ def run_fileset(
         "wall_s": wall,
         "skipped": all_skipped,
         "events_skipped": sum(int(s.get("events") or 0) for s in all_skipped),
+        "nonfinite_inputs": nonfinite_summary(datasets),
         "report": stage_report(output, wall),
     }
     print(output["run"]["report"], flush=True)
@@ -164,11 +165,18 @@ def _print_notices(output: Mapping[str, Any]) -> None:
             n = "?" if s.get("events") is None else s["events"]
             print(f"  {s['dataset']}: {s['file']} [{s.get('entrystart')}:{s.get('entrystop')}] {n} events: "
                   f"{s['reason']}", file=sys.stderr)
+    bad = run.get("nonfinite_inputs") or {}
+    if bad.get("jets"):
+        worst = ", ".join(f"{k} in {v}" for k, v in list(bad["features"].items())[:5])
+        print(f"notice: {bad['jets']} selected jet(s) in {bad['chunks']} chunk(s) had a NaN / inf model input and "
+              f"were not scored (cutflow row nonfinite_inputs; per chunk in datasets[...]['nonfinite_inputs']): "
+              f"{worst}", file=sys.stderr)
     cut = {k: sum(int(ds["cutflow"].get(k, 0)) for ds in output["datasets"].values())
            for k in ("events", "fat_jets", "selected", "scored")}
     if cut["scored"] == 0:
         print(f"notice: no fat jet was scored. {cut['events']} events had {cut['fat_jets']} fat jets; the selection "
               f"({run['selection']}) rejected {cut['fat_jets'] - cut['selected']} of them and "
-              f"{cut['selected'] - cut['scored']} selected jets had no constituents or non-finite kinematics. "
+              f"{cut['selected'] - cut['scored']} selected jets had no constituents, non-finite kinematics or "
+              "non-finite model inputs. "
               "Widen the selection (hepml-coffea run --pt-min/--pt-max/--eta-max, or Selection(...)).",
               file=sys.stderr)

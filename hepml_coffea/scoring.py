@@ -75,8 +75,13 @@ class JetScores:
         (n_events,) fat jets per event (to restore the jagged structure)
     counts : dict
         ``selected``, ``scored``, ``no_constituents``, ``nonfinite``,
-        ``bad_association_rows``; per tagger ``not_scored:<name>`` (jets whose inputs that
-        tagger could not use, e.g. the baseline without ``tau2``)
+        ``bad_association_rows``, ``nonfinite_inputs``; per tagger ``not_scored:<name>``
+        (jets whose inputs that tagger could not use, e.g. the baseline without ``tau2``)
+    nonfinite_inputs : np.ndarray
+        (n_selected,) bool: valid jets with a NaN / inf value in a model input (a feature
+        expression that gives inf, ...); scored by no tagger
+    nonfinite_features : dict
+        ``"<tagger>: <feature>"`` -> jets of this chunk where that input was not finite
     """
 
     jets: JetConstituents
@@ -85,6 +90,8 @@ class JetScores:
     fatjet_counts: np.ndarray
     counts: dict[str, int] = field(default_factory=dict)
     classes: dict[str, tuple[tuple[str, ...], np.ndarray]] = field(default_factory=dict)
+    nonfinite_inputs: np.ndarray | None = None
+    nonfinite_features: dict[str, int] = field(default_factory=dict)
 
     def jagged(self) -> ak.Array:
         """Scores with the structure of ``events.FatJet``: record of one option-float field
@@ -107,6 +114,44 @@ class JetScores:
             else:
                 columns[name] = column(s)
         return ak.zip(columns, depth_limit=2)
+
+
+#: names of the channels (axis 1) of each representation array, from the input spec
+_CHANNEL_NAMES = {"features": "features", "points": "points", "image": "channels"}
+
+
+def _nonfinite_inputs(arrays: Mapping[str, np.ndarray], spec: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, int]]:
+    """Jets with a NaN / inf value anywhere in their model inputs, and per input channel
+    (feature name, point coordinate, image channel) the number of such jets.
+
+    Shapes:
+        each array (N, C, ...) or (N,) -> (N,) bool, {name: count}
+    """
+    n = len(next(iter(arrays.values()))) if arrays else 0
+    bad = np.zeros(n, dtype=bool)
+    per: dict[str, int] = {}
+    for key, arr in arrays.items():
+        if key == "mask" or not isinstance(arr, np.ndarray) or arr.shape[:1] != (n,) \
+                or not np.issubdtype(arr.dtype, np.floating):
+            continue
+        finite = np.isfinite(arr)
+        if finite.all():
+            continue
+        if arr.ndim == 1:
+            jets = ~finite
+            bad |= jets
+            per[key] = int(jets.sum())
+            continue
+        by_channel = ~finite.reshape(n, arr.shape[1], -1).all(axis=2)  # (N, C)
+        bad |= by_channel.any(axis=1)
+        names = [str(x.get("name", x) if isinstance(x, Mapping) else x)
+                 for x in (spec.get(_CHANNEL_NAMES.get(key, ""), None) or [])]
+        for c in np.flatnonzero(by_channel.any(axis=0)):
+            label = names[c] if c < len(names) and key != "points" else f"{key}[{c}]"
+            if key == "points" and c < len(names):
+                label = f"point {names[c]}"
+            per[label] = int(by_channel[:, c].sum())
+    return bad, per
 
 
 def _required_fields(taggers: Sequence[TaggerConfig]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
@@ -250,18 +295,24 @@ class FatJetTagger:
                                      cand_fields=self.cand_fields, jet_fields=self.jet_fields,
                                      sv_fields=self.sv_fields)
         classes: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
-        scores = self.score_constituents(jc, timer=timer, classes_out=classes if self.classes else None)
-        not_scored = {f"not_scored:{n}": int(np.sum(jc.valid & ~np.isfinite(s))) for n, s in scores.items()}
+        nonfinite: dict[str, Any] = {}
+        scores = self.score_constituents(jc, timer=timer, classes_out=classes if self.classes else None,
+                                         nonfinite_out=nonfinite)
+        bad_inputs = nonfinite["jets"]
+        scorable = jc.valid & ~bad_inputs
+        not_scored = {f"not_scored:{n}": int(np.sum(scorable & ~np.isfinite(s))) for n, s in scores.items()}
         counts = {
             "selected": len(jc),
-            "scored": int(jc.valid.sum()),
+            "scored": int(scorable.sum()),
             "no_constituents": int(jc.counts.get("no_constituents", 0)),
             "nonfinite": int(jc.counts.get("nonfinite", 0)) + int(jc.counts.get("nonfinite_rejected", 0)),
             "bad_association_rows": int(jc.counts.get("bad_association_rows", 0)),
+            "nonfinite_inputs": int(bad_inputs.sum()),
             **not_scored,
         }
         return JetScores(jets=jc, scores=scores, n_fatjets=int(fatjet_counts.sum()),
-                         fatjet_counts=fatjet_counts, counts=counts, classes=classes)
+                         fatjet_counts=fatjet_counts, counts=counts, classes=classes,
+                         nonfinite_inputs=bad_inputs, nonfinite_features=dict(nonfinite["features"]))
 
     def score_constituents(
         self,
@@ -269,13 +320,19 @@ class FatJetTagger:
         *,
         timer: StageTimer | None = None,
         classes_out: dict[str, tuple[tuple[str, ...], np.ndarray]] | None = None,
+        nonfinite_out: dict[str, Any] | None = None,
     ) -> dict[str, np.ndarray]:
         """Scores (float32, NaN where not scored) of every tagger for the jets of ``jc``.
 
         Only valid jets (finite, with constituents) are given to the models; the others
-        get NaN. With ``classes_out`` (a dict, filled here) the class probabilities of the
-        multi-class taggers too, ``name -> (class names, (N, n_classes))``, NaN rows where
-        not scored. Shapes: ``jc`` of N jets -> each score (N,).
+        get NaN. A valid jet with a NaN / inf value in any tagger's model input (e.g. a
+        feature expression dividing by zero) is given to no model and gets NaN from every
+        tagger, so all taggers score the same jets; with ``nonfinite_out`` (a dict, filled
+        here) ``"jets"``: (N,) bool of those jets and ``"features"``: ``"<tagger>: <feature>"``
+        -> number of jets where that input was not finite. With ``classes_out`` (a dict,
+        filled here) the class probabilities of the multi-class taggers too,
+        ``name -> (class names, (N, n_classes))``, NaN rows where not scored.
+        Shapes: ``jc`` of N jets -> each score (N,).
         """
         timer = timer or StageTimer()
         n = len(jc)
@@ -284,6 +341,8 @@ class FatJetTagger:
             for t in self.taggers:
                 if t.classes:
                     classes_out[t.name] = (t.classes, np.full((n, len(t.classes)), np.nan, dtype=np.float32))
+        bad_jets = np.zeros(n, dtype=bool)
+        bad_features: dict[str, int] = {}
         valid_idx = np.flatnonzero(jc.valid)
         for a in range(0, len(valid_idx), self.jet_block):
             idx = valid_idx[a:a + self.jet_block]
@@ -291,25 +350,51 @@ class FatJetTagger:
             block_mask[idx] = True
             block = jc.select(block_mask) if len(idx) != n else jc
             probs: dict[str, np.ndarray] = {}
-            for name, s in self._score_block(block, timer, probs if classes_out is not None else None).items():
+            bad: dict[str, Any] = {}
+            for name, s in self._score_block(block, timer, probs if classes_out is not None else None, bad).items():
                 out[name][idx] = s
             for name, p in probs.items():
                 classes_out[name][1][idx] = p  # type: ignore[index]
+            bad_jets[idx] = bad["jets"]
+            for k, v in bad["features"].items():
+                bad_features[k] = bad_features.get(k, 0) + v
+        if nonfinite_out is not None:
+            nonfinite_out["jets"] = bad_jets
+            nonfinite_out["features"] = bad_features
         return out
 
     # ------------------------------------------------------------------ internals
     def _score_block(self, good: JetConstituents, timer: StageTimer,
-                     probs: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        """Scores of every tagger for the (valid) jets of ``good``; each representation built once."""
+                     probs: dict[str, np.ndarray] | None = None,
+                     nonfinite: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+        """Scores of every tagger for the (valid) jets of ``good``; each representation built
+        once. Jets with a non-finite value in any tagger's inputs get NaN from every tagger
+        (given to no model); ``nonfinite`` (filled here): ``"jets"`` (N,) bool, ``"features"``."""
         from hepml_coffea.inference.engine import get_tagger
 
         built: dict[str, Mapping[str, np.ndarray]] = {}
-        scores: dict[str, np.ndarray] = {}
+        n = len(good)
+        bad = np.zeros(n, dtype=bool)
+        features: dict[str, int] = {}
         for t in self.taggers:
             key = t.build_key
             if key not in built:
                 with timer("build_representation"):
                     built[key] = self._build(t, good)
+            if key != "observables":  # the cut-based tagger's NaN inputs are its own "not scored"
+                per_jet, per_feature = _nonfinite_inputs(built[key], t.spec or {})
+                bad |= per_jet
+                for f, c in per_feature.items():
+                    features[f"{t.name}: {f}"] = c
+        if nonfinite is not None:
+            nonfinite["jets"], nonfinite["features"] = bad, features
+        if bad.any():  # the models see only the jets with finite inputs
+            keep = ~bad
+            built = {k: {a: (v[keep] if isinstance(v, np.ndarray) and v.shape[:1] == (n,) else v)
+                         for a, v in arrays.items()} for k, arrays in built.items()}
+        scores: dict[str, np.ndarray] = {}
+        for t in self.taggers:
+            key = t.build_key
             with timer("infer"):
                 tagger = get_tagger(t.path, self.device, self.amp, backend=self.backend)
                 if tagger.artifact.hash != t.hash:
@@ -324,6 +409,16 @@ class FatJetTagger:
                     scores[t.name] = class_score(tagger.artifact, probs[t.name])
                 else:
                     scores[t.name] = tagger.predict(built[key], batch_size=self.batch_size)
+        if bad.any():  # back to every jet of the block, NaN where the inputs were not finite
+            for name, s in scores.items():
+                full = np.full(n, np.nan, dtype=np.float32)
+                full[~bad] = s
+                scores[name] = full
+            if probs is not None:
+                for name, p in probs.items():
+                    full = np.full((n, *p.shape[1:]), np.nan, dtype=np.float32)
+                    full[~bad] = p
+                    probs[name] = full
         return scores
 
     def _build(self, t: TaggerConfig, good: JetConstituents) -> Mapping[str, np.ndarray]:
