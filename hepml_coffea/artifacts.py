@@ -17,6 +17,10 @@ An artifact is a directory::
                          native code, loaded only for that backend (by name, or by
                          ``"auto"`` when it is the recorded choice), so take such
                          artifacts only from sources you trust, as any compiled library
+    probe.npz            a fixed batch of inputs and the scores these weights give them, with
+                         each runtime record's ``weights_sha256``: the hash chain that binds
+                         model.onnx / model.pt2 to the weights
+                         (:mod:`hepml_coffea.inference.probes`)
     roc.png, loss.png    optional plots
     manifest.json        sha256 of every file above and the artifact hash
 
@@ -61,7 +65,8 @@ __all__ = [
 
 FORMAT = "hepml-coffea-artifact/1"
 HASHED = ("model.yaml", "weights.safetensors", "baseline.json", "metrics.json", "model.ts", "model.onnx",
-          "model.pt2", "weaver_preprocess.json", "weaver_data_config.yaml", "LICENSE", "PROVENANCE.md")
+          "model.pt2", "weaver_preprocess.json", "weaver_data_config.yaml", "LICENSE", "PROVENANCE.md",
+          "probe.npz")
 
 #: class_name of an imported ONNX graph without torch weights (runs in ONNX Runtime only)
 ONNX_ONLY = "ONNX"

@@ -49,6 +49,7 @@ from hepml_coffea.artifacts import (
     load_artifact,
     update_artifact,
 )
+from hepml_coffea.inference.probes import bound_export, check_runtime
 
 __all__ = [
     "AOTI_FILE",
@@ -390,7 +391,7 @@ def export_onnx(
     check = _checked(art, onnx_session(data, threads=1), inputs, atol, "the ONNX export")
     record = {"file": ONNX_FILE, "opset": OPSET, "sha256": hashlib.sha256(data).hexdigest(),
               "torch": str(torch.__version__), "onnxruntime": str(ort.__version__), **check}
-    return update_artifact(art.path, files={ONNX_FILE: data}, meta={"onnx": record})
+    return update_artifact(art.path, **bound_export(art, ONNX_FILE, data, record))  # + weights hash, probe
 
 
 # --------------------------------------------------------------------------- AOTInductor
@@ -512,7 +513,7 @@ def export_aoti(
     compiled = _aoti_load(data)
     check = _checked(art, lambda arrays: _logits_torch(compiled, arrays), inputs, atol, "the AOTInductor package")
     record = {"file": AOTI_FILE, "sha256": hashlib.sha256(data).hexdigest(), **aoti_target(), **check}
-    return update_artifact(art.path, files={AOTI_FILE: data}, meta={"aoti": record})
+    return update_artifact(art.path, **bound_export(art, AOTI_FILE, data, record))  # + weights hash, probe
 
 
 # --------------------------------------------------------------------------- runners
@@ -635,7 +636,9 @@ def make_runner(artifact: Artifact, model: Any, backend: str, *, strict: bool) -
     ArtifactError
         ``"onnxruntime"`` / ``"aoti"`` asked for an artifact without ``model.onnx`` /
         ``model.pt2``, or a ``model.pt2`` built for another torch version or CPU; a file
-        that does not match the manifest (also when not strict).
+        that does not match the manifest (also when not strict); a ``model.onnx`` /
+        ``model.pt2`` not bound to the weights or failing the artifact's probe
+        (:func:`hepml_coffea.inference.probes.check_runtime`, also when not strict).
     """
     if backend == "torch":
         return model
@@ -662,7 +665,7 @@ def make_runner(artifact: Artifact, model: Any, backend: str, *, strict: bool) -
             rec = artifact.meta.get("onnx_output") or {}
             return _ClassesOnnxRunner(session, artifact.input_names, str(rec.get("name", "logits")),
                                       rec.get("kind", "logits") == "logits")
-        return _OnnxRunner(session, artifact.input_names)
+        return check_runtime(artifact, ONNX_FILE, _OnnxRunner(session, artifact.input_names))
     if backend == "aoti":
         data = _verified_bytes(artifact, AOTI_FILE)
         if data is None:
@@ -678,6 +681,6 @@ def make_runner(artifact: Artifact, model: Any, backend: str, *, strict: bool) -
         except Exception as err:  # noqa: BLE001 - e.g. a C++ runtime older than the one it was built with
             msg = f"artifact {artifact.path}: {AOTI_FILE} does not load ({type(err).__name__}: {str(err)[:200]})"
             return _unavailable(artifact, model, backend, msg, strict)
-        return _AotiRunner(compiled, artifact.name)
+        return check_runtime(artifact, AOTI_FILE, _AotiRunner(compiled, artifact.name))
     msg = f"backend {backend!r} has no CPU runner; choose one of {list(CPU_BACKENDS)}"
     raise ValueError(msg)

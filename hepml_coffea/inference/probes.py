@@ -1,0 +1,260 @@
+"""The hash chain between an artifact's weights and its compiled runtimes.
+
+``model.onnx`` and ``model.pt2`` are derived from ``weights.safetensors``; the manifest
+alone cannot tell that they still belong together (a ``model.onnx`` copied from another
+artifact, and the manifest re-sealed, would pass it). So every export records, in its
+model.yaml record (``onnx`` / ``aoti``), the sha256 of the weights it was exported from
+(``weights_sha256``), and the artifact holds a probe: ``probe.npz``, a fixed batch of
+:data:`PROBE_JETS` jets of the model's input shapes and the scores torch eager gives them
+with these weights, described by model.yaml ``probe`` (its sha256 and the weights' sha256).
+
+:func:`check_runtime` runs when a runtime is loaded (once per process and file, see
+:func:`hepml_coffea.inference.backends.make_runner`) and refuses, with one line naming the
+file (:class:`~hepml_coffea.artifacts.ArtifactIntegrityError`):
+
+* a runtime whose record names other weights than the artifact's (or no weights at all);
+* a runtime file that is not the one its record describes (sha256);
+* a probe made for other weights, or a ``probe.npz`` that is not the recorded one;
+* a runtime whose scores on the probe differ from the recorded ones by more than
+  :data:`PROBE_ATOL` for its backend: 1e-4 for ONNX Runtime and AOTInductor. The export
+  itself is checked to 1e-5 (:data:`~hepml_coffea.inference.backends.SCORE_ATOL`) on the
+  machine that made it; another CPU or library build may round differently, while a runtime
+  of another model differs by far more (0.1 and up).
+
+An artifact without a ``probe`` record (made before this check existed) keeps loading: its
+runtimes are not checked. ``python workflows/add_probes.py ARTIFACT...`` adds the probe and
+the weights records to such an artifact after checking its runtimes against torch eager.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from hepml_coffea.artifacts import Artifact, ArtifactError, ArtifactIntegrityError
+
+__all__ = ["PROBE_ATOL", "PROBE_FILE", "PROBE_JETS", "PROBE_SEED", "add_probe", "bound_export", "check_runtime",
+           "make_probe", "probe_scores", "runtime_record_key"]
+
+log = logging.getLogger("hepml_coffea.inference")
+
+PROBE_FILE = "probe.npz"
+#: jets in a probe (jets with at least one constituent)
+PROBE_JETS = 16
+PROBE_SEED = 20260623
+#: largest score difference to the probe's recorded scores a runtime may have, per backend
+PROBE_ATOL: dict[str, float] = {"onnxruntime": 1e-4, "aoti": 1e-4}
+_WEIGHTS = "weights.safetensors"
+_RECORD = {"model.onnx": "onnx", "model.pt2": "aoti"}
+
+_CHECKED: set[tuple[str, str]] = set()
+_LOCK = threading.Lock()
+
+
+def runtime_record_key(fname: str) -> str:
+    """model.yaml key of the record of runtime file ``fname`` (``"onnx"``, ``"aoti"``)."""
+    return _RECORD[fname]
+
+
+def make_probe(artifact: Artifact) -> tuple[bytes, dict[str, Any]]:
+    """The probe of ``artifact``: ``probe.npz`` bytes and its model.yaml record.
+
+    :data:`PROBE_JETS` synthetic jets (:func:`~hepml_coffea.inference.backends.synthetic_inputs`,
+    seed :data:`PROBE_SEED`, jets without constituents left out) and the scores the
+    artifact's torch model gives them in eager mode.
+
+    Shapes:
+        -> npz of each input (PROBE_JETS, ...) float32 and ``scores`` (PROBE_JETS,) float32
+    """
+    from hepml_coffea.inference.backends import _logits_torch, _scores, synthetic_inputs
+
+    if artifact.model is None or artifact.file_digest(_WEIGHTS) is None:
+        msg = f"artifact {artifact.path}: no torch weights to make a probe from"
+        raise ArtifactError(msg)
+    names = list(artifact.input_names)
+    inputs = synthetic_inputs(artifact, n=PROBE_JETS + 8, seed=PROBE_SEED)
+    keep = np.ones(len(inputs[names[0]]), dtype=bool)
+    if "mask" in inputs:
+        keep = inputs["mask"].reshape(len(keep), -1).sum(axis=1) > 0
+    arrays = [np.ascontiguousarray(inputs[k][keep][:PROBE_JETS]) for k in names]
+    artifact.model.eval()
+    scores = _scores(_logits_torch(artifact.model, arrays)).astype(np.float32)
+    if not np.isfinite(scores).all():
+        msg = f"artifact {artifact.path}: torch eager gives non-finite scores on the probe jets; no probe made"
+        raise ArtifactError(msg)
+    buf = io.BytesIO()
+    np.savez(buf, scores=scores, **dict(zip(names, arrays)))
+    data = buf.getvalue()
+    record = {"file": PROBE_FILE, "sha256": hashlib.sha256(data).hexdigest(),
+              "weights_sha256": artifact.file_digest(_WEIGHTS), "jets": int(len(scores)), "seed": PROBE_SEED}
+    return data, record
+
+
+def _probe_of(artifact: Artifact) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """The artifact's probe arrays and record, checked against the weights (None if it has
+    no probe record: an artifact from before the hash chain)."""
+    rec = artifact.meta.get("probe")
+    if not isinstance(rec, Mapping):
+        return None
+    weights = artifact.file_digest(_WEIGHTS)
+    if rec.get("weights_sha256") != weights:
+        msg = (f"artifact {artifact.path}: {PROBE_FILE} was made for weights {str(rec.get('weights_sha256'))[:12]}..., "
+               f"this artifact's {_WEIGHTS} is {str(weights)[:12]}...; refusing its runtimes (re-export them)")
+        raise ArtifactIntegrityError(msg)
+    path = artifact.path / PROBE_FILE
+    if artifact.file_digest(PROBE_FILE) != rec.get("sha256") or not path.is_file():
+        msg = (f"artifact {artifact.path}: {PROBE_FILE} is missing or is not the probe model.yaml records; "
+               "refusing its runtimes")
+        raise ArtifactIntegrityError(msg)
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != rec.get("sha256"):
+        msg = f"artifact {artifact.path}: {PROBE_FILE} does not match manifest.json; refusing to load"
+        raise ArtifactIntegrityError(msg)
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}, dict(rec)
+
+
+def probe_scores(runner: Any, arrays: list[np.ndarray]) -> np.ndarray:
+    """Scores of a runner on probe arrays (model input order): an ONNX Runtime runner takes
+    numpy and returns scores; a module-like runner (AOTInductor, torch) returns logits."""
+    from hepml_coffea.inference.backends import _logits_torch, _scores
+
+    if getattr(runner, "takes_numpy", False):
+        return np.asarray(runner(arrays), dtype=np.float32)
+    return _scores(_logits_torch(runner, arrays)).astype(np.float32)
+
+
+def check_runtime(artifact: Artifact, fname: str, runner: Any) -> Any:
+    """Refuse a runtime (``model.onnx``, ``model.pt2``) not bound to the artifact's weights;
+    return ``runner`` unchanged otherwise. Runs once per process for each (artifact hash,
+    file); see the module docstring for what is checked and the tolerances.
+
+    Raises
+    ------
+    ArtifactIntegrityError
+        one line naming the artifact and the file.
+    """
+    key = (artifact.hash, fname)
+    with _LOCK:
+        if key in _CHECKED:
+            return runner
+    probe = _probe_of(artifact)
+    if probe is None:  # an artifact from before the hash chain: not checked (documented)
+        log.debug("artifact %s has no probe record; %s is not checked against its weights", artifact.path, fname)
+        return runner
+    arrays_by_name, _ = probe
+    rec = artifact.meta.get(runtime_record_key(fname))
+    weights = artifact.file_digest(_WEIGHTS)
+    bound = rec.get("weights_sha256") if isinstance(rec, Mapping) else None
+    if bound != weights:
+        msg = (f"artifact {artifact.path}: {fname} was not exported from this artifact's {_WEIGHTS} (its record "
+               f"names weights {str(bound)[:12]}..., the artifact has {str(weights)[:12]}...); refusing to load it; "
+               f"re-export it (export_{runtime_record_key(fname)}(path))")
+        raise ArtifactIntegrityError(msg)
+    if isinstance(rec, Mapping) and rec.get("sha256") and rec["sha256"] != artifact.file_digest(fname):
+        msg = (f"artifact {artifact.path}: {fname} is not the file its model.yaml record describes (sha256 "
+               f"{str(artifact.file_digest(fname))[:12]}..., record {str(rec['sha256'])[:12]}...); refusing to load it")
+        raise ArtifactIntegrityError(msg)
+    backend = str(getattr(runner, "backend", "onnxruntime"))
+    atol = PROBE_ATOL.get(backend, 1e-4)
+    want = arrays_by_name["scores"]
+    try:
+        got = probe_scores(runner, [arrays_by_name[k] for k in artifact.input_names])
+        diff = float(np.max(np.abs(got.reshape(want.shape) - want)))
+    except Exception as err:  # noqa: BLE001 - a runtime of another model may not even take these shapes
+        msg = (f"artifact {artifact.path}: {fname} does not run on the artifact's probe "
+               f"({type(err).__name__}: {' '.join(str(err).split())[:160]}); refusing to load it")
+        raise ArtifactIntegrityError(msg) from err
+    if not diff <= atol:
+        msg = (f"artifact {artifact.path}: {fname} gives scores that differ from the probe's by {diff:.2g} "
+               f"(allowed {atol:.0e} for {backend}); it does not belong to these weights; refusing to load it")
+        raise ArtifactIntegrityError(msg)
+    with _LOCK:
+        _CHECKED.add(key)
+    return runner
+
+
+def bound_export(artifact: Artifact, fname: str, data: bytes, record: Mapping[str, Any]) -> dict[str, Any]:
+    """``update_artifact`` keywords that write an exported runtime bound to the weights: the
+    file, its record with ``weights_sha256``, and a probe (the existing one when it was made
+    for these weights, else a new one)."""
+    files: dict[str, bytes] = {fname: data}
+    meta: dict[str, Any] = {runtime_record_key(fname): {**record, "weights_sha256": artifact.file_digest(_WEIGHTS)}}
+    try:
+        current = _probe_of(artifact)
+    except ArtifactIntegrityError:
+        current = None
+    if current is None:
+        probe, probe_record = make_probe(artifact)
+        files[PROBE_FILE] = probe
+        meta["probe"] = probe_record
+    return {"files": files, "meta": meta}
+
+
+def add_probe(artifact_dir: Any) -> dict[str, Any]:
+    """Give an artifact made before the hash chain its probe and bind its runtimes.
+
+    Makes ``probe.npz`` from the weights (kept if one for these weights exists), runs each
+    runtime the artifact holds (``model.onnx``; ``model.pt2`` where it can run here) on the
+    probe, and, when its scores agree to :data:`PROBE_ATOL`, records ``weights_sha256`` in
+    its model.yaml record; then re-seals the artifact (weights and runtimes byte for byte
+    unchanged: the scores do not change, the artifact hash does). A ``model.pt2`` that
+    cannot run on this machine is bound on its export record's word (its sha256 matches
+    and it was written by ``export_aoti`` from these weights) and said so in the result.
+
+    Returns
+    -------
+    dict
+        ``hash`` (new artifact hash), and per runtime file ``"checked: max diff ..."`` or
+        ``"bound unchecked: ..."``; ``{"skipped": why}`` for an artifact without weights.
+
+    Raises
+    ------
+    ArtifactIntegrityError
+        a runtime whose scores on the probe differ: it is not bound (re-export it).
+    """
+    from hepml_coffea.artifacts import load_artifact, update_artifact
+    from hepml_coffea.inference.backends import AOTI_FILE, ONNX_FILE, aoti_incompatibility, make_runner
+
+    art = load_artifact(artifact_dir)
+    if art.model is None or art.file_digest(_WEIGHTS) is None:
+        return {"skipped": "no torch weights (cut-based or imported ONNX graph): nothing to bind"}
+    current = _probe_of(art)
+    if current is None:
+        data, record = make_probe(art)
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        files: dict[str, bytes] = {PROBE_FILE: data}
+        meta: dict[str, Any] = {"probe": record}
+    else:
+        arrays, _ = current
+        files, meta = {}, {}
+    result: dict[str, Any] = {}
+    for fname, backend in ((ONNX_FILE, "onnxruntime"), (AOTI_FILE, "aoti")):
+        rec = art.meta.get(runtime_record_key(fname))
+        if art.file_digest(fname) is None:
+            continue
+        if not isinstance(rec, Mapping) or rec.get("sha256") != art.file_digest(fname):
+            msg = f"artifact {art.path}: {fname} has no export record that describes it; re-export it"
+            raise ArtifactIntegrityError(msg)
+        why = aoti_incompatibility(rec) if backend == "aoti" else None
+        if why is not None:
+            result[fname] = f"bound unchecked: cannot run here ({why})"
+        else:
+            runner = make_runner(art, art.model, backend, strict=True)
+            got = probe_scores(runner, [arrays[k] for k in art.input_names])
+            diff = float(np.max(np.abs(got - arrays["scores"])))
+            if not diff <= PROBE_ATOL[backend]:
+                msg = (f"artifact {art.path}: {fname} differs from torch eager on the probe by {diff:.2g} "
+                       f"(allowed {PROBE_ATOL[backend]:.0e}); not bound: re-export it")
+                raise ArtifactIntegrityError(msg)
+            result[fname] = f"checked: max score difference {diff:.2g}"
+        meta[runtime_record_key(fname)] = {**rec, "weights_sha256": art.file_digest(_WEIGHTS)}
+    result["hash"] = update_artifact(art.path, files=files, meta=meta) if (files or meta) else art.hash
+    return result
