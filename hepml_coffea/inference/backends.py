@@ -391,7 +391,7 @@ def export_onnx(
     check = _checked(art, onnx_session(data, threads=1), inputs, atol, "the ONNX export")
     record = {"file": ONNX_FILE, "opset": OPSET, "sha256": hashlib.sha256(data).hexdigest(),
               "torch": str(torch.__version__), "onnxruntime": str(ort.__version__), **check}
-    return update_artifact(art.path, **bound_export(art, ONNX_FILE, data, record))  # + weights hash, probe
+    return update_artifact(art.path, **bound_export(art, ONNX_FILE, data, record, inputs))  # + weights hash, probe
 
 
 # --------------------------------------------------------------------------- AOTInductor
@@ -513,7 +513,7 @@ def export_aoti(
     compiled = _aoti_load(data)
     check = _checked(art, lambda arrays: _logits_torch(compiled, arrays), inputs, atol, "the AOTInductor package")
     record = {"file": AOTI_FILE, "sha256": hashlib.sha256(data).hexdigest(), **aoti_target(), **check}
-    return update_artifact(art.path, **bound_export(art, AOTI_FILE, data, record))  # + weights hash, probe
+    return update_artifact(art.path, **bound_export(art, AOTI_FILE, data, record, inputs))  # + weights hash, probe
 
 
 # --------------------------------------------------------------------------- runners

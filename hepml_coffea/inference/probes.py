@@ -40,7 +40,7 @@ import numpy as np
 from hepml_coffea.artifacts import Artifact, ArtifactError, ArtifactIntegrityError
 
 __all__ = ["PROBE_ATOL", "PROBE_FILE", "PROBE_JETS", "PROBE_SEED", "add_probe", "bound_export", "check_runtime",
-           "make_probe", "probe_scores", "runtime_record_key"]
+           "inputs_from_files", "make_probe", "probe_scores", "runtime_record_key"]
 
 log = logging.getLogger("hepml_coffea.inference")
 
@@ -62,12 +62,18 @@ def runtime_record_key(fname: str) -> str:
     return _RECORD[fname]
 
 
-def make_probe(artifact: Artifact) -> tuple[bytes, dict[str, Any]]:
+#: jets a probe is chosen from
+_POOL = 512
+
+
+def make_probe(artifact: Artifact, inputs: Mapping[str, np.ndarray] | None = None) -> tuple[bytes, dict[str, Any]]:
     """The probe of ``artifact``: ``probe.npz`` bytes and its model.yaml record.
 
-    :data:`PROBE_JETS` synthetic jets (:func:`~hepml_coffea.inference.backends.synthetic_inputs`,
-    seed :data:`PROBE_SEED`, jets without constituents left out) and the scores the
-    artifact's torch model gives them in eager mode.
+    :data:`PROBE_JETS` jets of ``inputs`` (real jets, e.g. the test split; default: 512
+    :func:`~hepml_coffea.inference.backends.synthetic_inputs` of seed :data:`PROBE_SEED`)
+    with at least one constituent, chosen where the torch-eager score is least saturated
+    (closest to 0.5: a runtime of another model cannot agree there by chance), kept in
+    their original order, and the scores the artifact's torch model gives them.
 
     Shapes:
         -> npz of each input (PROBE_JETS, ...) float32 and ``scores`` (PROBE_JETS,) float32
@@ -78,21 +84,33 @@ def make_probe(artifact: Artifact) -> tuple[bytes, dict[str, Any]]:
         msg = f"artifact {artifact.path}: no torch weights to make a probe from"
         raise ArtifactError(msg)
     names = list(artifact.input_names)
-    inputs = synthetic_inputs(artifact, n=PROBE_JETS + 8, seed=PROBE_SEED)
-    keep = np.ones(len(inputs[names[0]]), dtype=bool)
-    if "mask" in inputs:
-        keep = inputs["mask"].reshape(len(keep), -1).sum(axis=1) > 0
-    arrays = [np.ascontiguousarray(inputs[k][keep][:PROBE_JETS]) for k in names]
+    pool = dict(inputs) if inputs is not None else synthetic_inputs(artifact, n=_POOL, seed=PROBE_SEED)
+    n = len(pool[names[0]])
+    keep = np.ones(n, dtype=bool)
+    if "mask" in pool:
+        keep = np.asarray(pool["mask"]).reshape(n, -1).sum(axis=1) > 0
+    cand = [np.ascontiguousarray(np.asarray(pool[k], dtype=np.float32)[keep][:_POOL]) for k in names]
     artifact.model.eval()
-    scores = _scores(_logits_torch(artifact.model, arrays)).astype(np.float32)
-    if not np.isfinite(scores).all():
-        msg = f"artifact {artifact.path}: torch eager gives non-finite scores on the probe jets; no probe made"
+    pool_scores = _scores(_logits_torch(artifact.model, cand)).astype(np.float32)
+    finite = np.flatnonzero(np.isfinite(pool_scores))
+    if len(finite) < PROBE_JETS:
+        msg = (f"artifact {artifact.path}: torch eager gives {len(finite)} finite scores on {len(pool_scores)} "
+               f"probe candidates, {PROBE_JETS} needed; no probe made")
         raise ArtifactError(msg)
+    margin = np.minimum(pool_scores[finite], 1.0 - pool_scores[finite])
+    pick = np.sort(finite[np.argsort(-margin, kind="stable")[:PROBE_JETS]])
+    arrays = [a[pick] for a in cand]
+    scores = pool_scores[pick]
+    if float(np.minimum(scores, 1 - scores).max()) < 1e-3:
+        log.warning("artifact %s: every probe jet has a saturated score (< 1e-3 from 0 or 1); the probe cannot "
+                    "tell this model's runtimes from another model's well: give real jets (inputs=)", artifact.path)
     buf = io.BytesIO()
     np.savez(buf, scores=scores, **dict(zip(names, arrays)))
     data = buf.getvalue()
     record = {"file": PROBE_FILE, "sha256": hashlib.sha256(data).hexdigest(),
-              "weights_sha256": artifact.file_digest(_WEIGHTS), "jets": int(len(scores)), "seed": PROBE_SEED}
+              "weights_sha256": artifact.file_digest(_WEIGHTS), "jets": int(len(scores)),
+              "inputs": "given" if inputs is not None else f"synthetic (seed {PROBE_SEED})",
+              "score_range": [float(scores.min()), float(scores.max())]}
     return data, record
 
 
@@ -180,10 +198,11 @@ def check_runtime(artifact: Artifact, fname: str, runner: Any) -> Any:
     return runner
 
 
-def bound_export(artifact: Artifact, fname: str, data: bytes, record: Mapping[str, Any]) -> dict[str, Any]:
+def bound_export(artifact: Artifact, fname: str, data: bytes, record: Mapping[str, Any],
+                 inputs: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
     """``update_artifact`` keywords that write an exported runtime bound to the weights: the
     file, its record with ``weights_sha256``, and a probe (the existing one when it was made
-    for these weights, else a new one)."""
+    for these weights, else a new one from ``inputs``, see :func:`make_probe`)."""
     files: dict[str, bytes] = {fname: data}
     meta: dict[str, Any] = {runtime_record_key(fname): {**record, "weights_sha256": artifact.file_digest(_WEIGHTS)}}
     try:
@@ -191,16 +210,18 @@ def bound_export(artifact: Artifact, fname: str, data: bytes, record: Mapping[st
     except ArtifactIntegrityError:
         current = None
     if current is None:
-        probe, probe_record = make_probe(artifact)
+        probe, probe_record = make_probe(artifact, inputs)
         files[PROBE_FILE] = probe
         meta["probe"] = probe_record
     return {"files": files, "meta": meta}
 
 
-def add_probe(artifact_dir: Any) -> dict[str, Any]:
+def add_probe(artifact_dir: Any, inputs: Mapping[str, np.ndarray] | None = None,
+              replace: bool = False) -> dict[str, Any]:
     """Give an artifact made before the hash chain its probe and bind its runtimes.
 
-    Makes ``probe.npz`` from the weights (kept if one for these weights exists), runs each
+    Makes ``probe.npz`` from the weights and ``inputs`` (:func:`make_probe`; an existing
+    probe for these weights is kept unless ``replace``), runs each
     runtime the artifact holds (``model.onnx``; ``model.pt2`` where it can run here) on the
     probe, and, when its scores agree to :data:`PROBE_ATOL`, records ``weights_sha256`` in
     its model.yaml record; then re-seals the artifact (weights and runtimes byte for byte
@@ -225,9 +246,9 @@ def add_probe(artifact_dir: Any) -> dict[str, Any]:
     art = load_artifact(artifact_dir)
     if art.model is None or art.file_digest(_WEIGHTS) is None:
         return {"skipped": "no torch weights (cut-based or imported ONNX graph): nothing to bind"}
-    current = _probe_of(art)
+    current = None if replace else _probe_of(art)
     if current is None:
-        data, record = make_probe(art)
+        data, record = make_probe(art, inputs)
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         files: dict[str, bytes] = {PROBE_FILE: data}
@@ -258,3 +279,46 @@ def add_probe(artifact_dir: Any) -> dict[str, Any]:
         meta[runtime_record_key(fname)] = {**rec, "weights_sha256": art.file_digest(_WEIGHTS)}
     result["hash"] = update_artifact(art.path, files=files, meta=meta) if (files or meta) else art.hash
     return result
+
+
+def inputs_from_files(artifact: Artifact, files: Any, max_jets: int = _POOL) -> dict[str, np.ndarray]:
+    """Model inputs of up to ``max_jets`` real jets (in the artifact's selection window when
+    it records one, with constituents; the first ``max_jets / len(files)`` of each file)
+    read from ROOT ``files``, for :func:`make_probe`.
+
+    Shapes:
+        -> per input name, (n, ...) float32 as the model takes it
+    """
+    from hepml_coffea.constituents import fatjet_constituents
+    from hepml_coffea.io import read_arrays
+    from hepml_coffea.representations import build
+    from hepml_coffea.selection import Selection
+
+    spec = artifact.spec
+    if spec is None:
+        msg = f"artifact {artifact.path}: no input spec to build probe inputs with"
+        raise ArtifactError(msg)
+    sel = artifact.meta.get("selection")
+    selection = Selection(**sel) if isinstance(sel, Mapping) else Selection()
+    files = list(files)
+    per_file = max(1, max_jets // max(1, len(files)))  # jets of every file (e.g. signal and background)
+    parts: list[Mapping[str, np.ndarray]] = []
+    n = 0
+    for f in files:
+        jc = fatjet_constituents(read_arrays(f), cand_fields=spec.required_cand_fields(),
+                                 jet_fields=spec.required_jet_fields(), select=selection.jet_mask)
+        keep = np.flatnonzero(jc.valid)[:per_file]
+        if not len(keep):
+            continue
+        mask = np.zeros(len(jc), dtype=bool)
+        mask[keep] = True
+        jc = jc.select(mask)
+        built = build(jc.cands, jc.jets, spec)
+        parts.append({k: np.asarray(built[k]) for k in artifact.input_names})
+        n += len(jc)
+        if n >= max_jets:
+            break
+    if not parts:
+        msg = f"artifact {artifact.path}: no jet of {list(files)} passes {selection.describe()}"
+        raise ArtifactError(msg)
+    return {k: np.concatenate([p[k] for p in parts])[:max_jets] for k in artifact.input_names}
