@@ -175,10 +175,17 @@ def load_jets(files: list[str | Path], max_events: int | None = None) -> tuple[a
     from hepml_coffea.io import read_arrays
     from hepml_coffea.selection import Selection
 
+    from hepml_coffea.artifacts import load_artifact, shipped_taggers
+
+    cand_fields: set[str] = set()
+    for path in shipped_taggers().values():  # every branch a shipped tagger's spec reads
+        spec = load_artifact(path).spec
+        if spec is not None:
+            cand_fields.update(spec.required_cand_fields())
     cands, jets = [], []
     sel = Selection()
     for f in files:
-        jc = fatjet_constituents(read_arrays(f, entry_stop=max_events))
+        jc = fatjet_constituents(read_arrays(f, entry_stop=max_events), cand_fields=tuple(sorted(cand_fields)))
         jc = jc.select(sel.mask(jc) & jc.valid)
         cands.append(jc.cands)
         jets.append(jc.jets)

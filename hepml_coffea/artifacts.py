@@ -178,7 +178,8 @@ def save_artifact(
             "name": name,
             "class_name": type(model).__name__,
             "input_kind": input_kind,
-            "inputs": list(INPUT_NAMES[input_kind]),
+            "inputs": list(spec.input_names or ()) if input_kind == "blocks" and spec is not None
+            else list(INPUT_NAMES[input_kind]),
             "input_spec": spec.to_dict() if spec is not None else None,
             **(meta or {}),
         }

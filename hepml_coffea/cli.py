@@ -38,10 +38,33 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from hepml_coffea.training.train import TrainConfig, train
 
+    if args.model is None and args.init_from is None:
+        from hepml_coffea.config import ConfigurationError
+
+        msg = "train needs --model NAME (from scratch) or --init-from TAGGER (fine-tuning)"
+        raise ConfigurationError(msg)
+    if args.init_from is not None:
+        from hepml_coffea.artifacts import load_artifact
+
+        parent = load_artifact(args.init_from)
+        if parent.classes:  # an imported multi-class model: fine-tuned on its own score's two classes
+            from hepml_coffea.training.finetune import finetune
+
+            metrics = finetune(args.init_from, args.signal, args.background, args.out,
+                               time_budget_s=args.time_budget or 600.0, epochs=args.epochs or 3,
+                               batch_size=args.batch_size or 128, lr=args.lr or 3e-4,
+                               max_jets=args.max_jets, seed=args.seed, threads=args.threads, name=args.name)
+            print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=2, default=str))
+            return 0
+        if args.model is None:
+            from hepml_coffea.config import ConfigurationError
+
+            msg = f"--init-from {args.init_from}: give --model too (the registry name of its architecture)"
+            raise ConfigurationError(msg)
     cfg = TrainConfig(
-        model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        model=args.model, epochs=args.epochs or 20, batch_size=args.batch_size or 256, lr=args.lr or 1e-3,
         seed=args.seed, max_jets=args.max_jets, device=args.device, patience=args.patience,
-        threads=args.threads,
+        threads=args.threads, init_from=args.init_from, time_budget_s=args.time_budget or 0.0,
     )
     metrics = train(args.signal, args.background, args.out, cfg)
     print(json.dumps(metrics, indent=2))
@@ -320,13 +343,19 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a tagger and write an artifact directory")
     from hepml_coffea.models.registry import MODEL_REGISTRY
 
-    t.add_argument("--model", required=True, choices=[*sorted(MODEL_REGISTRY), "baseline"])
+    t.add_argument("--model", default=None, choices=[*sorted(MODEL_REGISTRY), "baseline"],
+                   help="architecture to train from scratch (or to warm-start with --init-from)")
+    t.add_argument("--init-from", default=None, metavar="TAGGER",
+                   help="start from this artifact's weights; an imported multi-class model (e.g. particlenet-jetclass) "
+                        "is fine-tuned on the two classes of its score")
+    t.add_argument("--time-budget", type=float, default=None, help="seconds of training at most")
+    t.add_argument("--name", default=None, help="tagger name of the result (fine-tuning)")
     t.add_argument("--signal", nargs="+", required=True, help="ttbar files (truth-matched tops used)")
     t.add_argument("--background", nargs="+", required=True, help="QCD files")
     t.add_argument("--out", required=True)
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--batch-size", type=int, default=256)
-    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--epochs", type=int, default=None, help="default 20 (3 when fine-tuning)")
+    t.add_argument("--batch-size", type=int, default=None, help="default 256 (128 when fine-tuning)")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate, default 1e-3 (3e-4 when fine-tuning)")
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--max-jets", type=int, default=0, help="cap on jets per class (0 = all)")
     t.add_argument("--patience", type=int, default=4)
