@@ -542,6 +542,7 @@ def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
             raise ArtifactError(msg)
         model.eval()
         _check_spec_fits(path, doc, spec, model)
+        _check_weights_bound(path, doc, _)
     if spec is None and kind != "observables":
         msg = f"artifact {path}: a {kind} model needs an input_spec"
         raise ArtifactError(msg)
@@ -550,6 +551,21 @@ def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
         path=path, name=str(doc.get("name", path.name)), hash=digest, class_name=doc["class_name"],
         input_kind=kind, spec=spec, model=model, metrics=metrics, meta=meta,
     )
+
+
+def _check_weights_bound(path: Path, doc: dict[str, Any], files: dict[str, str]) -> None:
+    """Refuse weights that are not the ones the probe and the runtimes were made from (the
+    records' ``weights_sha256``, see :mod:`hepml_coffea.inference.probes`): weights, probe or
+    a runtime record copied in from another artifact and the manifest re-sealed."""
+    weights = files.get("weights.safetensors")
+    for key, fname in (("probe", "probe.npz"), ("onnx", "model.onnx"), ("aoti", "model.pt2")):
+        rec = doc.get(key)
+        bound = rec.get("weights_sha256") if isinstance(rec, dict) else None
+        if bound is not None and bound != weights:
+            msg = (f"artifact {path}: weights.safetensors (sha256 {str(weights)[:12]}...) is not the file its {key} "
+                   f"record ({fname}) was made from ({str(bound)[:12]}...): files of different artifacts; "
+                   "refusing to load")
+            raise ArtifactIntegrityError(msg)
 
 
 def _check_spec_fits(path: Path, doc: dict[str, Any], spec: InputSpec | None, model: Any) -> None:

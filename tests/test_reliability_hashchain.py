@@ -17,6 +17,7 @@ from hepml_coffea.inference.backends import aoti_incompatibility, export_onnx, m
 from hepml_coffea.inference.engine import get_tagger
 from hepml_coffea.inference.probes import PROBE_FILE, PROBE_JETS, add_probe
 from hepml_coffea.models import build_model
+from hepml_coffea.scoring import FatJetTagger
 from hepml_coffea.training.dataset import standard_spec
 
 
@@ -76,10 +77,12 @@ def test_onnx_and_its_record_copied_are_refused_by_the_weights_hash(pair, pfn):
     lstm_rec = yaml.safe_load((pair["lstm"] / "model.yaml").read_text())["onnx"]
     update_artifact(pfn, files={"model.onnx": (pair["lstm"] / "model.onnx").read_bytes()}, meta={"onnx": lstm_rec})
     with pytest.raises(ArtifactIntegrityError) as err:
-        _onnx_runner(pfn)
+        _onnx_runner(pfn)  # refused when the artifact is loaded: before any runtime
     msg = str(err.value)
-    assert msg.startswith(f"artifact {pfn}: model.onnx was not exported from this artifact's weights.safetensors")
-    assert "\n" not in msg
+    assert msg.startswith(f"artifact {pfn}: weights.safetensors (sha256 ")
+    assert "is not the file its onnx record (model.onnx) was made from" in msg and "\n" not in msg
+    with pytest.raises(ArtifactIntegrityError, match="onnx record"):
+        FatJetTagger([pfn])  # at configuration
 
 
 def test_forged_weights_hash_is_caught_by_the_probe(pair, pfn):
@@ -95,8 +98,22 @@ def test_probe_from_other_weights_is_refused(pair, pfn):
     lstm = load_artifact(pair["lstm"])
     update_artifact(pfn, files={PROBE_FILE: (pair["lstm"] / PROBE_FILE).read_bytes()},
                     meta={"probe": lstm.meta["probe"]})
-    with pytest.raises(ArtifactIntegrityError, match="probe.npz was made for weights"):
+    with pytest.raises(ArtifactIntegrityError, match=r"is not the file its probe record \(probe.npz\) was made from"):
         _onnx_runner(pfn)
+
+
+def test_weights_swapped_between_artifacts_of_one_architecture_are_refused(pfn, tmp_path):
+    from hepml_coffea.artifacts import _seal
+
+    other = _exported(tmp_path / "other", "pfn2", "pfn", 7)  # same class and kwargs, other weights
+    tmp = tmp_path / "resealed"
+    shutil.copytree(pfn, tmp)
+    shutil.copy(other / "weights.safetensors", tmp / "weights.safetensors")
+    (tmp / "manifest.json").unlink()
+    _seal(tmp, pfn)  # by hand: update_artifact never replaces weights
+    with pytest.raises(ArtifactIntegrityError, match=r"weights.safetensors \(sha256 .*\) is not the file its probe "
+                                                     r"record \(probe.npz\) was made from"):
+        FatJetTagger([pfn])
 
 
 def test_old_artifact_without_probe_still_loads_unchecked(pair, pfn):
