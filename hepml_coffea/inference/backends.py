@@ -474,9 +474,21 @@ def _aoti_bytes(artifact: Artifact, *, topk_knn: bool = True, freezing: bool = T
 
 
 def _aoti_load(data: bytes) -> Any:
+    """Load a ``model.pt2``. Where it may run was checked already (:func:`aoti_incompatibility`:
+    a package built for AVX2 runs on an AVX512 CPU), so torch's per-load notice that the
+    build machine's ISA differs is held back for the duration of the load (its logger's
+    level restored afterwards)."""
+    import logging as _logging
+
     import torch
 
-    return torch._inductor.aoti_load_package(io.BytesIO(data))
+    pkg_log = _logging.getLogger("torch.export.pt2_archive._package")
+    level = pkg_log.level
+    pkg_log.setLevel(_logging.ERROR)
+    try:
+        return torch._inductor.aoti_load_package(io.BytesIO(data))
+    finally:
+        pkg_log.setLevel(level)
 
 
 def export_aoti(

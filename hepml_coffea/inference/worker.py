@@ -178,7 +178,8 @@ class TaggerWarmup(WorkerPlugin):  # type: ignore[misc]
 def warm_up(tagger: Any) -> None:
     """Run a tagger once on a synthetic two-particle jet: compiles the numba kernels of
     its representation, initialises the device and the backend, so the first chunk is
-    not slower."""
+    not slower. The jet carries every candidate, jet and secondary-vertex field the
+    tagger's spec reads (extra fields 1.0), so any input spec warms up."""
     import awkward as ak
     import numpy as np
 
@@ -188,10 +189,15 @@ def warm_up(tagger: Any) -> None:
     if spec is None:
         tagger.predict({"msoftdrop": np.array([170.0]), "tau32": np.array([0.5])})
         return
-    jets = ak.Array([{"pt": 600.0, "eta": 0.0, "phi": 0.0, "mass": 170.0, "energy": 625.0}])
-    cands = ak.Array([[
+    jet = {"pt": 600.0, "eta": 0.0, "phi": 0.0, "mass": 170.0, "energy": 625.0}
+    jet.update({f: 1.0 for f in spec.required_jet_fields() if f not in jet})
+    parts = [
         {"pt": 400.0, "eta": 0.05, "phi": 0.02, "mass": 0.0, "energy": 400.5, "charge": 1.0, "pdgId": 211.0},
         {"pt": 200.0, "eta": -0.1, "phi": -0.05, "mass": 0.0, "energy": 201.0, "charge": 0.0, "pdgId": 22.0},
-    ]])
-    built = build(cands, jets, spec)
+    ]
+    for p in parts:
+        p.update({f: 1.0 for f in spec.required_cand_fields() if f not in p})
+    sv_fields = spec.required_sv_fields()
+    svs = ak.Array([[{**{f: 1.0 for f in sv_fields}, "eta": 0.01}]]) if sv_fields else None
+    built = build(ak.Array([parts]), ak.Array([jet]), spec, svs=svs)
     tagger.predict({k: np.asarray(built[k]) for k in tagger.input_names}, batch_size=1)

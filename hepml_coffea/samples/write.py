@@ -3,8 +3,10 @@
 Branches (NanoAOD naming, float32 where NanoAOD uses it):
 ``run``, ``luminosityBlock``, ``event``, ``genWeight``;
 ``nFatJet``, ``FatJet_{pt,eta,phi,mass,msoftdrop,tau1,tau2,tau3,nConstituents}``;
-``nPFCands``, ``PFCands_{pt,eta,phi,mass,charge,pdgId}`` (the candidates of the stored
-jets, as PFNano's jets-only mode stores them);
+``nPFCands``, ``PFCands_{pt,eta,phi,mass,charge,pdgId,puppiWeight}`` (the candidates of the
+stored jets, as PFNano's jets-only mode stores them; ``puppiWeight`` is 1: no pileup is
+generated, so every candidate is kept whole, and PUPPI-weighted recipes such as JetClass's
+read these files as they read CMS PFNano);
 ``nFatJetPFCands``, ``FatJetPFCands_{jetIdx,pFCandsIdx}`` (grouped by jet, in jet order);
 ``nGenPart``, ``GenPart_{pt,eta,phi,mass,pdgId,status,statusFlags,genPartIdxMother}``.
 The generation configuration and seeds are stored as JSON in the ``hepml_coffea_meta``
@@ -48,7 +50,7 @@ def write_pfnano(
         "event": np.asarray(arrays["event"], dtype=np.uint64),
         "genWeight": np.ones(n, dtype=np.float32),
         "FatJet": arrays["FatJet"],
-        "PFCands": arrays["PFCands"],
+        "PFCands": _with_puppi_weight(arrays["PFCands"]),
         "FatJetPFCands": arrays["FatJetPFCands"],
         "GenPart": arrays["GenPart"],
     }
@@ -65,6 +67,15 @@ def write_pfnano(
         if tmp.exists():
             tmp.unlink()
     return out
+
+
+def _with_puppi_weight(pf: Any) -> Any:
+    """The candidates with ``puppiWeight`` = 1 (float32) unless they carry one."""
+    import awkward as ak
+
+    if "puppiWeight" in ak.fields(pf):
+        return pf
+    return ak.with_field(pf, ak.values_astype(ak.ones_like(pf.pt), np.float32), "puppiWeight")
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
