@@ -555,8 +555,10 @@ def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
 
 def _check_weights_bound(path: Path, doc: dict[str, Any], files: dict[str, str]) -> None:
     """Refuse weights that are not the ones the probe and the runtimes were made from (the
-    records' ``weights_sha256``, see :mod:`hepml_coffea.inference.probes`): weights, probe or
-    a runtime record copied in from another artifact and the manifest re-sealed."""
+    records' ``weights_sha256``, see :mod:`hepml_coffea.inference.probes`), and a bound
+    runtime or probe file that is not the one its record describes: files copied in from
+    another artifact and the manifest re-sealed. Records without ``weights_sha256`` (made
+    before the hash chain) are not checked here."""
     weights = files.get("weights.safetensors")
     for key, fname in (("probe", "probe.npz"), ("onnx", "model.onnx"), ("aoti", "model.pt2")):
         rec = doc.get(key)
@@ -565,6 +567,10 @@ def _check_weights_bound(path: Path, doc: dict[str, Any], files: dict[str, str])
             msg = (f"artifact {path}: weights.safetensors (sha256 {str(weights)[:12]}...) is not the file its {key} "
                    f"record ({fname}) was made from ({str(bound)[:12]}...): files of different artifacts; "
                    "refusing to load")
+            raise ArtifactIntegrityError(msg)
+        if bound is not None and fname in files and rec.get("sha256") not in (None, files[fname]):
+            msg = (f"artifact {path}: {fname} (sha256 {files[fname][:12]}...) is not the file its {key} record "
+                   f"describes ({str(rec['sha256'])[:12]}...): copied from another artifact?; refusing to load")
             raise ArtifactIntegrityError(msg)
 
 
