@@ -82,3 +82,20 @@ def test_columnar_api_gives_none_and_counts(arts):
     s = result.scores["some-inf"]
     assert np.isnan(s[pt <= 1000]).all() and np.isfinite(s[pt > 1000]).all()
     assert result.nonfinite_features == {f"some-inf: {SOME_INF}": 4}
+
+
+def test_cli_run_reports_nonfinite_inputs(arts, tmp_path, capsys):
+    import json
+
+    import coffea.util
+
+    from hepml_coffea.cli import main
+
+    fs = tmp_path / "cms.json"
+    fs.write_text(json.dumps({"cms": [CMS]}))
+    assert main(["run", "--fileset", str(fs), "--executor", "iterative", "--taggers", str(arts["some"]),
+                 "--pt-min", "200", "--pt-max", "3000", "--eta-max", "2.4", "--out", str(tmp_path / "o.coffea")]) == 0
+    err = capsys.readouterr().err
+    assert "notice: 4 selected jet(s) in 1 chunk(s) had a NaN / inf model input and were not scored" in err
+    out = coffea.util.load(tmp_path / "o.coffea")
+    assert out["run"]["nonfinite_inputs"]["jets"] == 4 == out["datasets"]["cms"]["cutflow"]["nonfinite_inputs"]
