@@ -675,8 +675,8 @@ def make_runner(artifact: Artifact, model: Any, backend: str, *, strict: bool) -
             return _unavailable(artifact, model, backend, msg, strict)
         if artifact.classes:
             rec = artifact.meta.get("onnx_output") or {}
-            return _ClassesOnnxRunner(session, artifact.input_names, str(rec.get("name", "logits")),
-                                      rec.get("kind", "logits") == "logits")
+            return check_runtime(artifact, ONNX_FILE, _ClassesOnnxRunner(
+                session, artifact.input_names, str(rec.get("name", "logits")), rec.get("kind", "logits") == "logits"))
         return check_runtime(artifact, ONNX_FILE, _OnnxRunner(session, artifact.input_names))
     if backend == "aoti":
         data = _verified_bytes(artifact, AOTI_FILE)

@@ -87,11 +87,14 @@ def make_probe(artifact: Artifact, inputs: Mapping[str, np.ndarray] | None = Non
     pool = dict(inputs) if inputs is not None else synthetic_inputs(artifact, n=_POOL, seed=PROBE_SEED)
     n = len(pool[names[0]])
     keep = np.ones(n, dtype=bool)
-    if "mask" in pool:
-        keep = np.asarray(pool["mask"]).reshape(n, -1).sum(axis=1) > 0
+    from hepml_coffea.inference.backends import mask_input
+
+    mname = mask_input(artifact)
+    if mname is not None and mname in pool:
+        keep = np.asarray(pool[mname]).reshape(n, -1).sum(axis=1) > 0
     cand = [np.ascontiguousarray(np.asarray(pool[k], dtype=np.float32)[keep][:_POOL]) for k in names]
     artifact.model.eval()
-    pool_scores = _scores(_logits_torch(artifact.model, cand)).astype(np.float32)
+    pool_scores = _top_scores(artifact, _scores(_logits_torch(artifact.model, cand)))
     finite = np.flatnonzero(np.isfinite(pool_scores))
     if len(finite) < PROBE_JETS:
         msg = (f"artifact {artifact.path}: torch eager gives {len(finite)} finite scores on {len(pool_scores)} "
@@ -138,14 +141,28 @@ def _probe_of(artifact: Artifact) -> tuple[dict[str, np.ndarray], dict[str, Any]
         return {k: z[k] for k in z.files}, dict(rec)
 
 
-def probe_scores(runner: Any, arrays: list[np.ndarray]) -> np.ndarray:
+def _top_scores(artifact: Artifact, out: np.ndarray) -> np.ndarray:
+    """Top scores from a runner's per-jet output: as they are, or for a multi-class model
+    (an imported weaver model: class probabilities) its score expression."""
+    if artifact.classes and np.ndim(out) == 2:
+        from hepml_coffea.inference.engine import class_score
+
+        return class_score(artifact, out)
+    return np.asarray(out, dtype=np.float32)
+
+
+def probe_scores(runner: Any, arrays: list[np.ndarray], artifact: Artifact | None = None) -> np.ndarray:
     """Scores of a runner on probe arrays (model input order): an ONNX Runtime runner takes
-    numpy and returns scores; a module-like runner (AOTInductor, torch) returns logits."""
+    numpy and returns scores (class probabilities for a multi-class model); a module-like
+    runner (AOTInductor, torch) returns logits. With ``artifact``, a multi-class model's
+    probabilities become its top score."""
     from hepml_coffea.inference.backends import _logits_torch, _scores
 
     if getattr(runner, "takes_numpy", False):
-        return np.asarray(runner(arrays), dtype=np.float32)
-    return _scores(_logits_torch(runner, arrays)).astype(np.float32)
+        out = np.asarray(runner(arrays), dtype=np.float32)
+    else:
+        out = _scores(_logits_torch(runner, arrays)).astype(np.float32)
+    return _top_scores(artifact, out) if artifact is not None else out
 
 
 def check_runtime(artifact: Artifact, fname: str, runner: Any) -> Any:
@@ -183,7 +200,7 @@ def check_runtime(artifact: Artifact, fname: str, runner: Any) -> Any:
     atol = PROBE_ATOL.get(backend, 1e-4)
     want = arrays_by_name["scores"]
     try:
-        got = probe_scores(runner, [arrays_by_name[k] for k in artifact.input_names])
+        got = probe_scores(runner, [arrays_by_name[k] for k in artifact.input_names], artifact)
         diff = float(np.max(np.abs(got.reshape(want.shape) - want)))
     except Exception as err:  # noqa: BLE001 - a runtime of another model may not even take these shapes
         msg = (f"artifact {artifact.path}: {fname} does not run on the artifact's probe "
@@ -269,7 +286,7 @@ def add_probe(artifact_dir: Any, inputs: Mapping[str, np.ndarray] | None = None,
             result[fname] = f"bound unchecked: cannot run here ({why})"
         else:
             runner = make_runner(art, art.model, backend, strict=True)
-            got = probe_scores(runner, [arrays[k] for k in art.input_names])
+            got = probe_scores(runner, [arrays[k] for k in art.input_names], art)
             diff = float(np.max(np.abs(got - arrays["scores"])))
             if not diff <= PROBE_ATOL[backend]:
                 msg = (f"artifact {art.path}: {fname} differs from torch eager on the probe by {diff:.2g} "

@@ -357,6 +357,11 @@ def import_weaver(
 
             state = {k: v.detach().cpu().contiguous() for k, v in torch_model.state_dict().items()}
             save_file(state, str(tmp / "weights.safetensors"))
+            # the imported graph and these weights are one network (checked above): bound like an export
+            doc["onnx"] = {"file": "model.onnx", "sha256": _sha(onnx_path), "source": "the imported weaver graph",
+                           "weights_sha256": _sha(tmp / "weights.safetensors"),
+                           "max_abs_diff_vs_weights": weights_rec["max_abs_diff_vs_onnx"] if weights_rec else None}
+            (tmp / "model.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
         _seal(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
