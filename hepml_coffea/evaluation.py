@@ -74,6 +74,8 @@ TRUTH_CONTAINED, TRUTH_TOP_ONLY, TRUTH_UNMATCHED, TRUTH_QCD = 2, 1, 0, -1
 #: tagger -> (published model, AUC, accuracy, 1/eB at 50 %, 1/eB at 30 %, parameters)
 PUBLISHED: dict[str, tuple[str, float | None, float | None, float | None, float | None, str]] = {
     "particlenet": ("ParticleNet", 0.9858, 0.940, 397, 1615, "366k"),
+    "particlenet-jetclass": ("ParticleNet (trained on the reference sample; ours on JetClass)", 0.9858, 0.940, 397,
+                             1615, "366k"),
     "particlenet-lite": ("ParticleNet-Lite", 0.9844, 0.937, 325, 1262, "26k"),
     "pfn": ("PFN (Deep Sets)", 0.9819, 0.932, 247, 888, "82k"),
     "cnn": ("ResNeXt-50 (jet images)", 0.9837, 0.936, 302, 1147, "1.46M"),
