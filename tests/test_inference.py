@@ -416,8 +416,16 @@ def test_aoti_package_that_does_not_load_and_aoti_on_gpu(tmp_path, aoti_cnn, cap
 
     path = tmp_path / "cnn"
     shutil.copytree(aoti_cnn[0], path)
-    # sealed (hash matches) but not a package: by name a clear error, under auto ONNX Runtime
-    update_artifact(path, files={"model.pt2": b"not a zip archive"}, meta={"cpu_backend": {"chosen": "aoti"}})
+    # sealed (hash matches, its record describes it) but not a package: by name a clear error,
+    # under auto ONNX Runtime (a model.pt2 its record does not describe is refused at load:
+    # tests/test_reliability_hashchain.py)
+    import hashlib
+
+    import yaml
+
+    junk = b"not a zip archive"
+    rec = {**yaml.safe_load((path / "model.yaml").read_text())["aoti"], "sha256": hashlib.sha256(junk).hexdigest()}
+    update_artifact(path, files={"model.pt2": junk}, meta={"cpu_backend": {"chosen": "aoti"}, "aoti": rec})
     with pytest.raises(ArtifactError, match=r"model.pt2 does not load \("):
         get_tagger(path, "cpu", backend="aoti")
     with caplog.at_level(logging.WARNING, logger="hepml_coffea.inference"):

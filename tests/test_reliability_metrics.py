@@ -23,9 +23,14 @@ def test_training_metrics_equal_evaluation_report_on_the_same_jets():
     assert m["auc"] == pytest.approx(r["auc"]) and m["auc_err"] == pytest.approx(r["auc_err"])
     # balanced accuracy (tops above 0.5: 3 of 4; QCD at or below: 5 of 6), not the plain 8 / 10
     assert m["accuracy"] == pytest.approx(r["accuracy"]) == pytest.approx(0.5 * (3 / 4 + 5 / 6))
-    # the threshold keeping at least eS of the tops (not an interpolated quantile: 0.7, 0.81)
-    assert m["working_points"]["eS50"] == r["eS50"]["threshold"] == 0.8
-    assert m["working_points"]["eS30"] == r["eS30"]["threshold"] == 0.8
+    # the working point keeps the same jets as the evaluation's (2 tops, 1 QCD jet at 0.8 and
+    # above); the cut sits midway in the gap below 0.8 (next score 0.6), never on a jet's score
+    assert r["eS50"]["threshold"] == r["eS30"]["threshold"] == 0.8
+    assert m["working_points"]["eS50"] == m["working_points"]["eS30"] == pytest.approx(0.7)
+    for wp in ("eS30", "eS50"):
+        assert np.sum(scores >= m["working_points"][wp]) == np.sum(scores >= r[wp]["threshold"]) == 3
+    # eS = 70 %: 3 of 4 tops needed, the evaluation's cut is 0.6; the next lower score is 0.5
+    assert m["working_points"]["eS70"] == pytest.approx(0.55)
 
 
 def test_evaluation_missing_files_message_names_the_folder(tmp_path):

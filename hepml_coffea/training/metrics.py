@@ -47,16 +47,24 @@ def rejection_at(es: np.ndarray, eb: np.ndarray, target: float) -> float:
 
 
 def threshold_at(labels: np.ndarray, scores: np.ndarray, target: float) -> float:
-    """Score threshold whose selection keeps a fraction ``target`` of signal: the largest
-    cut ``t`` with at least ``target`` of the signal at score >= t (the estimator of
-    :func:`hepml_coffea.evaluation.rejection_at_efficiency`)."""
+    """Score cut whose selection ``score >= cut`` keeps a fraction ``target`` of signal.
+
+    The working point of :func:`hepml_coffea.evaluation.rejection_at_efficiency`: the jets
+    that pass are those at or above the largest score keeping at least ``target`` of the
+    signal. The cut is placed midway in the gap below that score (to the next lower score of
+    any jet), so the same jets pass here, and a jet sitting exactly on the cut cannot flip
+    when another batch size rounds its score differently in the last bit.
+    """
     from hepml_coffea.evaluation import _threshold
 
-    sig = np.asarray(scores, dtype=np.float64)[np.asarray(labels).astype(bool)]
+    s = np.asarray(scores, dtype=np.float64)
+    sig = s[np.asarray(labels).astype(bool)]
     if len(sig) == 0:
         msg = "no signal jets"
         raise ValueError(msg)
-    return _threshold(sig, target)
+    t = _threshold(sig, target)
+    below = s[s < t]
+    return float(0.5 * (t + below.max())) if len(below) else t
 
 
 def tagger_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
