@@ -418,6 +418,25 @@ def _worker_init() -> None:
         os.environ[var] = "1"
 
 
+def _shipped_spec_fields() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Candidate and jet branches the shipped taggers' input specs read beyond the standard
+    ones, so the evaluation can score every shipped tagger on the campaign's jets."""
+    import yaml
+
+    from hepml_coffea.artifacts import shipped_taggers
+    from hepml_coffea.representations import InputSpec
+
+    cand: set[str] = set()
+    jet: set[str] = set()
+    for path in shipped_taggers().values():
+        doc = yaml.safe_load((path / "model.yaml").read_text())
+        if isinstance(doc, dict) and doc.get("input_spec"):
+            spec = InputSpec.from_dict(doc["input_spec"])
+            cand.update(spec.required_cand_fields())
+            jet.update(spec.required_jet_fields())
+    return tuple(sorted(cand)), tuple(sorted(jet))
+
+
 def generate_task(task: dict[str, Any]) -> dict[str, Any]:
     """One task: a ttbar and a QCD file (fresh seeds), read back into selected jets.
 
@@ -436,7 +455,8 @@ def generate_task(task: dict[str, Any]) -> dict[str, Any]:
         generate(proc, int(task[proc]["events"]), int(task[proc]["seed"]), path, workers=1)
         files[proc] = str(path)
     gen_s = time.perf_counter() - t0
-    ds = load_dataset([files["ttbar"]], [files["qcd"]])
+    cand_fields, jet_fields = _shipped_spec_fields()  # e.g. particlenet-jetclass reads puppiWeight
+    ds = load_dataset([files["ttbar"]], [files["qcd"]], cand_fields=cand_fields, jet_fields=jet_fields)
     return {"task": task, "files": files, "seconds": round(time.perf_counter() - t0, 2),
             "generate_seconds": round(gen_s, 2), "dataset": ds}
 
