@@ -97,7 +97,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            backend=args.backend)
     config = RunConfig(executor=args.executor, workers=args.workers, scheduler=args.scheduler,
                        chunksize=args.chunksize, skip_bad_files=args.skip_bad_files,
-                       dashboard_address=args.dashboard_address, cluster_options=_batch_options(args))
+                       dashboard_address=args.dashboard_address, cluster_options=_batch_options(args),
+                       allow_cpu_fallback=args.allow_cpu_fallback)
     run_fileset(args.fileset, proc, config=config, out=args.out)
     return 0
 
@@ -117,6 +118,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_choices(p: Any) -> None:
+    """--backend and the fat-jet selection: for `run` and for the jobs `condor/slurm split` write."""
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "aoti", "compile", "torch"],
+                   help="CPU execution backend of the models (auto: the one recorded in each artifact)")
+    sel = p.add_argument_group("fat-jet selection (default: the top-tagging reference window)")
+    sel.add_argument("--pt-min", type=float, default=550.0, help="GeV (default 550)")
+    sel.add_argument("--pt-max", type=float, default=650.0, help="GeV (default 650)")
+    sel.add_argument("--eta-max", type=float, default=2.0, help="|eta| below this (default 2)")
+    sel.add_argument("--msd-min", type=float, default=None, help="soft-drop mass above this [GeV]")
+    sel.add_argument("--msd-max", type=float, default=None, help="soft-drop mass below this [GeV]")
+
+
 def _cmd_condor_split(args: argparse.Namespace) -> int:
     from hepml_coffea.condor import write_jobs
 
@@ -125,7 +138,7 @@ def _cmd_condor_split(args: argparse.Namespace) -> int:
         taggers=args.taggers, chunksize=args.chunksize, python=args.python, env_setup=args.env_setup or [],
         request_cpus=args.request_cpus, request_memory=args.request_memory, request_disk=args.request_disk,
         request_gpus=args.request_gpus, device=args.device, skip_bad_files=args.skip_bad_files,
-        transfer_taggers=args.transfer_taggers,
+        transfer_taggers=args.transfer_taggers, selection=_selection(args), backend=args.backend,
     )
     print(f"wrote {len(paths['jobs'])} job fileset(s), {paths['script']} and {paths['submit']}")
     print(f"submit with:  cd {paths['submit'].parent} && condor_submit {paths['submit'].name}")
@@ -178,7 +191,7 @@ def _cmd_slurm_split(args: argparse.Namespace) -> int:
         chunksize=args.chunksize, python=args.python, env_setup=args.env_setup or [],
         cpus_per_task=args.cpus_per_task, memory=args.memory, walltime=args.walltime, partition=args.partition,
         account=args.account, gpus=args.gpus, max_parallel=args.max_parallel, device=args.device,
-        skip_bad_files=args.skip_bad_files,
+        skip_bad_files=args.skip_bad_files, selection=_selection(args), backend=args.backend,
     )
     print(f"wrote {len(paths['jobs'])} task fileset(s) and the job array {paths['script']}")
     if args.submit:
@@ -228,6 +241,7 @@ def _add_slurm_parser(sub: Any) -> None:
     ss.add_argument("--chunksize", type=int, default=10000)
     ss.add_argument("--device", default="auto")
     ss.add_argument("--skip-bad-files", action="store_true")
+    _add_run_choices(ss)
     ss.add_argument("--python", default=None, help="python on the compute nodes (default: hepml-coffea on PATH)")
     ss.add_argument("--env-setup", action="append", default=None, metavar="LINE",
                     help="shell line run before the task (repeatable), e.g. '. /path/venv/bin/activate'")
@@ -387,14 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-scores", default=None, help="folder for per-jet scores (parquet)")
     r.add_argument("--dashboard-address", default="127.0.0.1:8787")
     r.add_argument("--device", default="auto")
-    r.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "aoti", "compile", "torch"],
-                   help="CPU execution backend of the models (auto: the one recorded in each artifact)")
-    sel = r.add_argument_group("fat-jet selection (default: the top-tagging reference window)")
-    sel.add_argument("--pt-min", type=float, default=550.0, help="GeV (default 550)")
-    sel.add_argument("--pt-max", type=float, default=650.0, help="GeV (default 650)")
-    sel.add_argument("--eta-max", type=float, default=2.0, help="|eta| below this (default 2)")
-    sel.add_argument("--msd-min", type=float, default=None, help="soft-drop mass above this [GeV]")
-    sel.add_argument("--msd-max", type=float, default=None, help="soft-drop mass below this [GeV]")
+    r.add_argument("--allow-cpu-fallback", action="store_true",
+                   help="--executor dask-cuda where dask-cuda / a GPU is missing: run on CPU workers (a logged "
+                        "warning) instead of failing")
+    _add_run_choices(r)
     bat = r.add_argument_group("batch worker jobs (--executor slurm / htcondor; --workers = number of jobs)")
     bat.add_argument("--kind", choices=["cpu", "gpu"], default=None, help="gpu: --gres=gpu / request_gpus and "
                      "`dask cuda worker` (default cpu)")
@@ -437,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--chunksize", type=int, default=10000)
     cs.add_argument("--device", default="auto")
     cs.add_argument("--skip-bad-files", action="store_true")
+    _add_run_choices(cs)
     cs.add_argument("--python", default=None, help="python on the worker nodes (default: hepml-coffea on PATH)")
     cs.add_argument("--env-setup", action="append", default=None, metavar="LINE",
                     help="shell line run before the job (repeatable), e.g. '. /path/venv/bin/activate'")

@@ -167,7 +167,7 @@ def finetune(
             loss.backward()
             opt.step()
             step += 1
-            running += float(loss) * len(b)
+            running += loss.item() * len(b)
             seen += len(b)
             if time.perf_counter() - t0 >= time_budget_s:
                 break

@@ -29,7 +29,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from hepml_coffea.artifacts import FORMAT, ONNX_ONLY, ArtifactError, _seal
+from hepml_coffea.artifacts import FORMAT, ONNX_ONLY, ArtifactError, _seal, _tmp_dir
 from hepml_coffea.representations import BlockSpec, InputSpec, VarSpec
 from hepml_coffea.representations.expressions import ExpressionError, parse_expression
 
@@ -322,7 +321,7 @@ def import_weaver(
                                                   rec["onnx_output"]["kind"] == "probabilities", weights_atol)
     out_dir = Path(out) if out is not None else Path(str(name))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    tmp = _tmp_dir(out_dir)
     try:
         shutil.copy(onnx_path, tmp / "model.onnx")
         src = Path(preprocess if preprocess is not None else data_config)  # type: ignore[arg-type]
