@@ -68,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     missing = [n for n in names if n not in found]
     if missing:
         raise SystemExit(f"no artifact named {missing} (have {sorted(found)})")
-    cands, jets = selected_jets(args.files, args.jets)
+    fields: tuple[set[str], set[str]] = (set(), set())
+    for name in names:
+        spec = load_artifact(found[name]).spec
+        if spec is not None:
+            fields[0].update(spec.required_cand_fields())
+            fields[1].update(spec.required_jet_fields())
+    cands, jets = selected_jets(args.files, args.jets, tuple(sorted(fields[0])), tuple(sorted(fields[1])))
     if not len(jets):
         raise SystemExit(f"no selected fat jet with constituents in {args.files}")
     print(f"{len(jets)} selected jets from {len(args.files)} files")
