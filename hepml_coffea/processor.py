@@ -37,7 +37,7 @@ from hepml_coffea.truth import UNKNOWN, top_labels
 __all__ = ["TaggerProcessor", "DEFAULT_TAGGERS", "bad_input_errors", "is_bad_input"]
 
 #: the shipped taggers run by default, in this order
-DEFAULT_TAGGERS = ("particlenet-jetclass", "particlenet-lite", "pfn", "cnn", "lstm", "baseline")
+DEFAULT_TAGGERS = ("particlenet", "particlenet-jetclass", "particlenet-lite", "pfn", "cnn", "lstm", "baseline")
 
 
 def bad_input_errors() -> tuple[type[BaseException], ...]:
