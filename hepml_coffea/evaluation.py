@@ -1015,11 +1015,14 @@ def plot_learning_curves(taggers: Sequence[str], out: str | os.PathLike[str]) ->
     fig, axes = plt.subplots(1, 2 if with_auc else 1, figsize=(14 if with_auc else 8, 6), squeeze=False)
     a1 = axes[0, 0]
     for name, h in hist.items():
-        ep = np.arange(1, len(h["validation"]) + 1)
+        n_train = len(h.get("train", []))
+        # a fine-tuning also records the validation loss of its starting weights, as epoch 0
+        ep = np.arange(n_train - len(h["validation"]) + 1, n_train + 1)
         line = a1.plot(ep, h["validation"], marker="o", label=f"{name} validation")[0]
-        a1.plot(ep, h["train"], ls="--", color=line.get_color(), label=f"{name} train")
+        a1.plot(np.arange(1, n_train + 1), h.get("train", []), ls="--", color=line.get_color(), label=f"{name} train")
         if with_auc and h.get("val_auc"):
-            axes[0, 1].plot(ep, h["val_auc"], marker="o", color=line.get_color(), label=name)
+            axes[0, 1].plot(np.arange(1, len(h["val_auc"]) + 1), h["val_auc"], marker="o", color=line.get_color(),
+                            label=name)
     a1.set_xlabel("epoch")
     a1.set_ylabel("cross-entropy loss")
     a1.legend(fontsize=10, ncol=2)
