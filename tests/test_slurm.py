@@ -291,3 +291,33 @@ def test_job_array_fail_refuse_rerun_merge(slurm: None, live: dict[str, Any]) ->
     merged = merge_job_dir(jobdir, out=jobdir / "merged.coffea")
     assert merged["run"]["missing_jobs"] == [] and (jobdir / "merged.coffea").is_file()
     assert_same_histograms(merged, run_fileset(fileset, live["proc_baseline"], config=config))
+
+
+@pytest.mark.batch
+def test_scancel_an_array_task_then_resubmit(slurm: None, live: dict[str, Any]) -> None:
+    """``scancel`` one task of a job array (task 1, held behind task 0 by ``%1``): it has no
+    output and no exit status, merge refuses and names it; resubmitted alone
+    (``sbatch --array=1``) the merged array equals one local run over the whole fileset."""
+    from hepml_coffea.run import run_fileset
+    from hepml_coffea.slurm import submit_array, wait_for_array
+
+    fileset = {"ttbar": [live["files"]["ttbar"][0]], "qcd": [live["files"]["qcd"][0]]}
+    jobdir = live["tmp"] / "array_scancel"
+    paths = write_array_jobs(fileset, jobdir, n_jobs=2, taggers=live["taggers"][:1], chunksize=live["chunksize"],
+                             python=sys.executable, memory="2GB", walltime="00:10:00", max_parallel=1)
+    job = submit_array(paths["script"])
+    subprocess.run(["scancel", f"{job}_1"], check=True)
+    wait_for_array(job, timeout=300)
+    rows = {r["id"]: r for r in job_status(jobdir)}
+    assert rows[0]["state"] == "done", rows[0]
+    assert rows[1]["state"] != "done", rows[1]
+    with pytest.raises(IncompleteJobsError, match="1 of 2 job"):
+        merge_job_dir(jobdir, out=jobdir / "merged.coffea")
+    assert not (jobdir / "merged.coffea").exists()
+
+    wait_for_array(submit_array(paths["script"], array="1"), timeout=300)
+    assert [r["state"] for r in job_status(jobdir)] == ["done", "done"]
+    merged = merge_job_dir(jobdir, out=jobdir / "merged.coffea")
+    assert merged["run"]["missing_jobs"] == []
+    config = _config("iterative", live["chunksize"])
+    assert_same_histograms(merged, run_fileset(fileset, live["proc_baseline"], config=config))
