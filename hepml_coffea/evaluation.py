@@ -83,6 +83,12 @@ PUBLISHED: dict[str, tuple[str, float | None, float | None, float | None, float 
 }
 
 
+#: line colours of plots with one line per tagger (matplotlib's tab10: ten distinct colours;
+#: the ROOT style's cycle repeats after six, and seven taggers are shipped)
+TAGGER_COLORS: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                                  "#7f7f7f", "#bcbd22", "#17becf")
+
+
 # --------------------------------------------------------------------------- statistics
 def clopper_pearson(k: np.ndarray | int, n: np.ndarray | int, cl: float = ONE_SIGMA) -> tuple[np.ndarray, np.ndarray]:
     """Central Clopper-Pearson interval of a binomial efficiency k/n.
@@ -908,7 +914,7 @@ def plot_all(sample: EvalSample, res: Mapping[str, Any], out: Path) -> list[Path
     use, labels = sample.labels("contained")
     written = []
     names = list(res["taggers"])
-    colours = dict(zip(names, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
+    colours = dict(zip(names, TAGGER_COLORS * 3))
 
     # ROC: 1/eB vs eS with the 68 % Clopper-Pearson band from the passing-jet counts
     fig, ax = plt.subplots(figsize=(8, 7))
@@ -1013,6 +1019,8 @@ def plot_learning_curves(taggers: Sequence[str], out: str | os.PathLike[str]) ->
     plt = _plt()
     with_auc = any(h.get("val_auc") for h in hist.values())
     fig, axes = plt.subplots(1, 2 if with_auc else 1, figsize=(14 if with_auc else 8, 6), squeeze=False)
+    for a in axes.flat:
+        a.set_prop_cycle(color=TAGGER_COLORS)
     a1 = axes[0, 0]
     for name, h in hist.items():
         n_train = len(h.get("train", []))

@@ -39,8 +39,11 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out: str | os.
     """
     from hepml_coffea.evaluation import clopper_pearson
 
+    from hepml_coffea.evaluation import TAGGER_COLORS
+
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 7))
+    ax.set_prop_cycle(color=TAGGER_COLORS)
     for name, (es, eb) in curves.items():
         ok = (eb > 0) & (es > 0.05)
         line = ax.plot(es[ok], 1.0 / eb[ok], label=name)[0]
@@ -139,7 +142,10 @@ def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any | None = None) -> li
                                 n_background=n_background))
 
         # background rejection vs pT at eS = 50 %
+        from hepml_coffea.evaluation import TAGGER_COLORS
+
         fig, ax = plt.subplots(figsize=(8, 6))
+        ax.set_prop_cycle(color=TAGGER_COLORS)
         for k, t in enumerate(curves):
             rej = []
             edges = None
