@@ -19,8 +19,8 @@ import uproot
 
 __all__ = ["COLLECTIONS", "index_rntuple_fields", "load_events", "read_arrays"]
 
-#: collections the taggers need; enough to build jets, constituents and truth
-COLLECTIONS = ("FatJet", "FatJetPFCands", "PFCands", "FatJetPFCand", "PFCand", "GenPart")
+#: collections read_arrays reads (FatJetSVs, SV: the secondary vertices of CMS-style weaver models)
+COLLECTIONS = ("FatJet", "FatJetPFCands", "PFCands", "FatJetPFCand", "PFCand", "GenPart", "FatJetSVs", "SV")
 
 
 def _children_index(ntuple: Any) -> dict[int, list[int]]:
