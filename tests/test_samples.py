@@ -108,3 +108,52 @@ def test_generation_config_rejects_bad_values():
         GenerationConfig(process="qcd", n_events=10, seed=0)
     with pytest.raises(ValueError, match="n_events must be >= 0"):
         GenerationConfig(process="qcd", n_events=-1)
+
+
+def _touch_everything(events, schema):
+    """Read every field of every collection and the cross-references a processor follows."""
+    for name in events.fields:
+        coll = events[name]
+        for field in ak.fields(coll):
+            ak.to_list(coll[field][:1])
+    fj = events.FatJet
+    ak.to_list(fj.subjets.pt[:2])
+    ak.to_list(fj.matched_gen[:2])
+    ak.to_list(events.GenPart.children.pdgId[:2])
+    ak.to_list(events.GenPart.parent.pdgId[:2])
+    if schema.__name__ == "PFNanoAODSchema":
+        ak.to_list(fj.constituents.pf.pt[:2])
+        ak.to_list(events.Jet.constituents.pf.pt[:2])
+
+
+def test_generated_file_is_quiet_in_coffea_and_prints_no_fastjet_banner(tmp_path):
+    """A user's processor on a generated file sees no warning from coffea's schemas (the file
+    carries every cross-reference index they look for), and generation prints no FastJet banner."""
+    import subprocess
+    import sys
+    import warnings
+
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory, PFNanoAODSchema
+
+    from hepml_coffea.samples.write import ABSENT_COLLECTIONS, FATJET_INDICES
+
+    path = tmp_path / "ttbar_31.root"
+    code = f"from hepml_coffea.samples import generate; generate('ttbar', 20, 31, {str(path)!r})"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "FastJet" not in run.stdout + run.stderr, run.stdout[:500]
+    for schema in (NanoAODSchema, PFNanoAODSchema):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            events = NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=schema, mode="virtual").events()
+            _touch_everything(events, schema)
+        assert [str(w.message) for w in caught] == [], schema.__name__
+    # NanoAOD's "no target": -1 on every jet; the collections the generator does not make are empty
+    with uproot.open(path) as f:
+        tree = f["Events"]
+        npt = ak.num(tree["FatJet_pt"].array())
+        for name in FATJET_INDICES:
+            idx = tree[f"FatJet_{name}"].array()
+            assert ak.all(ak.num(idx) == npt) and ak.all(idx == -1), name
+        for coll, fields in ABSENT_COLLECTIONS.items():
+            assert ak.sum(tree[f"n{coll}"].array()) == 0, coll
+            assert {f"{coll}_{k}" for k in fields} <= set(tree.keys()), coll

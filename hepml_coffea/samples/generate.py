@@ -17,6 +17,7 @@ Generation is deterministic for a given (process, n_events, seed, workers).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -32,6 +33,9 @@ from hepml_coffea.samples.detector import apply_detector_response
 __all__ = ["GenerationConfig", "generate", "generate_arrays"]
 
 Process = Literal["ttbar", "qcd"]
+
+logger = logging.getLogger(__name__)
+_FASTJET_QUIET = False
 
 # NanoAOD GenPart statusFlags bits
 _IS_PROMPT = 1 << 0
@@ -136,6 +140,32 @@ def _genparts(ev: Any, process: Process) -> list[tuple[float, float, float, floa
     return out
 
 
+def _quiet_fastjet() -> None:
+    """Keep FastJet's 13-line banner out of stdout (called before every clustering; acts once).
+
+    FastJet prints its banner on the first ``ClusterSequence`` of a process (every worker
+    process of a pool or a Dask cluster). Its own API silences it: with a null banner
+    stream, ``print_banner()`` marks the banner as shown without printing it; the stream is
+    then restored. The citation request goes to this module's logger once per process
+    instead. If this fastjet lacks the API, FastJet prints its banner (once per process).
+    """
+    global _FASTJET_QUIET
+    if _FASTJET_QUIET:
+        return
+    _FASTJET_QUIET = True
+    try:
+        from fastjet._swig import ClusterSequence
+
+        stream = ClusterSequence.fastjet_banner_stream()
+        ClusterSequence.set_fastjet_banner_stream(None)
+        ClusterSequence.print_banner()
+        ClusterSequence.set_fastjet_banner_stream(stream)
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - other fastjet builds
+        return
+    logger.info("jets clustered with FastJet (Cacciari, Salam, Soyez): please cite EPJC72(2012)1896 "
+                "[arXiv:1111.6097] if you use these samples for scientific work")
+
+
 def _take(values: ak.Array, index: ak.Array) -> ak.Array:
     """``values[event][index[event][jet]]`` for an event x jet x constituent index."""
     counts = ak.flatten(ak.num(index, axis=2), axis=None)
@@ -147,6 +177,7 @@ def _cluster(particles: ak.Array, config: GenerationConfig) -> dict[str, ak.Arra
     """Cluster anti-kT jets per event; return jets (pT-sorted) and constituent indices."""
     import fastjet
 
+    _quiet_fastjet()
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, config.jet_r)
     cs = fastjet.ClusterSequence(particles[["px", "py", "pz", "E"]], jetdef)
     jets = cs.inclusive_jets(min_pt=config.jet_pt_min)
@@ -166,6 +197,7 @@ def _substructure(constituents: ak.Array, config: GenerationConfig) -> dict[str,
     """Soft-drop mass and tau1..tau3 for a flat list of jets (each a list of particles)."""
     import fastjet
 
+    _quiet_fastjet()
     n = len(constituents)
     out = {k: np.zeros(n, dtype=np.float64) for k in ("msoftdrop", "tau1", "tau2", "tau3")}
     if n == 0:
