@@ -45,6 +45,7 @@ from typing import Any
 import yaml
 
 from hepml_coffea.representations import InputSpec
+from hepml_coffea.selection import TrainingDomain
 
 log = logging.getLogger("hepml_coffea.artifacts")
 
@@ -123,6 +124,11 @@ class Artifact:
 
     def working_points(self) -> dict[str, float]:
         return dict(self.metrics.get("working_points", {}))
+
+    @property
+    def domain(self) -> TrainingDomain | None:
+        """The phase space the model was trained on (``None`` if the artifact records none)."""
+        return TrainingDomain.from_meta(self.meta)
 
     @property
     def cpu_backend(self) -> str | None:

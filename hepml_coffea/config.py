@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from hepml_coffea.selection import TrainingDomain
+
 __all__ = ["ConfigurationError", "TaggerConfig", "RunConfig", "EXECUTORS", "load_taggers"]
 
 #: executors :func:`hepml_coffea.run.run_fileset` knows
@@ -44,6 +46,7 @@ class TaggerConfig:
     spec : the artifact's input spec as plain data (``None`` for observables)
     working_points : working-point name (e.g. ``"eS50"``) -> score threshold
     classes : output classes of a multi-class (imported) model, empty otherwise
+    domain : the training domain the artifact records (``None`` if it records none)
     """
 
     name: str
@@ -53,6 +56,7 @@ class TaggerConfig:
     spec: dict[str, Any] | None = None
     working_points: dict[str, float] = field(default_factory=dict)
     classes: tuple[str, ...] = ()
+    domain: TrainingDomain | None = None
 
     @classmethod
     def from_artifact(cls, name_or_path: str | os.PathLike[str]) -> TaggerConfig:
@@ -68,6 +72,7 @@ class TaggerConfig:
             spec=_freeze(art.spec.to_dict()) if art.spec is not None else None,
             working_points={k: float(v) for k, v in art.working_points().items()},
             classes=tuple(art.classes),
+            domain=art.domain,
         )
 
     @property

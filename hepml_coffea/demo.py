@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["main_job", "summary_table"]
+
+log = logging.getLogger(__name__)
 
 DEMO_EVENTS = 2500
 DEMO_SEEDS = {"ttbar": 9001, "qcd": 9002}
@@ -32,7 +36,7 @@ def summary_table(output: dict[str, Any]) -> str:
     eS of the top jets; the eS reached is shown where the 1,000 score bins move it by more
     than 0.1 %). A tagger without top or QCD jets gets a row saying so."""
     from hepml_coffea.evaluation import delong_auc, format_rejection
-    from hepml_coffea.histograms import datasets_of, jets_from_hist, rejection_from_hist, signal_background
+    from hepml_coffea.analysis.histograms import datasets_of, jets_from_hist, rejection_from_hist, signal_background
 
     taggers: list[str] = []
     for ds in datasets_of(output).values():
@@ -58,7 +62,7 @@ def main_job(out: str | os.PathLike[str] = "out", workers: int = 2, events: int 
              executor: str = "dask") -> dict[str, Any]:
     """Generate (or reuse) samples, run the processor on a local Dask cluster, plot."""
     from hepml_coffea.config import RunConfig
-    from hepml_coffea.plots import plot_output
+    from hepml_coffea.analysis.plots import plot_output
     from hepml_coffea.run import run_fileset
     from hepml_coffea.samples import generate
 
@@ -69,7 +73,14 @@ def main_job(out: str | os.PathLike[str] = "out", workers: int = 2, events: int 
     for process, seed in DEMO_SEEDS.items():
         path = samples / f"{process}_{seed}_{n}.root"
         if not path.exists():
-            print(f"generating {n} {process} events (Pythia8 + FastJet, {workers} processes) -> {path}", flush=True)
+            missing = [m for m in ("pythia8mc", "fastjet") if importlib.util.find_spec(m) is None]
+            if missing:
+                from hepml_coffea.config import ConfigurationError
+
+                msg = (f"the demo generates its samples with Pythia8 + FastJet, and {' and '.join(missing)} "
+                       "is not installed: pip install 'hepml-coffea[generate]' (or -e \".[generate]\")")
+                raise ConfigurationError(msg)
+            log.info("generating %d %s events (Pythia8 + FastJet, %d processes) -> %s", n, process, workers, path)
             generate(process, n, seed, path, workers=max(1, workers))
         fileset[process] = [str(path)]
     result = run_fileset(fileset, out=out / "output.coffea",
@@ -82,7 +93,7 @@ def main_job(out: str | os.PathLike[str] = "out", workers: int = 2, events: int 
         "top jets truth-matched (top + 3 quarks within dR < 0.8); background: the QCD sample's jets.\n\n"
         f"{table}\n\n## Stages\n\n```\n{result['run']['report']}\n```\n"
     )
-    print(table)
-    print(f"plots: {', '.join(str(p) for p in plots)}")
-    print(f"summary: {out / 'summary.md'}")
+    log.info("%s", table)
+    log.info("plots: %s", ", ".join(str(p) for p in plots))
+    log.info("summary: %s", out / "summary.md")
     return result

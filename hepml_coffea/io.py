@@ -1,23 +1,33 @@
 """Reading events: coffea NanoEvents (any NanoAOD flavour, TTree or RNTuple) or plain uproot.
 
-RNTuple: uproot (5.7) finds the sub-fields of each field by scanning every field record
-of the ntuple, so listing or reading the fields of a NanoAOD RNTuple costs O(fields^2):
-~20 s for a PFNano file with 2,400 field records, before a single value is read.
-:func:`index_rntuple_fields` replaces that scan by a parent -> children index built once
-per ntuple (same fields, same order); it is installed when this module is imported, so
-coffea's NanoEvents, the processor and ``hepml-coffea summary`` all benefit.
+RNTuple: uproot (5.4 - 5.7) finds the sub-fields of each field by scanning every field
+record of the ntuple, so listing or reading the fields of a NanoAOD RNTuple costs
+O(fields^2): ~20 s for a PFNano file with 2,400 field records, before a single value is
+read. :func:`index_rntuple_fields` is an **opt-in**, version-guarded shim that replaces that
+scan by a parent -> children index built once per ntuple (same fields, same order; tested
+against the stock property). Importing this module changes nothing: the ``hepml-coffea``
+command line installs the shim in its own process and, through
+:class:`~hepml_coffea.inference.worker.TaggerWarmup` (``rntuple_index=True``), in its Dask
+workers; a library user calls :func:`index_rntuple_fields` where they want it and
+:func:`restore_rntuple_fields` to undo it. It stays off for uproot >= 5.8 (untested) and
+for any uproot whose ``HasFields.fields`` is not the scan it replaces.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from typing import Any
 
 import awkward as ak
 import uproot
 
-__all__ = ["COLLECTIONS", "index_rntuple_fields", "load_events", "read_arrays"]
+__all__ = ["COLLECTIONS", "index_rntuple_fields", "load_events", "read_arrays", "restore_rntuple_fields",
+           "rntuple_index_installed"]
+
+#: uproot versions the RNTuple field index was tested against (5.7.7); newer ones keep their own code
+_SHIM_UPROOT = ((5, 4), (5, 8))
 
 #: collections read_arrays reads (FatJetSVs, SV: the secondary vertices of CMS-style weaver models)
 COLLECTIONS = ("FatJet", "FatJetPFCands", "PFCands", "FatJetPFCand", "PFCand", "GenPart", "FatJetSVs", "SV")
@@ -59,9 +69,18 @@ def _indexed_fields(self: Any) -> list[Any]:
 def index_rntuple_fields() -> bool:
     """Make uproot find RNTuple sub-fields through an index instead of a full scan.
 
-    Idempotent. Returns False (and changes nothing) if this uproot does not have the
-    ``HasFields.fields`` property this replaces, so a newer uproot keeps its own code.
+    Idempotent; undone by :func:`restore_rntuple_fields`. Returns False (and changes
+    nothing) for an uproot outside the tested versions or without the ``HasFields.fields``
+    property this replaces, so a newer uproot keeps its own code.
+
+    Returns
+    -------
+    bool
+        True if the index is installed (now or before).
     """
+    version = tuple(int(x) for x in re.findall(r"\d+", uproot.__version__)[:2])
+    if not (_SHIM_UPROOT[0] <= version < _SHIM_UPROOT[1]):
+        return False
     try:
         from uproot.behaviors.RNTuple import HasFields
     except ImportError:
@@ -77,11 +96,27 @@ def index_rntuple_fields() -> bool:
     return True
 
 
-#: uproot's own ``HasFields.fields`` (kept for comparison in tests)
+#: uproot's own ``HasFields.fields`` (kept for comparison in tests and for restoring it)
 _UPSTREAM_FIELDS: property | None = None
 
 
-index_rntuple_fields()
+def rntuple_index_installed() -> bool:
+    """Whether :func:`index_rntuple_fields` is in effect in this process."""
+    try:
+        from uproot.behaviors.RNTuple import HasFields
+    except ImportError:
+        return False
+    current = HasFields.__dict__.get("fields")
+    return isinstance(current, property) and current.fget is _indexed_fields
+
+
+def restore_rntuple_fields() -> None:
+    """Put uproot's own ``HasFields.fields`` back (undoes :func:`index_rntuple_fields`)."""
+    if _UPSTREAM_FIELDS is None:
+        return
+    from uproot.behaviors.RNTuple import HasFields
+
+    HasFields.fields = _UPSTREAM_FIELDS
 
 
 def _schema_for(path: str | os.PathLike[str], treename: str) -> Any:

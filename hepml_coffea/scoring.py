@@ -29,7 +29,6 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-import hepml_coffea.io  # noqa: F401 - installs the fast RNTuple field index in every process that scores
 from hepml_coffea.config import ConfigurationError, TaggerConfig, load_taggers
 from hepml_coffea.constituents import JetConstituents, fatjet_constituents
 from hepml_coffea.selection import Selection
@@ -82,6 +81,10 @@ class JetScores:
         expression that gives inf, ...); scored by no tagger
     nonfinite_features : dict
         ``"<tagger>: <feature>"`` -> jets of this chunk where that input was not finite
+    in_domain : dict
+        tagger name -> (n_selected,) bool: the jet lies inside the tagger's training domain
+        (:class:`~hepml_coffea.selection.TrainingDomain`); ``None`` for a tagger whose
+        artifact records no domain
     """
 
     jets: JetConstituents
@@ -92,11 +95,15 @@ class JetScores:
     classes: dict[str, tuple[tuple[str, ...], np.ndarray]] = field(default_factory=dict)
     nonfinite_inputs: np.ndarray | None = None
     nonfinite_features: dict[str, int] = field(default_factory=dict)
+    in_domain: dict[str, np.ndarray | None] = field(default_factory=dict)
 
-    def jagged(self) -> ak.Array:
+    def jagged(self, domain: bool = True) -> ak.Array:
         """Scores with the structure of ``events.FatJet``: record of one option-float field
         per tagger, ``None`` where a jet was not scored (a record ``{score, <class>...}`` for
-        a tagger whose class probabilities were asked for)."""
+        a tagger whose class probabilities were asked for); with ``domain`` also
+        ``in_domain``: a record of one option-bool per tagger, True where the scored jet
+        lies inside the tagger's training domain (``None`` where not scored, or where the
+        tagger records no domain)."""
         offsets = np.concatenate([[0], np.cumsum(self.fatjet_counts)]).astype(np.int64)
         flat_index = offsets[self.jets.event_index] + self.jets.jet_index
 
@@ -104,6 +111,14 @@ class JetScores:
             full = np.full(self.n_fatjets, np.nan, dtype=np.float32)
             full[flat_index] = values
             return ak.unflatten(ak.mask(full, np.isfinite(full)), self.fatjet_counts)
+
+        def flag(name: str, values: np.ndarray | None) -> ak.Array:
+            full = np.zeros(self.n_fatjets, dtype=bool)
+            known = np.zeros(self.n_fatjets, dtype=bool)
+            if values is not None:
+                full[flat_index] = values
+                known[flat_index] = np.isfinite(self.scores[name])
+            return ak.unflatten(ak.mask(full, known), self.fatjet_counts)
 
         columns = {}
         for name, s in self.scores.items():
@@ -113,6 +128,9 @@ class JetScores:
                 columns[name] = ak.zip(rec, depth_limit=2)
             else:
                 columns[name] = column(s)
+        if domain:
+            flags = {name: flag(name, self.in_domain.get(name)) for name in self.scores}
+            columns["in_domain"] = ak.zip(flags, depth_limit=2) if flags else column(np.zeros(0, np.float32))
         return ak.zip(columns, depth_limit=2)
 
 
@@ -217,6 +235,8 @@ class FatJetTagger:
         or are dropped and counted (``"skip"``)
     classes : for multi-class taggers (imported weaver models), return every class
         probability too: the tagger's field becomes a record ``{score, <class>, ...}``
+    domain : add the ``in_domain`` field: per tagger, whether each scored jet lies inside
+        the training domain its artifact records (jets outside are scored all the same)
     """
 
     def __init__(
@@ -232,6 +252,7 @@ class FatJetTagger:
         on_invalid: str = "raise",
         default_taggers: tuple[str, ...] = (),
         classes: bool = False,
+        domain: bool = True,
     ) -> None:
         if amp not in _AMPS:
             msg = f"amp must be None, 'bf16' or 'fp16', got {amp!r}"
@@ -253,8 +274,12 @@ class FatJetTagger:
         self.backend = backend
         self.jet_block = max(1, int(jet_block))
         self.on_invalid = on_invalid
+        if "in_domain" in self.names:
+            msg = "a tagger may not be named 'in_domain' (the field of the training-domain flags)"
+            raise ConfigurationError(msg)
         self.cand_fields, self.jet_fields, self.sv_fields = _required_fields(self.taggers)
         self.classes = bool(classes)
+        self.domain = bool(domain)
 
     @property
     def names(self) -> list[str]:
@@ -277,10 +302,11 @@ class FatJetTagger:
         Returns
         -------
         ak.Array
-            (events, var) records with one ``?float32`` field per tagger;
+            (events, var) records with one ``?float32`` field per tagger and (unless
+            ``domain=False``) ``in_domain``, a record of one ``?bool`` per tagger;
             ``ak.num(scores) == ak.num(events.FatJet)``
         """
-        return self.score(events, mask=mask).jagged()
+        return self.score(events, mask=mask).jagged(domain=self.domain)
 
     def score(self, events: Any, *, mask: Any = None, timer: StageTimer | None = None) -> JetScores:
         """Score the selected fat jets of ``events``; flat arrays plus counts (see :class:`JetScores`)."""
@@ -301,6 +327,9 @@ class FatJetTagger:
         bad_inputs = nonfinite["jets"]
         scorable = jc.valid & ~bad_inputs
         not_scored = {f"not_scored:{n}": int(np.sum(scorable & ~np.isfinite(s))) for n, s in scores.items()}
+        in_domain = {t.name: (t.domain.contains(jc.jets) if t.domain is not None else None) for t in self.taggers}
+        out_of_domain = {f"out_of_domain:{n}": int(np.sum(np.isfinite(scores[n]) & ~d))
+                         for n, d in in_domain.items() if d is not None}
         counts = {
             "selected": len(jc),
             "scored": int(scorable.sum()),
@@ -309,10 +338,12 @@ class FatJetTagger:
             "bad_association_rows": int(jc.counts.get("bad_association_rows", 0)),
             "nonfinite_inputs": int(bad_inputs.sum()),
             **not_scored,
+            **out_of_domain,
         }
         return JetScores(jets=jc, scores=scores, n_fatjets=int(fatjet_counts.sum()),
                          fatjet_counts=fatjet_counts, counts=counts, classes=classes,
-                         nonfinite_inputs=bad_inputs, nonfinite_features=dict(nonfinite["features"]))
+                         nonfinite_inputs=bad_inputs, nonfinite_features=dict(nonfinite["features"]),
+                         in_domain=in_domain)
 
     def score_constituents(
         self,
@@ -446,6 +477,7 @@ def score_fatjets(
     batch_size: int | None = None,
     backend: str = "auto",
     classes: bool = False,
+    domain: bool = True,
 ) -> ak.Array:
     """Tagger scores as a column beside ``events.FatJet`` (one call; see :class:`FatJetTagger`).
 
@@ -455,14 +487,15 @@ def score_fatjets(
     taggers : shipped tagger names or artifact directories
     selection : ``None`` (every fat jet), a :class:`Selection`, or a jagged boolean mask
         with the structure of ``events.FatJet``
-    device, amp, batch_size, backend, classes : see :class:`FatJetTagger`
+    device, amp, batch_size, backend, classes, domain : see :class:`FatJetTagger`
 
     Returns
     -------
     ak.Array
         (events, var) records, one ``?float32`` field per tagger (field name = tagger
         name), ``None`` for jets not scored (outside the selection, no constituents,
-        non-finite kinematics).
+        non-finite kinematics); and ``in_domain`` ({tagger: ?bool}), whether each scored
+        jet lies inside the tagger's training domain.
 
     Shapes:
         events.FatJet: (events, var) -> (events, var) {tagger: ?float32}
@@ -474,6 +507,7 @@ def score_fatjets(
     """
     if isinstance(selection, Selection) or selection is None:
         return FatJetTagger(taggers, selection=selection, device=device, amp=amp, batch_size=batch_size,
-                            backend=backend, classes=classes)(events_or_fatjets)
-    tagger = FatJetTagger(taggers, device=device, amp=amp, batch_size=batch_size, backend=backend, classes=classes)
+                            backend=backend, classes=classes, domain=domain)(events_or_fatjets)
+    tagger = FatJetTagger(taggers, device=device, amp=amp, batch_size=batch_size, backend=backend, classes=classes,
+                          domain=domain)
     return tagger(events_or_fatjets, mask=selection)

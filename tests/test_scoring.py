@@ -32,7 +32,7 @@ from hepml_coffea.constituents import (
 )
 from hepml_coffea.inference import engine
 from hepml_coffea.io import load_events
-from hepml_coffea.processor import TaggerProcessor
+from hepml_coffea.analysis.processor import TaggerProcessor
 from hepml_coffea.run import (
     run_fileset,
 )
@@ -77,9 +77,14 @@ def _events():
 def test_structure_and_none_on_hand_made_events(fast):
     events = _events()
     scores = score_fatjets(events, fast, device="cpu")
-    assert ak.fields(scores) == ["pfn", "particlenet-lite", "cnn", "baseline"]
+    assert ak.fields(scores) == ["pfn", "particlenet-lite", "cnn", "baseline", "in_domain"]
     assert ak.num(scores).tolist() == [0, 1, 3, 2] == ak.num(events.FatJet).tolist()
-    for name in ak.fields(scores):
+    # training domain 550-650 GeV, |eta| < 2: the 300 GeV jet is scored but flagged; None where not scored
+    assert ak.fields(scores.in_domain) == ["pfn", "particlenet-lite", "cnn", "baseline"]
+    for name in ak.fields(scores.in_domain):
+        assert ak.to_list(scores.in_domain[name]) == [[], [True], [True, None, None], [False, True]], name
+    assert ak.fields(score_fatjets(events, fast, device="cpu", domain=False)) == ak.fields(scores.in_domain)
+    for name in ak.fields(scores.in_domain):
         got = ak.to_list(scores[name])
         # scored: the good jets; None: no constituents (event 2 jet 1), NaN pT (event 2 jet 2)
         assert [[x is not None for x in ev] for ev in got] == [[], [True], [True, False, False], [True, True]], name
@@ -104,6 +109,7 @@ def test_counts_of_unscored_jets(fast):
     assert result.counts["scored"] == 4
     assert result.counts["no_constituents"] == 1 and result.counts["nonfinite"] == 1
     assert result.counts["not_scored:baseline"] == 0
+    assert result.counts["out_of_domain:pfn"] == 1  # the 300 GeV jet (scored, outside 550-650 GeV)
 
 
 def test_baseline_without_tau_branches_is_counted_not_scored(fast):
@@ -128,7 +134,7 @@ def test_real_cms_files_align_with_fatjet(sample, fast):
     assert result.counts["scored"] + result.counts["no_constituents"] + result.counts["nonfinite"] == result.n_fatjets
     # the FatJet collection itself may be passed
     again = score_fatjets(events.FatJet, fast, device="cpu")
-    for name in ak.fields(scores):
+    for name in ak.fields(scores.in_domain):
         assert ak.to_list(again[name]) == ak.to_list(scores[name])
     if sample == "nano_tt_v15.root":
         assert result.counts["no_constituents"] == 2  # two v15 jets have no PFCand rows
@@ -154,7 +160,7 @@ def test_api_equals_processor_scores(tiny_artifacts, ttbar_file, tmp_path):
     scores = score_fatjets(events, taggers, device="cpu", selection=sel)
     ev, jet = ak.to_numpy(table.event_index), ak.to_numpy(table.jet_index)
     assert len(ev) > 20
-    for name in ak.fields(scores):
+    for name in ak.fields(scores.in_domain):
         api = np.array([scores[name][e][j] for e, j in zip(ev, jet)], dtype=np.float32)
         np.testing.assert_array_equal(api, ak.to_numpy(table[f"score_{name}"]), err_msg=name)
     assert int(ak.sum(~ak.is_none(scores["pfn"], axis=1))) == len(ev)

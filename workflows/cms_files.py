@@ -39,10 +39,12 @@ def main() -> None:
     cms = ak.to_numpy(ak.flatten(events.FatJet.particleNetWithMass_TvsQCD[scored]))
     print(f"NanoAOD v15: {int(ak.sum(scored))} of {int(ak.sum(ak.num(events.FatJet)))} fat jets scored "
           f"({selection.describe()})")
-    for name in ak.fields(scores):
+    for name in ak.fields(scores.in_domain):
         ours = ak.to_numpy(ak.flatten(scores[name][scored])).astype(np.float64)
         r = np.corrcoef(ours, cms)[0, 1] if len(ours) > 2 else float("nan")
-        print(f"  {name:>18}: mean score {ours.mean():.3f}, correlation with CMS ParticleNet TvsQCD {r:.2f}")
+        inside = int(ak.sum(scores.in_domain[name][scored]))
+        print(f"  {name:>18}: mean score {ours.mean():.3f}, correlation with CMS ParticleNet TvsQCD {r:.2f}; "
+              f"{inside} of {len(ours)} jets inside its training domain")
 
     fileset = {"cms_pfnano": [str(SAMPLES / "pfnano.root")], "cms_ttbar_nano_v15": [str(SAMPLES / "nano_tt_v15.root")]}
     out = run_fileset(fileset, TaggerProcessor(selection=selection), config=RunConfig(executor="iterative"),

@@ -142,20 +142,33 @@ class TaggerWarmup(WorkerPlugin):  # type: ignore[misc]
         GPU through ``CUDA_VISIBLE_DEVICES`` and ``"auto"`` picks it
     amp : autocast dtype name or ``None``
     backend : execution backend (see :func:`hepml_coffea.inference.engine.get_tagger`)
+    rntuple_index : install :func:`hepml_coffea.io.index_rntuple_fields` in the worker;
+        ``None`` (default): do what the process that made the plugin did (the command
+        line installs it; a library user who called it gets it on the workers too)
     """
 
     name = "hepml-coffea-tagger-warmup"
 
     def __init__(self, paths: Sequence[str], device: str = "auto", amp: str | None = None,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", rntuple_index: bool | None = None) -> None:
         self.paths = [str(p) for p in paths]
         self.device = device
         self.amp = amp
         self.backend = backend
+        if rntuple_index is None:
+            import sys
+
+            io = sys.modules.get("hepml_coffea.io")
+            rntuple_index = bool(io is not None and io.rntuple_index_installed())
+        self.rntuple_index = rntuple_index
 
     def setup(self, worker: Any) -> None:
-        import hepml_coffea.io  # noqa: F401 - installs the RNTuple field index (fast RNTuple reading)
         from hepml_coffea.inference.engine import get_tagger, resolve_device
+
+        if self.rntuple_index:
+            from hepml_coffea.io import index_rntuple_fields
+
+            index_rntuple_fields()
 
         dev = resolve_device(self.device)
         if dev == "cpu":

@@ -60,12 +60,15 @@ class JetDataset:
     labels: np.ndarray
     event: np.ndarray
     split: np.ndarray
+    #: the selection both classes passed (recorded as the model's training domain)
+    selection: Selection | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, mask: np.ndarray) -> JetDataset:
-        return JetDataset(self.jets[mask], self.cands[mask], self.labels[mask], self.event[mask], self.split[mask])
+        return JetDataset(self.jets[mask], self.cands[mask], self.labels[mask], self.event[mask], self.split[mask],
+                          self.selection)
 
     def observables(self) -> tuple[np.ndarray, np.ndarray]:
         """(msoftdrop, tau32) of every jet, computed as at inference
@@ -130,4 +133,5 @@ def load_dataset(
         np.concatenate([s.labels, b.labels]),
         np.concatenate([s.event, b.event]),
         np.concatenate([s.split, b.split]),
+        selection,
     )

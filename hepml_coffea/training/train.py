@@ -27,7 +27,7 @@ import numpy as np
 from hepml_coffea.artifacts import INPUT_NAMES, save_artifact
 from hepml_coffea.inference.engine import predict, resolve_device
 from hepml_coffea.representations import build
-from hepml_coffea.selection import Selection
+from hepml_coffea.selection import Selection, TrainingDomain
 from hepml_coffea.training.dataset import (
     TEST,
     TRAIN,
@@ -134,7 +134,7 @@ def _sizes(ds: JetDataset) -> dict[str, int]:
 def _plots(labels: np.ndarray, scores: np.ndarray, history: dict[str, list[float]] | None,
            name: str, tmp: Path) -> dict[str, Path]:
     """ROC and loss PNGs in the scratch folder ``tmp``; save_artifact copies them in."""
-    from hepml_coffea.plots import plot_loss, plot_roc
+    from hepml_coffea.analysis.plots import plot_loss, plot_roc
 
     es, eb, _ = roc_curve(labels, scores)
     n_background = int((~np.asarray(labels).astype(bool)).sum())
@@ -156,6 +156,8 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
     out = Path(out)
     meta = dict(meta or {})
     meta["training"] = {**meta.get("training", {}), "config": asdict(cfg)}
+    if "domain" not in meta and ds.selection is not None:
+        meta["domain"] = TrainingDomain.from_selection(ds.selection, "training files not recorded").to_dict()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     _seed_all(cfg.seed)
@@ -464,6 +466,10 @@ def train(
                       jet_fields=jet_fields)
     meta = {
         "selection": selection.to_dict(),
+        "domain": TrainingDomain.from_selection(
+            selection, f"{len(signal)} signal + {len(background)} background file(s): "
+            + ", ".join(Path(f).name for f in [*signal, *background][:6])
+            + (", ..." if len(signal) + len(background) > 6 else "")).to_dict(),
         "training": {
             "signal_files": [Path(f).name for f in signal],
             "background_files": [Path(f).name for f in background],
