@@ -157,7 +157,7 @@ def bench_files(directory: Path = BENCH_DIR) -> dict[str, Path]:
 def resolve_taggers(artifacts: str | None = None) -> dict[str, str]:
     """name -> artifact path: the shipped taggers in the default order, or those in ``artifacts``."""
     from hepml_coffea.artifacts import shipped_taggers
-    from hepml_coffea.processor import DEFAULT_TAGGERS
+    from hepml_coffea.analysis.processor import DEFAULT_TAGGERS
 
     if artifacts:
         root = Path(artifacts)

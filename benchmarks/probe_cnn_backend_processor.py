@@ -25,8 +25,8 @@ def main() -> None:
     args = ap.parse_args()
     from hepml_coffea.clusters import make_cluster
     from hepml_coffea.config import RunConfig
-    from hepml_coffea.processor import TaggerProcessor
-    from hepml_coffea.histograms import datasets_of
+    from hepml_coffea.analysis.processor import TaggerProcessor
+    from hepml_coffea.analysis.histograms import datasets_of
     from hepml_coffea.run import run_fileset
 
     set_threads(1)

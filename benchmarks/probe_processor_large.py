@@ -24,8 +24,8 @@ from _common import loadavg, machine_info, n_entries, resolve_taggers, set_threa
 
 def _run(fileset: dict[str, list[str]], taggers: list[str], backend: str, client: object = None) -> dict:
     from hepml_coffea.config import RunConfig
-    from hepml_coffea.histograms import datasets_of
-    from hepml_coffea.processor import TaggerProcessor
+    from hepml_coffea.analysis.histograms import datasets_of
+    from hepml_coffea.analysis.processor import TaggerProcessor
     from hepml_coffea.run import run_fileset
 
     proc = TaggerProcessor(taggers=taggers, device="cpu", backend=backend)

@@ -22,7 +22,7 @@ import torch
 torch.set_num_threads(1)
 from coffea import processor
 from coffea.nanoevents import PFNanoAODSchema
-from hepml_coffea.processor import TaggerProcessor
+from hepml_coffea.analysis.processor import TaggerProcessor
 from hepml_coffea.inference.engine import get_tagger
 import psutil
 paths = json.loads({paths!r})
@@ -46,7 +46,7 @@ runner = processor.Runner(executor=processor.IterativeExecutor(status=False), sc
 t0 = time.perf_counter()
 out = runner({{"mixed": [{file!r}]}}, proc, treename="Events")
 wall = time.perf_counter() - t0
-from hepml_coffea.histograms import datasets_of
+from hepml_coffea.analysis.histograms import datasets_of
 v = datasets_of(out)["mixed"]
 print("RESULT " + json.dumps({{"events": v["cutflow"]["events"], "jets": v["cutflow"]["scored"],
       "rss_after_models_bytes": before, "peak_before_chunk_bytes": peak_before, "hwm_reset": reset,

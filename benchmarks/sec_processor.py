@@ -42,8 +42,8 @@ def _best_run(repeats: int, *args: Any, **kw: Any) -> dict[str, Any]:
 def _run(fileset: dict[str, list[str]], taggers: list[str], backend: str, executor: str, chunksize: int,
          client: Any = None) -> dict[str, Any]:
     from hepml_coffea.config import RunConfig
-    from hepml_coffea.histograms import datasets_of
-    from hepml_coffea.processor import TaggerProcessor
+    from hepml_coffea.analysis.histograms import datasets_of
+    from hepml_coffea.analysis.processor import TaggerProcessor
     from hepml_coffea.run import run_fileset
 
     proc = TaggerProcessor(taggers=taggers, device="cpu", backend=backend)

@@ -44,9 +44,9 @@ def run(ctx: Context) -> dict[str, Any]:
     import pyarrow.parquet as pq
     from coffea_recipe import CoffeaRecipeProcessor, RecipeWrapper
 
-    from hepml_coffea.histograms import datasets_of
+    from hepml_coffea.analysis.histograms import datasets_of
     from hepml_coffea.inference.engine import clear_cache
-    from hepml_coffea.processor import TaggerProcessor
+    from hepml_coffea.analysis.processor import TaggerProcessor
 
     set_threads(1)
     taggers, workdir = ctx.taggers, ctx.work

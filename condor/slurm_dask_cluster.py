@@ -47,7 +47,7 @@ def main() -> None:
 
     from hepml_coffea.clusters import make_cluster, wait_for_workers
     from hepml_coffea.config import RunConfig
-    from hepml_coffea.processor import TaggerProcessor
+    from hepml_coffea.analysis.processor import TaggerProcessor
     from hepml_coffea.run import run_fileset
 
     cluster, client = make_cluster(

@@ -42,12 +42,12 @@ __all__ = [
 
 _LAZY = {
     "ConfigurationError": "hepml_coffea.config",
-    "DEFAULT_TAGGERS": "hepml_coffea.processor",
+    "DEFAULT_TAGGERS": "hepml_coffea.analysis.processor",
     "FatJetTagger": "hepml_coffea.scoring",
     "RunConfig": "hepml_coffea.config",
     "Selection": "hepml_coffea.selection",
     "TaggerConfig": "hepml_coffea.config",
-    "TaggerProcessor": "hepml_coffea.processor",
+    "TaggerProcessor": "hepml_coffea.analysis.processor",
     "fatjet_constituents": "hepml_coffea.constituents",
     "generate": "hepml_coffea.samples",
     "get_tagger": "hepml_coffea.inference.engine",

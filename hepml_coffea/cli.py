@@ -89,7 +89,7 @@ def _selection(args: argparse.Namespace) -> Any:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from hepml_coffea.config import RunConfig
-    from hepml_coffea.processor import TaggerProcessor
+    from hepml_coffea.analysis.processor import TaggerProcessor
     from hepml_coffea.run import run_fileset
 
     proc = TaggerProcessor(taggers=args.taggers, selection=_selection(args), device=args.device,
@@ -104,7 +104,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from hepml_coffea.plots import plot_output
+    from hepml_coffea.analysis.plots import plot_output
 
     for p in plot_output(args.output, args.outdir):
         print(f"wrote {p}")
@@ -204,7 +204,7 @@ def _cmd_slurm_split(args: argparse.Namespace) -> int:
 
 def _cmd_slurm_merge(args: argparse.Namespace) -> int:
     from hepml_coffea.condor import merge_job_dir
-    from hepml_coffea.histograms import datasets_of
+    from hepml_coffea.analysis.histograms import datasets_of
 
     merged = merge_job_dir(args.jobdir, out=args.out, allow_incomplete=args.allow_incomplete)
     meta = merged.get("run", merged)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hepml_coffea.histograms import datasets_of
+from hepml_coffea.analysis.histograms import datasets_of
 
 __all__ = ["nonfinite_summary", "stage_report", "save_output"]
 

@@ -21,7 +21,7 @@ from hepml_coffea.clusters import make_cluster
 from hepml_coffea.config import EXECUTORS, ConfigurationError, RunConfig
 from hepml_coffea.filesets import FilesetError, check_fileset, load_fileset
 from hepml_coffea.outputs import nonfinite_summary, save_output, stage_report
-from hepml_coffea.processor import TaggerProcessor
+from hepml_coffea.analysis.processor import TaggerProcessor
 
 __all__ = ["FilesetError", "RunConfig", "load_fileset", "check_fileset", "make_cluster", "make_runner",
            "nonfinite_summary", "run_fileset", "stage_report", "save_output"]

@@ -55,7 +55,7 @@ def arts(tiny_artifacts: dict[str, Path]) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def fast_proc(arts: dict[str, str]):
     """Two fast taggers of two kinds (sequence model + observables baseline)."""
-    from hepml_coffea.processor import TaggerProcessor
+    from hepml_coffea.analysis.processor import TaggerProcessor
 
     return TaggerProcessor(taggers=[arts["pfn"], arts["baseline"]], device="cpu")
 
@@ -63,7 +63,7 @@ def fast_proc(arts: dict[str, str]):
 @pytest.fixture(scope="session")
 def fast_proc_skip(arts: dict[str, str]):
     """:func:`fast_proc` skipping bad inputs."""
-    from hepml_coffea.processor import TaggerProcessor
+    from hepml_coffea.analysis.processor import TaggerProcessor
 
     return TaggerProcessor(taggers=[arts["pfn"], arts["baseline"]], device="cpu", skip_bad_inputs=True)
 

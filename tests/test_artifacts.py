@@ -30,7 +30,7 @@ from hepml_coffea.constituents import (
 from hepml_coffea.inference import engine
 from hepml_coffea.io import read_arrays
 from hepml_coffea.models import build_model
-from hepml_coffea.processor import TaggerProcessor
+from hepml_coffea.analysis.processor import TaggerProcessor
 from hepml_coffea.representations import InputSpec
 from hepml_coffea.selection import Selection
 from hepml_coffea.training.dataset import standard_spec

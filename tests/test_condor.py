@@ -29,7 +29,7 @@ from hepml_coffea.condor import (
     write_jobs,
 )
 from hepml_coffea.config import RunConfig
-from hepml_coffea.histograms import datasets_of
+from hepml_coffea.analysis.histograms import datasets_of
 
 ENV = [". /shared/venv/bin/activate", "export HEPML_TEST=1"]
 
@@ -263,7 +263,7 @@ def test_write_jobs_submit_description(ttbar_file: Path, qcd_file: Path, tmp_pat
 @pytest.fixture(scope="module")
 def job_outputs(ttbar_file: Path, qcd_file: Path, tiny_artifacts: dict[str, Path],
                 tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from hepml_coffea.processor import TaggerProcessor
+    from hepml_coffea.analysis.processor import TaggerProcessor
     from hepml_coffea.run import run_fileset
 
     tmp = tmp_path_factory.mktemp("condor_jobs")

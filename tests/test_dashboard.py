@@ -90,7 +90,7 @@ def test_dashboard_shows_processor_stages(chromium: str, dask_client: Any, ttbar
                                           tiny_artifacts: dict[str, Path], tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    from hepml_coffea.processor import TaggerProcessor
+    from hepml_coffea.analysis.processor import TaggerProcessor
     from hepml_coffea.run import run_fileset
 
     assert set(STAGES) == {"read_constituents", "build_representation", "infer", "fill"}

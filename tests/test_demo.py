@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import beta
 
 from hepml_coffea.demo import main_job, summary_table
-from hepml_coffea.histograms import score_histogram
+from hepml_coffea.analysis.histograms import score_histogram
 from hepml_coffea.selection import Selection
 
 ONE_SIGMA = 0.682689492137086

@@ -15,7 +15,7 @@ from faults import run_iterative
 
 from hepml_coffea.artifacts import ArtifactError
 from hepml_coffea.condor import IncompleteJobsError, job_command, merge_job_dir, write_jobs
-from hepml_coffea.processor import TaggerProcessor
+from hepml_coffea.analysis.processor import TaggerProcessor
 from hepml_coffea.selection import Selection
 from hepml_coffea.slurm import write_array_jobs
 

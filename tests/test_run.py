@@ -24,7 +24,7 @@ from faults import (
 )
 
 from hepml_coffea.config import ConfigurationError, RunConfig
-from hepml_coffea.processor import TaggerProcessor
+from hepml_coffea.analysis.processor import TaggerProcessor
 from hepml_coffea.run import (
     FilesetError,
     check_fileset,

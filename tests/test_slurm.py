@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from hepml_coffea.condor import IncompleteJobsError, job_status, merge_job_dir
-from hepml_coffea.histograms import datasets_of
+from hepml_coffea.analysis.histograms import datasets_of
 from hepml_coffea.slurm import slurm_available, slurm_job_script, write_array_jobs
 
 pytest.importorskip("dask_jobqueue")
@@ -148,7 +148,7 @@ def live(ttbar_file: Path, qcd_file: Path, tiny_artifacts: dict[str, Path],
          tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """1200 events (copies of the generated files), two taggers, and the
     iterative run over them that every live run is compared with."""
-    from hepml_coffea.processor import TaggerProcessor
+    from hepml_coffea.analysis.processor import TaggerProcessor
     from hepml_coffea.run import run_fileset
 
     tmp = tmp_path_factory.mktemp("slurm_live")

@@ -351,8 +351,8 @@ def check_environment(smoke: bool, work: Path) -> dict[str, Any]:
     needed = ["numpy", "awkward", "uproot", "hist", "vector", "numba", "coffea", "coffea.processor",
               "coffea.nanoevents", "dask", "distributed", "fastjet", "pythia8mc", "safetensors", "yaml",
               "hepml_coffea.samples.generate", "hepml_coffea.training.train", "hepml_coffea.inference.engine",
-              "hepml_coffea.processor", "hepml_coffea.run", "hepml_coffea.clusters", "hepml_coffea.config",
-              "hepml_coffea.histograms", "hepml_coffea.representations", "hepml_coffea.artifacts"]
+              "hepml_coffea.analysis.processor", "hepml_coffea.run", "hepml_coffea.clusters", "hepml_coffea.config",
+              "hepml_coffea.analysis.histograms", "hepml_coffea.representations", "hepml_coffea.artifacts"]
     if not smoke:
         needed += ["dask_cuda", "pynvml"]
     versions: dict[str, str] = {}
@@ -1006,8 +1006,8 @@ def processor_run(camp: Campaign, files: dict[str, list[str]], taggers: list[Pat
 
     from hepml_coffea.clusters import make_cluster
     from hepml_coffea.config import RunConfig
-    from hepml_coffea.histograms import datasets_of
-    from hepml_coffea.processor import TaggerProcessor
+    from hepml_coffea.analysis.histograms import datasets_of
+    from hepml_coffea.analysis.processor import TaggerProcessor
     from hepml_coffea.run import run_fileset
 
     executor = "dask" if camp.plan.smoke else "dask-cuda"
@@ -1159,7 +1159,7 @@ def finish(results_dir: Path, out: Path) -> list[Path]:
     """From a campaign's files: unpack the artifacts (adding roc.png / loss.png, which are
     not hashed), draw the evaluation ROC overlay and the model-stage throughput, and write
     ``campaign.md`` (the tables for BENCHMARKS.md / TAGGERS.md). Returns the files written."""
-    from hepml_coffea.plots import plot_loss, plot_roc
+    from hepml_coffea.analysis.plots import plot_loss, plot_roc
     from hepml_coffea.training.metrics import roc_curve
 
     res = json.loads((results_dir / "results.json").read_text())

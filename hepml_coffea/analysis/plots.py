@@ -12,7 +12,7 @@ import numpy as np
 
 import hist
 
-from hepml_coffea.histograms import datasets_of, rejection_from_hist, roc_from_hist, selection_label, signal_background
+from hepml_coffea.analysis.histograms import datasets_of, rejection_from_hist, roc_from_hist, selection_label, signal_background
 
 __all__ = ["plot_all", "plot_roc", "plot_loss", "plot_output"]
 

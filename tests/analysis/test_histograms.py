@@ -1,4 +1,4 @@
-"""Histogram factories, filling and ROC curves (``hepml_coffea/histograms.py``)."""
+"""Histogram factories, filling and ROC curves (``hepml_coffea/analysis/histograms.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from hepml_coffea.config import TaggerConfig
 from hepml_coffea.constituents import JetConstituents
-from hepml_coffea.histograms import (
+from hepml_coffea.analysis.histograms import (
     datasets_of,
     empty_dataset_output,
     fill_scores,

@@ -18,7 +18,7 @@ The processor output holds, per dataset (``output["datasets"][name]``):
 the first and one above the last edge (300 GeV) into the last mass bin, and a pT outside
 the pT axis into its first/last bin. Only a file without ``FatJet_msoftdrop`` is
 different: its jets sit in the mass underflow (count them with ``sum(flow=True)``).
-Plots live in :mod:`hepml_coffea.plots`, which imports this module (never the reverse).
+Plots live in :mod:`hepml_coffea.analysis.plots`, which imports this module (never the reverse).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def datasets_of(output: Mapping[str, Any]) -> dict[str, Any]:
     """The per-dataset accumulators of a run output.
 
     Accepts the output of :func:`hepml_coffea.run.run_fileset` or of a coffea ``Runner``
-    with :class:`~hepml_coffea.processor.TaggerProcessor` (``{"datasets": {...}, ...}``),
+    with :class:`~hepml_coffea.analysis.processor.TaggerProcessor` (``{"datasets": {...}, ...}``),
     or an already-unwrapped ``{dataset: accumulator}`` mapping.
     """
     inner = output.get("datasets") if isinstance(output, Mapping) else None

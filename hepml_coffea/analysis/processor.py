@@ -2,7 +2,7 @@
 
 Scoring is :class:`hepml_coffea.scoring.FatJetTagger`'s job (selection, constituents,
 representations, models); this processor only adds the truth label of each scored jet and
-fills the histograms of :mod:`hepml_coffea.histograms`. It holds configuration only and
+fills the histograms of :mod:`hepml_coffea.analysis.histograms`. It holds configuration only and
 pickles small; the models live in each worker process's cache.
 
 Output of one chunk (coffea adds them up)::
@@ -29,7 +29,7 @@ import numpy as np
 from coffea import processor
 
 from hepml_coffea.config import TaggerConfig
-from hepml_coffea.histograms import empty_dataset_output, fill_scores
+from hepml_coffea.analysis.histograms import empty_dataset_output, fill_scores
 from hepml_coffea.scoring import FatJetTagger, JetScores, StageTimer
 from hepml_coffea.selection import Selection
 from hepml_coffea.truth import UNKNOWN, top_labels

@@ -33,10 +33,10 @@ from hepml_coffea.constituents import (
     InvalidAssociationError,
     MissingBranchError,
 )
-from hepml_coffea.histograms import roc_from_hist
+from hepml_coffea.analysis.histograms import roc_from_hist
 from hepml_coffea.inference import engine
 from hepml_coffea.io import load_events, read_arrays
-from hepml_coffea.processor import TaggerProcessor
+from hepml_coffea.analysis.processor import TaggerProcessor
 from hepml_coffea.run import (
     check_fileset,
     load_fileset,
@@ -45,7 +45,7 @@ from hepml_coffea.run import (
 from hepml_coffea.selection import Selection
 from hepml_coffea.training.metrics import roc_curve
 
-SAMPLES = Path(__file__).parent / "samples"
+SAMPLES = Path(__file__).parents[1] / "samples"
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_only_data_errors_are_skippable():
     import lzma
 
     from hepml_coffea.config import ConfigurationError
-    from hepml_coffea.processor import is_bad_input
+    from hepml_coffea.analysis.processor import is_bad_input
 
     def raised(exc):
         try:

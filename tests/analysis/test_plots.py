@@ -1,12 +1,12 @@
-"""Plots of a run (``hepml_coffea/plots.py``)."""
+"""Plots of a run (``hepml_coffea/analysis/plots.py``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from hepml_coffea import plots
+from hepml_coffea.analysis import plots
 from hepml_coffea.config import TaggerConfig
-from hepml_coffea.histograms import empty_dataset_output
+from hepml_coffea.analysis.histograms import empty_dataset_output
 from hepml_coffea.selection import Selection
 
 T = TaggerConfig(name="t", path="/x", hash="0" * 64, input_kind="sequence", spec={}, working_points={})
