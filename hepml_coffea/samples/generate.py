@@ -18,6 +18,7 @@ Generation is deterministic for a given (process, n_events, seed, workers).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -110,7 +111,11 @@ def _make_pythia(config: GenerationConfig, seed: int) -> Any:
 
 
 def _genparts(ev: Any, process: Process) -> list[tuple[float, float, float, float, int, int, int, int]]:
-    """Hard-process record in NanoAOD style: (pt, eta, phi, m, pdgId, status, flags, mother)."""
+    """Hard-process record in NanoAOD style: (pt, eta, phi, m, pdgId, status, flags, mother).
+
+    Reference implementation on a ``pythia8mc.Event`` (the generator uses
+    :func:`_genparts_arrays`, which gives the same rows from the batch arrays).
+    """
     out: list[tuple[float, float, float, float, int, int, int, int]] = []
 
     def add(i: int, flags: int, mother: int) -> int:
@@ -138,6 +143,106 @@ def _genparts(ev: Any, process: Process) -> list[tuple[float, float, float, floa
         elif process == "qcd" and p.status() == -23:
             add(i, _IS_PROMPT | _IS_HARD | _FROM_HARD | _FIRST_COPY, -1)
     return out
+
+
+class _EventArrays:
+    """Flat numpy columns of one batch of Pythia events (``pythia8mc.Pythia.nextBatch``)."""
+
+    def __init__(self, batch: ak.Array) -> None:
+        prt = batch.prt
+        self.counts = np.asarray(ak.to_numpy(ak.num(prt.id, axis=1)), dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
+        col = lambda a: ak.to_numpy(ak.flatten(a))  # noqa: E731
+        self.id = col(prt.id)
+        self.status = col(prt.status)
+        self.daughter1 = col(prt.daughter1)
+        self.daughter2 = col(prt.daughter2)
+        self.px, self.py, self.pz, self.e = col(prt.p.px), col(prt.p.py), col(prt.p.pz), col(prt.p.e)
+        self.m = col(prt.m)
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def daughter_list(self, off: int, i: int) -> list[int]:
+        """``Particle::daughterList()`` of event-local entry ``i`` (Pythia's rules)."""
+        d1, d2 = int(self.daughter1[off + i]), int(self.daughter2[off + i])
+        if d1 == 0 and d2 == 0:
+            return []
+        if d2 == 0 or d2 == d1:
+            return [d1]
+        if d2 > d1:
+            return list(range(d1, d2 + 1))
+        return [d2, d1]
+
+    def bot_copy(self, off: int, i: int) -> int:
+        """``Particle::iBotCopyId()``: follow the unique same-id daughter down the record."""
+        pid = self.id[off + i]
+        while True:
+            same = [d for d in self.daughter_list(off, i) if self.id[off + d] == pid]
+            if len(same) != 1:
+                return i
+            i = same[0]
+
+    def row(self, off: int, i: int, flags: int, mother: int) -> tuple[float, float, float, float, int, int, int, int]:
+        """(pt, eta, phi, m, pdgId, |status|, flags, mother) as Pythia's Particle methods give them."""
+        k = off + i
+        px, py, pz = float(self.px[k]), float(self.py[k]), float(self.pz[k])
+        pt = math.sqrt(px * px + py * py)
+        p_abs = math.sqrt(px * px + py * py + pz * pz)
+        eta = math.log((p_abs + abs(pz)) / max(_TINY, pt))
+        return (pt, eta if pz > 0 else -eta, math.atan2(py, px), float(self.m[k]), int(self.id[k]),
+                abs(int(self.status[k])), flags, mother)
+
+
+_TINY = 1e-20  # Pythia8::TINY, used by Particle::eta()
+
+
+def _genparts_arrays(ev: _EventArrays, k: int, process: Process) -> list[tuple[float, float, float, float, int, int, int, int]]:
+    """:func:`_genparts` for event ``k`` of a batch, from the flat columns."""
+    off, n = int(ev.offsets[k]), int(ev.counts[k])
+    out: list[tuple[float, float, float, float, int, int, int, int]] = []
+
+    def add(i: int, flags: int, mother: int) -> int:
+        out.append(ev.row(off, i, flags, mother))
+        return len(out) - 1
+
+    status = ev.status[off:off + n]
+    pid = ev.id[off:off + n]
+    for i in np.flatnonzero((status == -22) | (status == -23)).tolist():
+        if process == "ttbar" and abs(pid[i]) == 6:
+            first = add(i, _IS_PROMPT | _IS_HARD | _FROM_HARD | _FIRST_COPY, -1)
+            last_i = ev.bot_copy(off, i)
+            last = add(last_i, _IS_PROMPT | _FROM_HARD | _LAST_COPY, first)
+            for d in ev.daughter_list(off, last_i):
+                if abs(pid[d]) == 5:
+                    add(d, _IS_PROMPT | _IS_HARD | _FROM_HARD | _FIRST_COPY, last)
+                elif abs(pid[d]) == 24:
+                    w_first = add(d, _IS_PROMPT | _IS_HARD | _FROM_HARD | _FIRST_COPY, last)
+                    w_last_i = ev.bot_copy(off, d)
+                    w_last = add(w_last_i, _IS_PROMPT | _FROM_HARD | _LAST_COPY, w_first)
+                    for q in ev.daughter_list(off, w_last_i):
+                        add(q, _IS_PROMPT | _IS_HARD | _FROM_HARD | _FIRST_COPY, w_last)
+        elif process == "qcd" and status[i] == -23:
+            add(i, _IS_PROMPT | _IS_HARD | _FROM_HARD | _FIRST_COPY, -1)
+    return out
+
+
+def _visible_final(ev: _EventArrays, particle_data: Any, cache: dict[int, tuple[bool, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (px, py, pz, E, pdgId, charge) of the final visible particles and their counts per
+    event: what ``[p for p in event if p.isFinal() and p.isVisible()]`` gives, in record order."""
+    ids = ev.id
+    for u in np.unique(ids).tolist():
+        if u not in cache:
+            cache[u] = (bool(particle_data.isVisible(u)), float(particle_data.charge(u)))
+    uniq, inv = np.unique(ids, return_inverse=True)
+    visible = np.array([cache[u][0] for u in uniq.tolist()], dtype=bool)[inv]
+    charge = np.array([cache[u][1] for u in uniq.tolist()], dtype=np.float64)[inv]
+    keep = (ev.status > 0) & visible
+    event_of = np.repeat(np.arange(len(ev)), ev.counts)
+    counts = np.bincount(event_of[keep], minlength=len(ev))
+    rows = np.stack([ev.px[keep], ev.py[keep], ev.pz[keep], ev.e[keep], ids[keep].astype(np.float64), charge[keep]],
+                    axis=1)
+    return rows, counts
 
 
 def _quiet_fastjet() -> None:
@@ -193,6 +298,44 @@ def _cluster(particles: ak.Array, config: GenerationConfig) -> dict[str, ak.Arra
     return {"jets": jets, "cidx": cidx}
 
 
+#: soft drop: beta = 0, z_cut = 0.1 (the CMS / top-tagging reference choice)
+SOFTDROP_ZCUT = 0.1
+
+
+def _softdrop_mass(jets: ak.Array, radius: float) -> np.ndarray:
+    """Soft-drop mass (beta = 0, z_cut = :data:`SOFTDROP_ZCUT`) of each jet (a list of px, py, pz, E).
+
+    FastJet contrib's SoftDrop on the C/A history, written out: recluster the jet's
+    particles with C/A (``radius``), take the one exclusive jet, and decluster along the
+    harder (larger pT) branch until min(pT1, pT2) / (pT1 + pT2) >= z_cut; the mass of that
+    node (a single particle if none passes). Through FastJet's own objects (its SWIG
+    interface), so the masses are bit for bit those of ``exclusive_jets_softdrop_grooming``
+    (checked on 4,751 jets, and in the tests), 4-6x faster (that call takes ~1.5 ms a jet).
+    """
+    from fastjet import _swig as fj
+
+    n = len(jets)
+    counts = np.asarray(ak.to_numpy(ak.num(jets, axis=1)), dtype=np.int64)
+    off = np.concatenate([[0], np.cumsum(counts)]).tolist()
+    cols = [np.asarray(ak.to_numpy(ak.flatten(jets[f])), dtype=np.float64).tolist() for f in ("px", "py", "pz", "E")]
+    px, py, pz, e = cols
+    jet_def = fj.JetDefinition(fj.cambridge_algorithm, radius)
+    out = np.zeros(n, dtype=np.float64)
+    for j in range(n):
+        parts = [fj.PseudoJet(px[k], py[k], pz[k], e[k]) for k in range(off[j], off[j + 1])]
+        seq = fj.ClusterSequence(parts, jet_def)
+        node = seq.exclusive_jets(1)[0]
+        p1, p2 = fj.PseudoJet(), fj.PseudoJet()
+        while node.has_parents(p1, p2):
+            a, b = p1.pt(), p2.pt()
+            if min(a, b) / (a + b) >= SOFTDROP_ZCUT:
+                break
+            node = p1 if a > b else p2
+            p1, p2 = fj.PseudoJet(), fj.PseudoJet()
+        out[j] = node.m()
+    return out
+
+
 def _substructure(constituents: ak.Array, config: GenerationConfig) -> dict[str, np.ndarray]:
     """Soft-drop mass and tau1..tau3 for a flat list of jets (each a list of particles)."""
     import fastjet
@@ -207,10 +350,7 @@ def _substructure(constituents: ak.Array, config: GenerationConfig) -> dict[str,
     if not np.any(ok):
         return out
     sel = constituents[ok][["px", "py", "pz", "E"]]
-    ca = fastjet.JetDefinition(fastjet.cambridge_algorithm, config.jet_r)
-    cs = fastjet.ClusterSequence(sel, ca)
-    sd = cs.exclusive_jets_softdrop_grooming(njets=1, beta=0.0, symmetry_cut=0.1, R0=config.jet_r)
-    out["msoftdrop"][ok] = np.nan_to_num(ak.to_numpy(sd.msoftdrop))
+    out["msoftdrop"][ok] = np.nan_to_num(_softdrop_mass(sel, config.jet_r))
     # tau_N needs at least N particles; fewer -> tau_N = 0 (as in NanoAOD)
     tau = np.zeros((int(ok.sum()), 3))
     enough = ncon[ok] >= 3
@@ -223,10 +363,14 @@ def _substructure(constituents: ak.Array, config: GenerationConfig) -> dict[str,
 
 
 def _process_batch(
-    raw: list[np.ndarray], gens: list[list[tuple[Any, ...]]], config: GenerationConfig, rng: np.random.Generator
+    flat: np.ndarray, counts: np.ndarray, gens: list[list[tuple[Any, ...]]], config: GenerationConfig,
+    rng: np.random.Generator,
 ) -> dict[str, ak.Array]:
-    counts = np.array([len(r) for r in raw], dtype=np.int64)
-    flat = np.concatenate(raw) if raw else np.zeros((0, 6))
+    """Detector response, clustering, substructure and the NanoAOD layout for one batch.
+
+    ``flat``: (particles, 6) rows (px, py, pz, E, pdgId, charge) of the final visible
+    particles of all events; ``counts``: particles per event; ``gens``: GenPart rows per event.
+    """
     px, py, pz, e, pdg, charge = (flat[:, k] for k in range(6))
     pt = np.hypot(px, py)
     eta = np.arcsinh(np.divide(pz, pt, out=np.zeros_like(pz), where=pt > 0))
@@ -319,32 +463,61 @@ def _process_batch(
     }
 
 
+#: events per ``nextBatch`` call: the full particle record of 100 events is ~30 MB of columns
+_PYTHIA_BATCH = 100
+
+
+def _next_batch(py: Any, n: int) -> ak.Array:
+    """``n`` successful events from ``pythia8mc.Pythia.nextBatch`` (failed events skipped and
+    regenerated, as ``next()`` in a retry loop does: the same events for the same seed)."""
+    parts: list[ak.Array] = []
+    have = 0
+    for _ in range(100 + n):
+        if have >= n:
+            break
+        b = py.nextBatch(n - have, "skip")
+        parts.append(b)
+        have += len(b)
+    else:
+        msg = "Pythia failed to generate events too often"
+        raise RuntimeError(msg)
+    return parts[0] if len(parts) == 1 else ak.concatenate(parts)
+
+
 def _generate_chunk(config: GenerationConfig, seed: int, n_events: int, first_event: int) -> dict[str, Any]:
-    """Generate ``n_events`` with Pythia seed ``seed``; event numbers start at ``first_event``."""
+    """Generate ``n_events`` with Pythia seed ``seed``; event numbers start at ``first_event``.
+
+    Events come from Pythia in batches (``nextBatch``: the same events as ``next()`` one at
+    a time, without a Python loop over particles); the detector response draws its random
+    numbers batch by batch of ``config.batch_size`` events, as before.
+    """
     py = _make_pythia(config, seed)
     rng = np.random.default_rng(seed)
+    cache: dict[int, tuple[bool, float]] = {}
     pieces: list[dict[str, ak.Array]] = []
-    raw: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
     gens: list[list[tuple[Any, ...]]] = []
-    n_fail = 0
-    while len(raw) + sum(len(p["FatJet"]) for p in pieces) < n_events:
-        if not py.next():
-            n_fail += 1
-            if n_fail > 100 + n_events // 10:
-                msg = "Pythia failed to generate events too often"
-                raise RuntimeError(msg)
-            continue
-        ev = py.event
-        raw.append(np.array(
-            [(p.px(), p.py(), p.pz(), p.e(), p.id(), p.charge()) for p in ev if p.isFinal() and p.isVisible()],
-            dtype=np.float64,
-        ).reshape(-1, 6))
-        gens.append(_genparts(ev, config.process))
-        if len(raw) == config.batch_size:
-            pieces.append(_process_batch(raw, gens, config, rng))
-            raw, gens = [], []
-    if raw or not pieces:
-        pieces.append(_process_batch(raw, gens, config, rng))
+    done = pending = 0
+
+    def flush() -> None:
+        flat = np.concatenate(rows) if rows else np.zeros((0, 6))
+        cnt = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+        pieces.append(_process_batch(flat, cnt, gens, config, rng))
+
+    while done < n_events:
+        ev = _EventArrays(_next_batch(py, min(_PYTHIA_BATCH, n_events - done, config.batch_size - pending)))
+        r, c = _visible_final(ev, py.particleData, cache)
+        rows.append(r)
+        counts.append(c)
+        gens.extend(_genparts_arrays(ev, k, config.process) for k in range(len(ev)))
+        done += len(ev)
+        pending += len(ev)
+        if pending == config.batch_size:
+            flush()
+            rows, counts, gens, pending = [], [], [], 0
+    if pending or not pieces:
+        flush()
     out: dict[str, Any] = {k: ak.concatenate([p[k] for p in pieces]) for k in pieces[0]}
     n = len(out["FatJet"])
     out["event"] = np.arange(first_event, first_event + n, dtype=np.uint64)
