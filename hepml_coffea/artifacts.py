@@ -56,6 +56,7 @@ __all__ = [
     "Artifact",
     "ArtifactError",
     "ArtifactIntegrityError",
+    "import_onnx",
     "import_torchscript",
     "load_artifact",
     "resolve_artifact",
@@ -370,6 +371,7 @@ def import_torchscript(
     out: str | os.PathLike[str],
     name: str | None = None,
     metrics: dict[str, Any] | None = None,
+    domain: TrainingDomain | None = None,
 ) -> str:
     """Bring your own model: wrap a TorchScript file and its input spec as an artifact.
 
@@ -405,6 +407,89 @@ def import_torchscript(
             "input_kind": spec.kind, "inputs": list(INPUT_NAMES[spec.kind]), "input_spec": spec.to_dict(),
             "model_kwargs": {}, "source": str(ts_path.resolve()),
         }
+        if domain is not None:
+            doc["domain"] = domain.to_dict()
+        (tmp / "model.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+        (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, sort_keys=True))
+        return _seal(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def import_onnx(
+    onnx_path: str | os.PathLike[str],
+    spec: InputSpec,
+    out: str | os.PathLike[str],
+    name: str | None = None,
+    metrics: dict[str, Any] | None = None,
+    domain: TrainingDomain | None = None,
+) -> str:
+    """Bring your own ONNX model: seal an ONNX graph and its input spec as an artifact that
+    runs in ONNX Runtime (no torch weights; the ``onnxruntime`` backend).
+
+    The graph's inputs must be named as :data:`INPUT_NAMES` for ``spec.kind`` (e.g.
+    ``points, features, mask``) and its first output must be (N, K >= 2) logits or class
+    probabilities, the last column the signal (top); whether it is logits or probabilities
+    is found on a dry batch and recorded. Returns the artifact hash.
+
+    Raises
+    ------
+    ArtifactError
+        one line naming the file and the mismatch (not ONNX, input names, output shape,
+        non-finite outputs on the dry batch); nothing is written then.
+    """
+    import numpy as np
+
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        msg = f"ONNX model {onnx_path} does not exist"
+        raise ArtifactError(msg)
+    try:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001 - ONNX Runtime raises its own classes
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        msg = f"{onnx_path}: not a loadable ONNX model ({first}); nothing written"
+        raise ArtifactError(msg) from None
+    names = INPUT_NAMES.get(spec.kind, ())
+    have = [i.name for i in session.get_inputs()]
+    if spec.kind not in ("image", "sequence", "pointcloud") or sorted(have) != sorted(names):
+        msg = (f"{onnx_path}: graph inputs {have}; an input spec of kind {spec.kind!r} feeds {list(names)} "
+               "(rename the graph's inputs when exporting, or use hepml-coffea import weaver for weaver models)")
+        raise ArtifactError(msg)
+    batch = _dry_inputs(spec, 4) or {}
+    try:
+        got = np.asarray(session.run(None, {k: batch[k] for k in names})[0], dtype=np.float32)
+    except Exception as err:  # noqa: BLE001
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:240]
+        msg = f"{onnx_path}: the graph does not run on a batch of its input spec's shapes ({first})"
+        raise ArtifactError(msg) from None
+    if got.ndim != 2 or got.shape[0] != 4 or got.shape[1] < 2:
+        msg = f"{onnx_path}: output of shape {tuple(got.shape)} for 4 jets; expected (4, K >= 2) logits or probabilities"
+        raise ArtifactError(msg)
+    if not np.isfinite(got).all():
+        msg = f"{onnx_path}: the graph gives non-finite outputs on a dry batch"
+        raise ArtifactError(msg)
+    probs = bool((got >= 0).all() and np.allclose(got.sum(axis=1), 1.0, atol=1e-4))
+    k = got.shape[1]
+    classes = ["background", "signal"] if k == 2 else [f"class{i}" for i in range(k - 1)] + ["signal"]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_dir(out)
+    try:
+        shutil.copy(onnx_path, tmp / "model.onnx")
+        doc: dict[str, Any] = {
+            "format": FORMAT, "name": name or onnx_path.stem, "class_name": ONNX_ONLY,
+            "input_kind": spec.kind, "inputs": list(names), "input_spec": spec.to_dict(),
+            "model_kwargs": {}, "classes": classes, "score": "signal",
+            "onnx_output": {"name": session.get_outputs()[0].name, "kind": "probabilities" if probs else "logits"},
+            "cpu_backend": {"chosen": "onnxruntime", "how": "an imported ONNX graph (no torch weights)"},
+            "source": str(onnx_path.resolve()),
+        }
+        if domain is not None:
+            doc["domain"] = domain.to_dict()
         (tmp / "model.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
         (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, sort_keys=True))
         return _seal(tmp, out)

@@ -290,8 +290,12 @@ class FatJetTagger:
         return f"FatJetTagger({self.names}, device={self.device!r}, selection={self.selection!r})"
 
     # ------------------------------------------------------------------ public
-    def __call__(self, events: Any, mask: Any = None) -> ak.Array:
+    def __call__(self, events: Any, mask: Any = None) -> Any:
         """Scores with the jagged structure of ``events.FatJet`` (``None`` where not scored).
+
+        Eager and virtual NanoEvents give an ``ak.Array``; dask-awkward NanoEvents
+        (``NanoEventsFactory.from_root(..., mode="dask")``) give a lazy ``dak.Array`` of the
+        same layout, one output partition per input partition (see :meth:`dask`).
 
         Parameters
         ----------
@@ -306,7 +310,55 @@ class FatJetTagger:
             ``domain=False``) ``in_domain``, a record of one ``?bool`` per tagger;
             ``ak.num(scores) == ak.num(events.FatJet)``
         """
+        if _is_dask(events) or _is_dask(mask):
+            return self.dask(events, mask=mask)
         return self.score(events, mask=mask).jagged(domain=self.domain)
+
+    def dask(self, events: Any, mask: Any = None) -> Any:
+        """Lazy scores of dask-awkward NanoEvents: ``dak.map_partitions`` over the events
+        with the output layout given as ``meta``; ``.compute()`` equals the eager result.
+
+        Each partition is scored eagerly by :meth:`score` in the worker (models from the
+        worker process's cache, so loaded once per process). dask-awkward's column
+        optimisation sees the fat-jet, constituent, association-row and secondary-vertex
+        collections the taggers read as *whole collections* (every branch of them is read,
+        not just the ones a model uses) and nothing else.
+
+        Returns
+        -------
+        dask_awkward.Array
+            (events, var) with the form of the eager result
+        """
+        import dask_awkward as dak
+
+        if not _is_dask(events) or (mask is not None and not _is_dask(mask)):
+            msg = ("dask-awkward scoring needs dask-awkward events and (if given) a dask-awkward mask; "
+                   f"got {type(events).__name__} and {type(mask).__name__}")
+            raise ConfigurationError(msg)
+        meta = ak.Array(self._empty_output().layout.to_typetracer(forget_length=True))
+        args = (events,) if mask is None else (events, mask)
+        return dak.map_partitions(_ScorePartition(self), *args, meta=meta, label="hepml-coffea-score",
+                                  output_divisions=1)
+
+    def _empty_output(self) -> ak.Array:
+        """A zero-event result with the exact form :meth:`__call__` gives (the dask meta)."""
+        counts = np.zeros(0, dtype=np.int64)
+
+        def col() -> ak.Array:
+            return ak.unflatten(ak.mask(np.zeros(0, np.float32), np.zeros(0, bool)), counts)
+
+        def flag() -> ak.Array:
+            return ak.unflatten(ak.mask(np.zeros(0, bool), np.zeros(0, bool)), counts)
+
+        columns: dict[str, ak.Array] = {}
+        for t in self.taggers:
+            if self.classes and t.classes:
+                columns[t.name] = ak.zip({"score": col(), **{c: col() for c in t.classes}}, depth_limit=2)
+            else:
+                columns[t.name] = col()
+        if self.domain:
+            columns["in_domain"] = ak.zip({t.name: flag() for t in self.taggers}, depth_limit=2)
+        return ak.zip(columns, depth_limit=2)
 
     def score(self, events: Any, *, mask: Any = None, timer: StageTimer | None = None) -> JetScores:
         """Score the selected fat jets of ``events``; flat arrays plus counts (see :class:`JetScores`)."""
@@ -465,6 +517,37 @@ class FatJetTagger:
         ):
             spec_doc["kind"] = "pointcloud"
         return build(good.cands, good.jets, InputSpec.from_dict(spec_doc), svs=good.svs)
+
+
+def _is_dask(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "dask_awkward"
+
+
+class _ScorePartition:
+    """The function :meth:`FatJetTagger.dask` maps over partitions (picklable: holds the
+    tagger's configuration only).
+
+    On dask-awkward's typetracer pass it touches the collections the taggers read (so the
+    column optimisation keeps them) and returns the empty layout; on real partitions it
+    scores eagerly.
+    """
+
+    #: collections whose branches the scoring may read (fat jets, constituents, association rows, SVs)
+    READS = ("FatJet", "FatJetPFCands", "PFCands", "FatJetPFCand", "PFCand", "FatJetSVs", "SV")
+
+    def __init__(self, tagger: FatJetTagger) -> None:
+        self.tagger = tagger
+
+    def __call__(self, events: Any, mask: Any = None) -> ak.Array:
+        if ak.backend(events) == "typetracer":
+            fields = ak.fields(events)
+            for c in self.READS:
+                if c in fields:
+                    ak.typetracer.touch_data(events[c])
+            if mask is not None:
+                ak.typetracer.touch_data(mask)
+            return ak.Array(self.tagger._empty_output().layout.to_typetracer(forget_length=True))
+        return self.tagger.score(events, mask=mask).jagged(domain=self.tagger.domain)
 
 
 def score_fatjets(

@@ -91,7 +91,7 @@ class TrainingDomain:
         if isinstance(sel, dict):
             training = meta.get("training") or {}
             sample = str(training.get("sample") or (
-                "hepml_coffea.samples: Pythia8 ttbar (truth-matched tops) + QCD dijets, 14 TeV, pTHatMin 500 GeV"
+                "hepml_coffea.samples: Pythia8 14 TeV ttbar + QCD"
                 if training.get("signal_files") else "unknown"))
             return cls(pt_min=_opt(sel.get("pt_min")), pt_max=_opt(sel.get("pt_max")),
                        abs_eta_max=_opt(sel.get("abs_eta_max")), msd_min=_opt(sel.get("msd_min")),

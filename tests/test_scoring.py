@@ -33,7 +33,7 @@ from hepml_coffea.constituents import (
 from hepml_coffea.inference import engine
 from hepml_coffea.io import load_events
 from hepml_coffea.analysis.processor import TaggerProcessor
-from hepml_coffea.run import (
+from hepml_coffea.batch.run import (
     run_fileset,
 )
 from hepml_coffea.selection import Selection
