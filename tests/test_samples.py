@@ -202,3 +202,62 @@ def test_softdrop_mass_is_fastjets_softdrop_bit_for_bit(ttbar_file):
     ref = ak.to_numpy(cs.exclusive_jets_softdrop_grooming(njets=1, beta=0.0, symmetry_cut=0.1, R0=0.8).msoftdrop)
     assert len(ref) > 300
     np.testing.assert_array_equal(gen._softdrop_mass(jets, 0.8), ref)
+
+
+def test_training_set_resumes_after_an_interruption_and_keeps_a_true_manifest(tmp_path, monkeypatch):
+    """grow_training_set: an interrupted file (left as .root.tmp) is never counted and is
+    regenerated; finished files are kept; the manifest matches the files on disk."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from hepml_coffea.samples import training_set as ts
+    from hepml_coffea.samples.count import count_window_jets
+
+    out, copy = tmp_path / "train", tmp_path / "docs" / "data_manifest.json"
+    real = ts._generate_file
+    calls = []
+
+    def interrupted(process, events, seed, path):
+        calls.append((process, seed))
+        if len(calls) == 2:  # killed while writing the second file
+            Path(path + ".tmp").write_bytes(b"half a file")
+            raise KeyboardInterrupt
+        return real(process, events, seed, path)
+
+    monkeypatch.setattr(ts, "_generate_file", interrupted)
+    kw = {"target_top": 20, "target_qcd": 30, "events_per_file": 40, "manifest_copy": copy, "command": "test"}
+    with pytest.raises(KeyboardInterrupt):
+        ts.grow_training_set(out, **kw)
+    m = json.loads((out / "manifest.json").read_text())
+    assert [e["file"] for e in m["files"]] == ["qcd_20001.root"] and not m["done"]
+    assert (out / "ttbar_10001.root.tmp").exists() and not (out / "ttbar_10001.root").exists()
+    first_bytes = (out / "qcd_20001.root").read_bytes()
+
+    calls.clear()
+    monkeypatch.setattr(ts, "_generate_file", lambda *a: (calls.append(a[::2]), real(*a))[1])
+    m = ts.grow_training_set(out, **kw)
+    assert calls[0] == ("ttbar", 10001)  # the interrupted seed again; the finished file is not regenerated
+    assert (out / "qcd_20001.root").read_bytes() == first_bytes
+    assert not list(out.glob("*.tmp"))
+    assert m["done"] and json.loads(copy.read_text()) == json.loads((out / "manifest.json").read_text())
+    on_disk = sorted(p.name for p in out.glob("*.root"))
+    assert sorted(e["file"] for e in m["files"]) == on_disk
+    for e in m["files"]:
+        path = out / e["file"]
+        assert e["seed"] == int(e["file"].split("_")[1].removesuffix(".root"))
+        assert e["seed"] >= 10001 and e["events"] == 40 and e["bytes"] == path.stat().st_size
+        assert e["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert e["window_jets"] == count_window_jets(path, e["process"])
+        assert e["generator"].startswith("pythia8mc ") and e["command"] == "test"
+    for p in ("ttbar", "qcd"):
+        assert m["totals"][p]["window_jets"] == sum(e["window_jets"] for e in m["files"] if e["process"] == p)
+        assert m["totals"][p]["window_jets"] >= kw[f"target_{'top' if p == 'ttbar' else 'qcd'}"]
+    # a finished file the manifest missed (killed between rename and manifest update) is adopted
+    (out / "manifest.json").unlink()
+    calls.clear()
+    again = ts.grow_training_set(out, **kw)
+    assert calls == [] and [e["content_sha256"] for e in again["files"]] == [e["content_sha256"] for e in m["files"]]
+    # seeds of the evaluation set are refused
+    with pytest.raises(ValueError, match="overlap seeds 3001-4999"):
+        ts.grow_training_set(out, 1, 1, first_seeds={"ttbar": 3001, "qcd": 20001})

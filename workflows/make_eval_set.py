@@ -9,14 +9,17 @@ fraction of their target, and existing files are skipped (rerun to resume).
 
 Seeds used elsewhere, which this set must never share: training 101-122 (ttbar) and
 201-222 (qcd) (``workflows/make_training_set.py``), the old held-out file 301/401, the demo
-9001/9002, and the fresh training set 5001+/6001+ (``--train``).
+9001/9002, the fresh training set 5001+/6001+ (``--train``), and the large training set
+10001+ (ttbar) / 20001+ (qcd) (``workflows/make_training_set.py --target-top/--target-qcd``,
+which refuses seeds 3001-4999).
 
 With ``--train`` the same machinery writes a training set instead (seeds 5001+ ttbar,
 6001+ qcd, default ``--out data/train2``).
 
 Yield in the 550-650 GeV window is ~0.5 QCD jets and ~0.35 top jets per event, so the
 target of >= 100k QCD and >= 30k top jets needs ~20 QCD and ~9 ttbar files of 10k events
-(~80 events/s per process on an idle core). The standard set used 21 QCD files: 20 gave 99,438
+(~80 events/s per process on an idle core when this set was made; ~1.5x that since the
+generation speed-up, same events for the same seeds: benchmarks/results/generation.md). The standard set used 21 QCD files: 20 gave 99,438
 QCD jets (TAGGERS.md).
 """
 
