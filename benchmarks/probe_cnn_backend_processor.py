@@ -23,11 +23,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ort-cnn", required=True)
     args = ap.parse_args()
-    from hepml_coffea.clusters import make_cluster
+    from hepml_coffea.batch.clusters import make_cluster
     from hepml_coffea.config import RunConfig
     from hepml_coffea.analysis.processor import TaggerProcessor
     from hepml_coffea.analysis.histograms import datasets_of
-    from hepml_coffea.run import run_fileset
+    from hepml_coffea.batch.run import run_fileset
 
     set_threads(1)
     tg = resolve_taggers()

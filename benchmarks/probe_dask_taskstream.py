@@ -18,10 +18,10 @@ from _common import bench_files, resolve_taggers, set_threads
 
 
 def main() -> None:
-    from hepml_coffea.clusters import make_cluster
+    from hepml_coffea.batch.clusters import make_cluster
     from hepml_coffea.config import RunConfig
     from hepml_coffea.analysis.processor import TaggerProcessor
-    from hepml_coffea.run import run_fileset
+    from hepml_coffea.batch.run import run_fileset
 
     set_threads(1)
     taggers = list(resolve_taggers().values())

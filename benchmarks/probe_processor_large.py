@@ -26,7 +26,7 @@ def _run(fileset: dict[str, list[str]], taggers: list[str], backend: str, client
     from hepml_coffea.config import RunConfig
     from hepml_coffea.analysis.histograms import datasets_of
     from hepml_coffea.analysis.processor import TaggerProcessor
-    from hepml_coffea.run import run_fileset
+    from hepml_coffea.batch.run import run_fileset
 
     proc = TaggerProcessor(taggers=taggers, device="cpu", backend=backend)
     cfg = RunConfig(executor="dask" if client is not None else "iterative", status=False)  # default chunksize
@@ -55,7 +55,7 @@ def main() -> None:
     taggers = list(resolve_taggers().values())
     fileset = {"ttbar": args.ttbar, "qcd": args.qcd}
     events = n_entries(args.ttbar + args.qcd)
-    from hepml_coffea.clusters import make_cluster
+    from hepml_coffea.batch.clusters import make_cluster
 
     cluster, client = make_cluster("dask", 1, "127.0.0.1:0")
     runs = []

@@ -44,7 +44,7 @@ def _run(fileset: dict[str, list[str]], taggers: list[str], backend: str, execut
     from hepml_coffea.config import RunConfig
     from hepml_coffea.analysis.histograms import datasets_of
     from hepml_coffea.analysis.processor import TaggerProcessor
-    from hepml_coffea.run import run_fileset
+    from hepml_coffea.batch.run import run_fileset
 
     proc = TaggerProcessor(taggers=taggers, device="cpu", backend=backend)
     cfg = RunConfig(executor=executor, workers=1, chunksize=chunksize, status=False, dashboard_address="127.0.0.1:0")
@@ -62,7 +62,7 @@ def _run(fileset: dict[str, list[str]], taggers: list[str], backend: str, execut
 def run(ctx: Context) -> dict[str, Any]:
     from distributed import Client, LocalCluster
 
-    from hepml_coffea.clusters import make_cluster
+    from hepml_coffea.batch.clusters import make_cluster
     from hepml_coffea.inference.engine import get_tagger
     from hepml_coffea.inference.worker import warm_up
 

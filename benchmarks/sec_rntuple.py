@@ -42,7 +42,7 @@ def _listing(path: str, upstream: bool) -> float:
 def _compare(label: str, tt: Any, rn: Any, n: int, taggers: list[str]) -> dict[str, Any]:
     from hepml_coffea.config import RunConfig
     from hepml_coffea.analysis.processor import TaggerProcessor
-    from hepml_coffea.run import run_fileset
+    from hepml_coffea.batch.run import run_fileset
     from hepml_coffea.summary import constituent_summary
 
     out: dict[str, Any] = {"source": label, "events": n}

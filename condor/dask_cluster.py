@@ -47,8 +47,8 @@ def main() -> None:
 
     from distributed import Client
 
-    from hepml_coffea.condor import htcondor_cluster
-    from hepml_coffea.run import run_fileset
+    from hepml_coffea.batch.htcondor import htcondor_cluster
+    from hepml_coffea.batch.run import run_fileset
 
     extra = {}
     if args.tls:

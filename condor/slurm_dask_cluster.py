@@ -45,10 +45,10 @@ def main() -> None:
     ap.add_argument("--wait", type=float, default=600, help="seconds to wait for the first worker")
     args = ap.parse_args()
 
-    from hepml_coffea.clusters import make_cluster, wait_for_workers
+    from hepml_coffea.batch.clusters import make_cluster, wait_for_workers
     from hepml_coffea.config import RunConfig
     from hepml_coffea.analysis.processor import TaggerProcessor
-    from hepml_coffea.run import run_fileset
+    from hepml_coffea.batch.run import run_fileset
 
     cluster, client = make_cluster(
         "slurm", workers=args.jobs, dashboard_address=args.dashboard_address, kind=args.kind, cores=args.cores,

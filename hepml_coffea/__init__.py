@@ -53,7 +53,7 @@ _LAZY = {
     "get_tagger": "hepml_coffea.inference.engine",
     "import_torchscript": "hepml_coffea.artifacts",
     "load_artifact": "hepml_coffea.artifacts",
-    "run_fileset": "hepml_coffea.run",
+    "run_fileset": "hepml_coffea.batch.run",
     "score_fatjets": "hepml_coffea.scoring",
     "shipped_taggers": "hepml_coffea.artifacts",
     "top_labels": "hepml_coffea.truth",

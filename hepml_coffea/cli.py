@@ -90,7 +90,7 @@ def _selection(args: argparse.Namespace) -> Any:
 def _cmd_run(args: argparse.Namespace) -> int:
     from hepml_coffea.config import RunConfig
     from hepml_coffea.analysis.processor import TaggerProcessor
-    from hepml_coffea.run import run_fileset
+    from hepml_coffea.batch.run import run_fileset
 
     proc = TaggerProcessor(taggers=args.taggers, selection=_selection(args), device=args.device,
                            skip_bad_inputs=args.skip_bad_files, save_scores=args.save_scores,
@@ -131,7 +131,7 @@ def _add_run_choices(p: Any) -> None:
 
 
 def _cmd_condor_split(args: argparse.Namespace) -> int:
-    from hepml_coffea.condor import write_jobs
+    from hepml_coffea.batch.htcondor import write_jobs
 
     paths = write_jobs(
         args.fileset, args.outdir, files_per_job=args.files_per_job, n_jobs=args.n_jobs,
@@ -146,7 +146,7 @@ def _cmd_condor_split(args: argparse.Namespace) -> int:
 
 
 def _cmd_condor_merge(args: argparse.Namespace) -> int:
-    from hepml_coffea.condor import merge_outputs
+    from hepml_coffea.batch.core import merge_outputs
 
     merged = merge_outputs(args.outputs, out=args.out)
     print(merged.get("run", merged)["report"])  # {datasets, run} layout (or an old flat output)
@@ -155,7 +155,7 @@ def _cmd_condor_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_condor_cluster_script(args: argparse.Namespace) -> int:
-    from hepml_coffea.condor import htcondor_job_script
+    from hepml_coffea.batch.htcondor import htcondor_job_script
 
     print(htcondor_job_script(
         kind=args.kind, cores=args.cores, memory=args.memory, disk=args.disk, gpus=args.gpus,
@@ -184,7 +184,7 @@ def _batch_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_slurm_split(args: argparse.Namespace) -> int:
-    from hepml_coffea.slurm import submit_array, write_array_jobs
+    from hepml_coffea.batch.slurm import submit_array, write_array_jobs
 
     paths = write_array_jobs(
         args.fileset, args.outdir, files_per_job=args.files_per_job, n_jobs=args.n_jobs, taggers=args.taggers,
@@ -203,7 +203,7 @@ def _cmd_slurm_split(args: argparse.Namespace) -> int:
 
 
 def _cmd_slurm_merge(args: argparse.Namespace) -> int:
-    from hepml_coffea.condor import merge_job_dir
+    from hepml_coffea.batch.core import merge_job_dir
     from hepml_coffea.analysis.histograms import datasets_of
 
     merged = merge_job_dir(args.jobdir, out=args.out, allow_incomplete=args.allow_incomplete)
@@ -217,7 +217,7 @@ def _cmd_slurm_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_slurm_cluster_script(args: argparse.Namespace) -> int:
-    from hepml_coffea.slurm import slurm_job_script
+    from hepml_coffea.batch.slurm import slurm_job_script
 
     print(slurm_job_script(
         kind=args.kind, cores=args.cores, memory=args.memory, walltime=args.walltime, partition=args.partition,

@@ -3,7 +3,7 @@
 * :class:`TaggerConfig` — one tagger as the scoring layer needs it: name, artifact path
   and hash, input kind, input spec (plain data) and working points. Made from a verified
   artifact by :meth:`TaggerConfig.from_artifact`; frozen, small, picklable, no model.
-* :class:`RunConfig` — how :func:`hepml_coffea.run.run_fileset` executes: executor,
+* :class:`RunConfig` — how :func:`hepml_coffea.batch.run.run_fileset` executes: executor,
   workers, chunk size, scheduler address, dashboard, bad-file policy.
 * :class:`ConfigurationError` — a mistake in the configuration (a device that does not
   exist, an unknown executor, contradictory options). It is never turned into a
@@ -21,7 +21,7 @@ from hepml_coffea.selection import TrainingDomain
 
 __all__ = ["ConfigurationError", "TaggerConfig", "RunConfig", "EXECUTORS", "load_taggers"]
 
-#: executors :func:`hepml_coffea.run.run_fileset` knows
+#: executors :func:`hepml_coffea.batch.run.run_fileset` knows
 EXECUTORS: tuple[str, ...] = ("iterative", "futures", "dask", "dask-cuda", "slurm", "htcondor")
 
 
@@ -124,7 +124,7 @@ def load_taggers(taggers: Any = None, default: tuple[str, ...] = ()) -> tuple[Ta
 
 @dataclass(frozen=True)
 class RunConfig:
-    """How a fileset is executed (:func:`hepml_coffea.run.run_fileset`).
+    """How a fileset is executed (:func:`hepml_coffea.batch.run.run_fileset`).
 
     Parameters
     ----------

@@ -63,7 +63,7 @@ def main_job(out: str | os.PathLike[str] = "out", workers: int = 2, events: int 
     """Generate (or reuse) samples, run the processor on a local Dask cluster, plot."""
     from hepml_coffea.config import RunConfig
     from hepml_coffea.analysis.plots import plot_output
-    from hepml_coffea.run import run_fileset
+    from hepml_coffea.batch.run import run_fileset
     from hepml_coffea.samples import generate
 
     out = Path(out)

@@ -2,8 +2,8 @@
 
 One BLAS/OpenMP thread per Dask thread, plus the allocator settings of
 :func:`hepml_coffea.inference.worker.worker_environment` (see BENCHMARKS.md). Used by
-:mod:`hepml_coffea.clusters` (local and dask-jobqueue clusters) and by the batch-job writers
-in :mod:`hepml_coffea.condor` and :mod:`hepml_coffea.slurm`, which import it from here so that
+:mod:`hepml_coffea.batch.clusters` (local and dask-jobqueue clusters) and by the batch-job writers
+in :mod:`hepml_coffea.batch.htcondor` and :mod:`hepml_coffea.batch.slurm`, which import it from here so that
 no batch module imports the cluster factory.
 """
 

@@ -74,3 +74,20 @@ def ref_output(fast_proc, ttbar_file: Path, qcd_file: Path):
     from faults import run_iterative
 
     return run_iterative({"ttbar": [str(ttbar_file)], "qcd": [str(qcd_file)]}, fast_proc)
+
+
+@pytest.fixture
+def hepml_log(caplog: pytest.LogCaptureFixture):
+    """``caplog`` attached to the package's logger itself, so the records are seen also after
+    the command line (which stops propagation to the root logger) was run in this session."""
+    import logging
+
+    logger = logging.getLogger("hepml_coffea")
+    level = logger.level
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.setLevel(level)

@@ -9,7 +9,7 @@ import uproot
 from hepml_coffea.config import RunConfig
 from hepml_coffea.constituents import fatjet_constituents
 from hepml_coffea.io import read_arrays
-from hepml_coffea.run import run_fileset
+from hepml_coffea.batch.run import run_fileset
 from hepml_coffea.selection import Selection
 
 N_EVENTS = 300  # events in the ttbar_file / qcd_file fixtures

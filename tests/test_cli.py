@@ -61,7 +61,7 @@ def test_errors_are_one_line_and_debug_gives_the_traceback(tmp_path, capsys):
     assert len(err) == 1
     assert err[0].startswith("hepml-coffea: error: FilesetError: fileset JSON ") and "missing.json does not exist" in err[0]
     assert "Traceback" not in err[0]
-    from hepml_coffea.run import FilesetError
+    from hepml_coffea.batch.run import FilesetError
 
     with pytest.raises(FilesetError):
         main([*args, "--debug"])

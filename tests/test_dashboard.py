@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from hepml_coffea.clusters import make_cluster
+from hepml_coffea.batch.clusters import make_cluster
 from hepml_coffea.config import RunConfig
 from hepml_coffea.scoring import STAGES
 
@@ -91,7 +91,7 @@ def test_dashboard_shows_processor_stages(chromium: str, dask_client: Any, ttbar
     from playwright.sync_api import sync_playwright
 
     from hepml_coffea.analysis.processor import TaggerProcessor
-    from hepml_coffea.run import run_fileset
+    from hepml_coffea.batch.run import run_fileset
 
     assert set(STAGES) == {"read_constituents", "build_representation", "infer", "fill"}
     base = dask_client.dashboard_link.rsplit("/", 1)[0]

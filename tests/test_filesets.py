@@ -8,7 +8,7 @@ import re
 import pytest
 
 from hepml_coffea.config import RunConfig
-from hepml_coffea.run import (
+from hepml_coffea.batch.run import (
     FilesetError,
     check_fileset,
     load_fileset,

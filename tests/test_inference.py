@@ -206,7 +206,7 @@ def test_apply_allocator_settings_in_a_fresh_process() -> None:
 def test_local_cluster_workers_start_with_the_environment() -> None:
     import os
 
-    from hepml_coffea.clusters import make_cluster
+    from hepml_coffea.batch.clusters import make_cluster
     from hepml_coffea.inference.worker import allocator_problems, worker_environment
 
     cluster, client = make_cluster("dask", workers=1, dashboard_address="127.0.0.1:0")

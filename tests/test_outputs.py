@@ -11,7 +11,7 @@ from faults import (
 )
 
 from hepml_coffea.config import RunConfig
-from hepml_coffea.run import (
+from hepml_coffea.batch.run import (
     run_fileset,
 )
 

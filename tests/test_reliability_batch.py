@@ -14,10 +14,11 @@ import pytest
 from faults import run_iterative
 
 from hepml_coffea.artifacts import ArtifactError
-from hepml_coffea.condor import IncompleteJobsError, job_command, merge_job_dir, write_jobs
+from hepml_coffea.batch.core import IncompleteJobsError, job_command, merge_job_dir
+from hepml_coffea.batch.htcondor import write_jobs
 from hepml_coffea.analysis.processor import TaggerProcessor
 from hepml_coffea.selection import Selection
-from hepml_coffea.slurm import write_array_jobs
+from hepml_coffea.batch.slurm import write_array_jobs
 
 WIDE = Selection(pt_min=200.0, pt_max=3000.0, abs_eta_max=2.5, msd_min=20.0)
 

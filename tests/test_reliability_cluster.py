@@ -8,9 +8,9 @@ import logging
 
 import pytest
 
-from hepml_coffea.clusters import make_cluster
+from hepml_coffea.batch.clusters import make_cluster
 from hepml_coffea.config import ConfigurationError, RunConfig
-from hepml_coffea.run import run_fileset
+from hepml_coffea.batch.run import run_fileset
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("dask_cuda") is not None,
                                 reason="dask-cuda is installed here: the fall-back path is not reachable")
@@ -31,7 +31,7 @@ def test_dask_cuda_unavailable_run_fails_before_any_output(ttbar_file, tmp_path)
 
 
 def test_allow_cpu_fallback_logs_a_notice_and_starts_cpu_workers(caplog):
-    with caplog.at_level(logging.WARNING, logger="hepml_coffea.clusters"):
+    with caplog.at_level(logging.WARNING, logger="hepml_coffea.batch.clusters"):
         cluster, client = make_cluster("dask-cuda", workers=1, dashboard_address="127.0.0.1:0",
                                        allow_cpu_fallback=True)
     try:
@@ -40,7 +40,7 @@ def test_allow_cpu_fallback_logs_a_notice_and_starts_cpu_workers(caplog):
     finally:
         client.close()
         cluster.close()
-    notes = [r for r in caplog.records if r.name == "hepml_coffea.clusters"]
+    notes = [r for r in caplog.records if r.name == "hepml_coffea.batch.clusters"]
     assert len(notes) == 1 and notes[0].levelno == logging.WARNING
     assert notes[0].getMessage().startswith("dask-cuda unavailable (ModuleNotFoundError: No module named 'dask_cuda'); "
                                             "allow_cpu_fallback: running on a CPU LocalCluster of 1 worker(s)")

@@ -351,7 +351,7 @@ def check_environment(smoke: bool, work: Path) -> dict[str, Any]:
     needed = ["numpy", "awkward", "uproot", "hist", "vector", "numba", "coffea", "coffea.processor",
               "coffea.nanoevents", "dask", "distributed", "fastjet", "pythia8mc", "safetensors", "yaml",
               "hepml_coffea.samples.generate", "hepml_coffea.training.train", "hepml_coffea.inference.engine",
-              "hepml_coffea.analysis.processor", "hepml_coffea.run", "hepml_coffea.clusters", "hepml_coffea.config",
+              "hepml_coffea.analysis.processor", "hepml_coffea.batch.run", "hepml_coffea.batch.clusters", "hepml_coffea.config",
               "hepml_coffea.analysis.histograms", "hepml_coffea.representations", "hepml_coffea.artifacts"]
     if not smoke:
         needed += ["dask_cuda", "pynvml"]
@@ -1004,11 +1004,11 @@ def processor_run(camp: Campaign, files: dict[str, list[str]], taggers: list[Pat
     a cold run, then a warm one if time allows; wall time, events/s, stage shares."""
     import uproot
 
-    from hepml_coffea.clusters import make_cluster
+    from hepml_coffea.batch.clusters import make_cluster
     from hepml_coffea.config import RunConfig
     from hepml_coffea.analysis.histograms import datasets_of
     from hepml_coffea.analysis.processor import TaggerProcessor
-    from hepml_coffea.run import run_fileset
+    from hepml_coffea.batch.run import run_fileset
 
     executor = "dask" if camp.plan.smoke else "dask-cuda"
     fileset = {f"{proc}_eval": fl for proc, fl in files.items() if fl}

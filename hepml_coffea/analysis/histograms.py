@@ -157,7 +157,7 @@ def selection_label(output: Mapping[str, Any]) -> str:
 def datasets_of(output: Mapping[str, Any]) -> dict[str, Any]:
     """The per-dataset accumulators of a run output.
 
-    Accepts the output of :func:`hepml_coffea.run.run_fileset` or of a coffea ``Runner``
+    Accepts the output of :func:`hepml_coffea.batch.run.run_fileset` or of a coffea ``Runner``
     with :class:`~hepml_coffea.analysis.processor.TaggerProcessor` (``{"datasets": {...}, ...}``),
     or an already-unwrapped ``{dataset: accumulator}`` mapping.
     """

@@ -11,7 +11,7 @@ Output of one chunk (coffea adds them up)::
                             "tagger_counts": {...}, "timing": {...}, "skipped": [...],
                             "nonfinite_inputs": [...]}}}
 
-:func:`hepml_coffea.run.run_fileset` adds ``"run"`` (taggers, selection, skipped files,
+:func:`hepml_coffea.batch.run.run_fileset` adds ``"run"`` (taggers, selection, skipped files,
 stage report) beside ``"datasets"``.
 """
 

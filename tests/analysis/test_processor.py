@@ -37,7 +37,7 @@ from hepml_coffea.analysis.histograms import roc_from_hist
 from hepml_coffea.inference import engine
 from hepml_coffea.io import load_events, read_arrays
 from hepml_coffea.analysis.processor import TaggerProcessor
-from hepml_coffea.run import (
+from hepml_coffea.batch.run import (
     check_fileset,
     load_fileset,
     run_fileset,

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hepml_coffea.condor import IncompleteJobsError, job_status, merge_job_dir
+from hepml_coffea.batch.core import IncompleteJobsError, job_status, merge_job_dir
 from hepml_coffea.analysis.histograms import datasets_of
-from hepml_coffea.slurm import slurm_available, slurm_job_script, write_array_jobs
+from hepml_coffea.batch.slurm import slurm_available, slurm_job_script, write_array_jobs
 
 pytest.importorskip("dask_jobqueue")
 
@@ -149,7 +149,7 @@ def live(ttbar_file: Path, qcd_file: Path, tiny_artifacts: dict[str, Path],
     """1200 events (copies of the generated files), two taggers, and the
     iterative run over them that every live run is compared with."""
     from hepml_coffea.analysis.processor import TaggerProcessor
-    from hepml_coffea.run import run_fileset
+    from hepml_coffea.batch.run import run_fileset
 
     tmp = tmp_path_factory.mktemp("slurm_live")
     files: dict[str, list[str]] = {}
@@ -170,7 +170,7 @@ def live(ttbar_file: Path, qcd_file: Path, tiny_artifacts: dict[str, Path],
 @pytest.fixture(scope="module")
 def slurm_client(slurm: None, live: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
     """Two single-core Dask workers, each a Slurm job, through make_cluster('slurm')."""
-    from hepml_coffea.clusters import make_cluster, wait_for_workers
+    from hepml_coffea.batch.clusters import make_cluster, wait_for_workers
 
     cluster, client = make_cluster("slurm", workers=2, dashboard_address="127.0.0.1:0", memory="2GB",
                                    walltime="00:15:00", log_directory=live["tmp"] / "worker-logs",
@@ -189,7 +189,7 @@ def _job_ids(client: Any) -> dict[str, str]:
 
 @pytest.mark.batch
 def test_slurm_cluster_equals_iterative(slurm_client: tuple[Any, Any], live: dict[str, Any]) -> None:
-    from hepml_coffea.run import run_fileset
+    from hepml_coffea.batch.run import run_fileset
 
     cluster, client = slurm_client
     jobs = _job_ids(client)
@@ -211,8 +211,8 @@ def _busy_worker(dask_scheduler: Any) -> dict[str, Any]:
 def test_scancel_a_worker_mid_run(slurm_client: tuple[Any, Any], live: dict[str, Any]) -> None:
     """One worker's Slurm job is cancelled while it processes chunks: Dask reschedules
     its tasks on the other worker and the histograms come out identical."""
-    from hepml_coffea.clusters import wait_for_workers
-    from hepml_coffea.run import run_fileset
+    from hepml_coffea.batch.clusters import wait_for_workers
+    from hepml_coffea.batch.run import run_fileset
 
     cluster, client = slurm_client
     wait_for_workers(client, 2, timeout=120, cluster=cluster)
@@ -256,8 +256,8 @@ def test_job_array_fail_refuse_rerun_merge(slurm: None, live: dict[str, Any]) ->
     its exit status and log, merge refuses (and merges task 0 alone only when told to);
     after the file is fixed and task 1 resubmitted alone (``sbatch --array=1``), the
     merged array equals one local run over the whole fileset."""
-    from hepml_coffea.run import run_fileset
-    from hepml_coffea.slurm import submit_array, wait_for_array
+    from hepml_coffea.batch.run import run_fileset
+    from hepml_coffea.batch.slurm import submit_array, wait_for_array
 
     good = live["files"]["ttbar"][0]
     qcd = live["tmp"] / "qcd_for_array.root"
@@ -298,8 +298,8 @@ def test_scancel_an_array_task_then_resubmit(slurm: None, live: dict[str, Any]) 
     """``scancel`` one task of a job array (task 1, held behind task 0 by ``%1``): it has no
     output and no exit status, merge refuses and names it; resubmitted alone
     (``sbatch --array=1``) the merged array equals one local run over the whole fileset."""
-    from hepml_coffea.run import run_fileset
-    from hepml_coffea.slurm import submit_array, wait_for_array
+    from hepml_coffea.batch.run import run_fileset
+    from hepml_coffea.batch.slurm import submit_array, wait_for_array
 
     fileset = {"ttbar": [live["files"]["ttbar"][0]], "qcd": [live["files"]["qcd"][0]]}
     jobdir = live["tmp"] / "array_scancel"

@@ -1,4 +1,4 @@
-"""Filesets, the Runner and the run output (``hepml_coffea/run.py``)."""
+"""Filesets, the Runner and the run output (``hepml_coffea/batch/run.py``)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from faults import (
 
 from hepml_coffea.config import ConfigurationError, RunConfig
 from hepml_coffea.analysis.processor import TaggerProcessor
-from hepml_coffea.run import (
+from hepml_coffea.batch.run import (
     FilesetError,
     check_fileset,
     load_fileset,
@@ -101,11 +101,11 @@ def test_client_with_a_non_dask_executor_is_refused(pfn, ttbar_file):
         run_fileset({"tt": [str(ttbar_file)]}, proc, config=_cfg(), client=object())
 
 
-def test_zero_scored_jets_notice(pfn, ttbar_file, capsys):
+def test_zero_scored_jets_notice(pfn, ttbar_file, hepml_log):
 
     proc = TaggerProcessor(taggers=[pfn], device="cpu", selection=Selection(pt_min=5000, pt_max=6000))
     out = run_fileset({"tt": [str(ttbar_file)]}, proc, config=_cfg())
-    err = capsys.readouterr().err
+    err = "\n".join(r.getMessage() for r in hepml_log.records if r.levelname == "WARNING")
     n_fat = out["datasets"]["tt"]["cutflow"]["fat_jets"]
     assert n_fat > 0
     assert f"no fat jet was scored. 300 events had {n_fat} fat jets" in err

@@ -7,8 +7,8 @@ executor        cluster                                                 workers
 =============== ======================================================= ======================
 ``dask``        ``distributed.LocalCluster`` (processes, 1 thread each)  ``workers`` processes
 ``dask-cuda``   ``dask_cuda.LocalCUDACluster`` (one worker per GPU)      one per visible GPU
-``slurm``       ``dask_jobqueue.SLURMCluster`` (:mod:`hepml_coffea.slurm`) ``workers`` Slurm jobs
-``htcondor``    ``dask_jobqueue.HTCondorCluster`` (:mod:`hepml_coffea.condor`) ``workers`` HTCondor jobs
+``slurm``       ``dask_jobqueue.SLURMCluster`` (:mod:`~hepml_coffea.batch.slurm`) ``workers`` Slurm jobs
+``htcondor``    ``dask_jobqueue.HTCondorCluster`` (:mod:`~hepml_coffea.batch.htcondor`) ``workers`` HTCondor jobs
 =============== ======================================================= ======================
 
 Every worker process gets :func:`worker_env`: one BLAS/OpenMP thread per Dask thread,
@@ -26,12 +26,12 @@ from typing import Any
 from hepml_coffea.config import ConfigurationError
 from hepml_coffea.environment import worker_env
 
-log = logging.getLogger("hepml_coffea.clusters")
+log = logging.getLogger(__name__)
 
-__all__ = ["BATCH_EXECUTORS", "EXECUTORS", "make_cluster", "wait_for_workers", "worker_env"]
+__all__ = ["BATCH_EXECUTORS", "CLUSTER_EXECUTORS", "make_cluster", "wait_for_workers", "worker_env"]
 
 #: executors served by a Dask cluster (:func:`make_cluster`)
-EXECUTORS = ("dask", "dask-cuda", "slurm", "htcondor")
+CLUSTER_EXECUTORS = ("dask", "dask-cuda", "slurm", "htcondor")
 #: executors whose workers are batch jobs (dask-jobqueue)
 BATCH_EXECUTORS = ("slurm", "htcondor")
 
@@ -58,11 +58,11 @@ def make_cluster(
     threads_per_worker : Dask threads per worker process.
     allow_cpu_fallback : ``dask-cuda`` only: when dask-cuda, NVML or a GPU is missing,
         start a CPU ``LocalCluster`` of ``workers`` processes with a logged warning
-        (logger ``hepml_coffea.clusters``) instead of raising.
-    **kw : for ``slurm`` the keywords of :func:`hepml_coffea.slurm.slurm_cluster`
+        (logger ``hepml_coffea.batch.clusters``) instead of raising.
+    **kw : for ``slurm`` the keywords of :func:`hepml_coffea.batch.slurm.slurm_cluster`
         (``kind``, ``memory``, ``walltime``, ``partition``, ``gpus``, ``env_setup``,
         ``python``, ``log_directory``, ``scheduler_options`` ...), for ``htcondor`` those
-        of :func:`hepml_coffea.condor.htcondor_cluster`. Not accepted by the local ones.
+        of :func:`hepml_coffea.batch.htcondor.htcondor_cluster`. Not accepted by the local ones.
 
     Returns
     -------
@@ -81,8 +81,8 @@ def make_cluster(
     import dask
     from distributed import Client, LocalCluster
 
-    if executor not in EXECUTORS:
-        msg = f"unknown cluster executor {executor!r}; choose one of {', '.join(EXECUTORS)}"
+    if executor not in CLUSTER_EXECUTORS:
+        msg = f"unknown cluster executor {executor!r}; choose one of {', '.join(CLUSTER_EXECUTORS)}"
         raise ValueError(msg)
     if executor in BATCH_EXECUTORS:
         return _batch_cluster(executor, workers, dashboard_address, threads_per_worker, kw)
@@ -125,11 +125,11 @@ def _batch_cluster(executor: str, workers: int, dashboard_address: str, threads_
     # the worker environment (``env``) is written into each job script by
     # slurm_job_kwargs / htcondor_job_kwargs, before the user's env_setup lines
     if executor == "slurm":
-        from hepml_coffea.slurm import slurm_cluster
+        from hepml_coffea.batch.slurm import slurm_cluster
 
         cluster = slurm_cluster(dashboard_address=dashboard_address, **kw)
     else:
-        from hepml_coffea.condor import htcondor_cluster
+        from hepml_coffea.batch.htcondor import htcondor_cluster
 
         cluster = htcondor_cluster(dashboard_address=dashboard_address, **kw)
     try:

@@ -1,21 +1,21 @@
-"""Running the TaggerProcessor on an HTCondor pool, two ways.
+"""What every batch back-end shares: splitting, job files, job status and merging.
 
-(a) **Dask on HTCondor** -- :func:`htcondor_cluster` configures a
-    ``dask_jobqueue.HTCondorCluster``: the scheduler runs where you start it (the
-    submit/login node), each HTCondor job is one Dask worker (CPU: one thread per
-    worker process; GPU: ``dask cuda worker`` with ``request_gpus``). Pass the client
-    to :func:`hepml_coffea.run.run_fileset` (``client=...``) or its address
-    (``scheduler=cluster.scheduler_address``). :func:`htcondor_job_script` shows the
-    submit description a worker job gets, without starting anything.
+The two schedulers (:mod:`~hepml_coffea.batch.htcondor`, :mod:`~hepml_coffea.batch.slurm`)
+add only their own syntax on top of this core, the way ``dask_jobqueue.JobQueueCluster``
+holds what ``HTCondorCluster`` and ``SLURMCluster`` share:
 
-(b) **Independent batch jobs** -- :func:`split_fileset` cuts a fileset into per-job
-    filesets, :func:`write_jobs` writes them with a ``run_job.sh`` wrapper and a plain
-    ``jobs.sub`` submit description (``condor_submit jobs.sub``); each job runs
-    ``hepml-coffea run --executor iterative``; :func:`merge_outputs` adds the job
-    outputs back together (``hepml-coffea condor merge``).
-
-Nothing here needs HTCondor installed until a cluster is scaled or ``jobs.sub`` is
-submitted.
+* **Dask workers as batch jobs** -- :func:`jobqueue_kwargs` builds the keyword arguments
+  both ``dask_jobqueue`` job classes take (CPU: one single-threaded worker process per
+  core; GPU: ``dask cuda worker``, one worker per GPU; our worker environment first in
+  the job script); :func:`start_jobqueue_cluster` / :func:`jobqueue_job_script` start a
+  cluster or show one worker's script.
+* **Independent jobs** -- :func:`split_fileset` cuts a fileset into per-job filesets,
+  :func:`write_job_folder` writes them (``job_<i>.json``, ``out/``, ``logs/``,
+  ``status/``), :func:`job_command` is the ``hepml-coffea run`` line each job runs and
+  :func:`task_script` the shell body around it (exit status always written).
+* **Job folders** -- :func:`write_manifest` records the jobs of a folder,
+  :func:`job_status` / :func:`describe_jobs` say which are done, failed or missing, and
+  :func:`merge_job_dir` / :func:`merge_outputs` add the outputs back together.
 """
 
 from __future__ import annotations
@@ -30,25 +30,28 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hepml_coffea.config import ConfigurationError
-from hepml_coffea.environment import export_lines as _export_lines
-from hepml_coffea.environment import worker_env
+from hepml_coffea.environment import export_lines, worker_env
 from hepml_coffea.filesets import FilesetError, load_fileset
 from hepml_coffea.outputs import nonfinite_summary, save_output, stage_report
 
 __all__ = [
     "IncompleteJobsError",
+    "MANIFEST",
     "MergeError",
+    "check_taggers",
     "describe_jobs",
-    "htcondor_cluster",
-    "htcondor_job_kwargs",
-    "htcondor_job_script",
     "job_command",
+    "job_outputs",
     "job_status",
+    "jobqueue_job_script",
+    "jobqueue_kwargs",
     "merge_job_dir",
     "merge_outputs",
+    "mib",
     "split_fileset",
-    "write_jobs",
+    "start_jobqueue_cluster",
+    "task_script",
+    "write_job_folder",
     "write_manifest",
 ]
 
@@ -64,22 +67,27 @@ class IncompleteJobsError(MergeError):
     """A job folder whose jobs did not all leave an output (failed, cancelled, still running)."""
 
 
-# --------------------------------------------------------------------------- (a) Dask on HTCondor
-def htcondor_job_kwargs(
+# --------------------------------------------------------------------------- Dask workers as batch jobs
+def jobqueue_kwargs(
     kind: str = "cpu",
     cores: int = 1,
-    memory: str = "4GB",
-    disk: str = "4GB",
     gpus: int = 1,
     env_setup: Sequence[str] = (),
     python: str | None = None,
     log_directory: str | os.PathLike[str] | None = None,
-    job_extra_directives: Mapping[str, Any] | None = None,
     worker_extra_args: Sequence[str] = (),
     **kw: Any,
 ) -> dict[str, Any]:
-    """The ``HTCondorJob`` keyword arguments shared by :func:`htcondor_cluster` and
-    :func:`htcondor_job_script` (see there for the parameters)."""
+    """The ``dask_jobqueue`` job keyword arguments every scheduler shares.
+
+    ``kind="cpu"``: ``cores`` single-threaded worker processes per job (the taggers run
+    torch per process). ``kind="gpu"``: the ``dask cuda worker`` command, which starts one
+    worker per GPU the scheduler gives the job (it sets ``CUDA_VISIBLE_DEVICES``);
+    ``processes = gpus`` only divides threads and memory. The job script starts with our
+    worker environment (threads, allocator: :func:`hepml_coffea.environment.worker_env`),
+    then the user's ``env_setup`` lines, which may override it. ``kw`` (``memory``,
+    ``walltime``, ...) is passed on as it is.
+    """
     if kind not in ("cpu", "gpu"):
         msg = f"kind must be 'cpu' or 'gpu', got {kind!r}"
         raise ValueError(msg)
@@ -87,118 +95,52 @@ def htcondor_job_kwargs(
     if cores < 1:
         msg = f"cores must be >= 1, got {cores}"
         raise ValueError(msg)
-    extra = {str(k): v for k, v in (job_extra_directives or {}).items()}
     if kind == "cpu":
-        # one single-threaded worker process per core: the taggers run torch per process
         processes = cores
         worker_command = "distributed.cli.dask_worker"
-        extra.setdefault("environment", '"OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"')
     else:
         gpus = int(gpus)
         if gpus < 1:
             msg = f"a GPU worker needs gpus >= 1, got {gpus}"
             raise ValueError(msg)
         cores = max(cores, gpus)
-        # `dask cuda worker` starts one worker per visible GPU by itself; dask-jobqueue only
-        # uses `processes` to divide --nthreads and --memory-limit, so processes = gpus gives
-        # each GPU worker cores/gpus threads and memory/gpus host memory. HTCondor sets
-        # CUDA_VISIBLE_DEVICES to the GPU(s) it assigned; it is deliberately not set here.
         processes = gpus
         # python -m dask cuda worker == the `dask cuda worker` CLI (dask-cuda's entry point
         # of the `dask` command); dask_cuda.cli has no __main__ of its own.
         worker_command = "dask cuda worker"
-        extra["request_gpus"] = gpus
-    # our worker environment first (threads, allocator: hepml_coffea.environment.worker_env),
-    # then the user's lines, which may override it
-    prologue = [*_export_lines(worker_env(max(1, cores // processes))), *(str(line) for line in env_setup)]
     return {
         "cores": cores,
         "processes": processes,
-        "memory": memory,
-        "disk": disk,
         "python": python or sys.executable,
         "worker_command": worker_command,
         "worker_extra_args": list(worker_extra_args),
-        "job_extra_directives": extra,
-        "job_script_prologue": prologue,
+        "job_script_prologue": [*export_lines(worker_env(max(1, cores // processes))),
+                                *(str(line) for line in env_setup)],
         "log_directory": None if log_directory is None else os.fspath(log_directory),
         **kw,
     }
 
 
-def htcondor_cluster(
-    kind: str = "cpu",
-    cores: int = 1,
-    memory: str = "4GB",
-    disk: str = "4GB",
-    gpus: int = 1,
-    env_setup: Sequence[str] = (),
-    python: str | None = None,
-    log_directory: str | os.PathLike[str] | None = "dask-condor-logs",
-    dashboard_address: str = "127.0.0.1:8787",
-    scheduler_options: Mapping[str, Any] | None = None,
-    **kw: Any,
-) -> Any:
-    """A ``dask_jobqueue.HTCondorCluster`` for the taggers (no job is submitted until
-    ``cluster.scale(n)`` / ``cluster.adapt(...)``).
-
-    Parameters
-    ----------
-    kind : ``"cpu"``: ``cores`` single-threaded workers per job (``--nthreads 1``);
-        ``"gpu"``: ``request_gpus = gpus`` and the ``dask cuda worker`` command (needs
-        ``dask-cuda`` in the worker environment; one worker per GPU, HTCondor chooses
-        the GPU through ``CUDA_VISIBLE_DEVICES``).
-    cores, memory, disk : per job (``request_cpus``, ``request_memory``, ``request_disk``).
-    env_setup : shell lines run before the worker starts, e.g.
-        ``[". /path/to/venv/bin/activate"]``. HTCondor jobs of dask-jobqueue run
-        ``/bin/sh -c "line1; line2; python -m ..."``: use POSIX ``.``, not ``source``.
-    python : the interpreter **on the worker nodes** (default ``sys.executable``, right
-        when the environment sits on a shared file system).
-    log_directory : worker stdout/stderr/log files (created; must be on a path the
-        submit node can write).
-    dashboard_address : scheduler dashboard, bound to localhost by default; reach it
-        with ``ssh -L 8787:localhost:8787 submit-node``.
-    scheduler_options : more ``distributed.Scheduler`` options (e.g. ``{"port": 8786,
-        "interface": "eth0"}`` -- the scheduler itself must be reachable from the
-        worker nodes, only the dashboard is kept local).
-    **kw : passed to ``HTCondorCluster`` (``job_extra_directives``, ``death_timeout``,
-        ``worker_extra_args``, ``protocol``, ``security``, ``submit_command_extra`` ...).
-
-    Security
-    --------
-    The scheduler port is open to the pool's network (anyone who reaches it can run
-    code on the workers). To encrypt and authenticate, pass a
-    ``distributed.security.Security`` with ``protocol="tls"``: either your own
-    certificates (``Security(tls_ca_file=..., tls_scheduler_cert=..., tls_scheduler_key=...,
-    tls_worker_cert=..., tls_worker_key=..., tls_client_cert=..., tls_client_key=...,
-    require_encryption=True)``, files readable on the worker nodes) or
-    ``security=Security.temporary()`` (or ``security=True``): throw-away CA and keys that
-    dask-jobqueue writes to ``shared_temp_directory=`` (default: the current folder), which
-    must be on a file system the workers see and other users cannot read. dask-jobqueue
-    adds ``--protocol tls:// --tls-ca-file/--tls-cert/--tls-key`` to the worker command
-    (``dask cuda worker`` takes the same options). Connect with
-    ``Client(cluster, security=cluster.security)``.
-    """
-    from dask_jobqueue import HTCondorCluster
-
-    job_kw = htcondor_job_kwargs(kind=kind, cores=cores, memory=memory, disk=disk, gpus=gpus,
-                                 env_setup=env_setup, python=python, log_directory=log_directory, **kw)
+def start_jobqueue_cluster(cluster_class: Any, job_kwargs: Mapping[str, Any], dashboard_address: str,
+                           scheduler_options: Mapping[str, Any] | None) -> Any:
+    """``cluster_class(scheduler_options=..., **job_kwargs)`` with the dashboard bound where asked
+    (localhost by default in the back-ends: tunnel to it with ``ssh -L``)."""
     sched = {"dashboard_address": dashboard_address, **dict(scheduler_options or {})}
-    return HTCondorCluster(scheduler_options=sched, **job_kw)
+    return cluster_class(scheduler_options=sched, **job_kwargs)
 
 
-def htcondor_job_script(kind: str = "cpu", scheduler: str = "tcp://SCHEDULER:8786", **kw: Any) -> str:
-    """The submit description of one worker job, without starting a scheduler (for a
-    look before using :func:`htcondor_cluster`; same parameters)."""
-    from dask_jobqueue.htcondor import HTCondorJob
-
+def jobqueue_job_script(job_class: Any, make_kwargs: Any, kind: str, scheduler: str, kw: dict[str, Any]) -> str:
+    """The script of one worker job of ``job_class``, without starting a scheduler
+    (``make_kwargs(kind=kind, **kw)`` builds its keyword arguments; the cluster-only
+    options ``dashboard_address`` / ``scheduler_options`` are dropped)."""
+    kw = dict(kw)
     kw.pop("dashboard_address", None)
     kw.pop("scheduler_options", None)
     kw.setdefault("log_directory", None)
-    return str(HTCondorJob(scheduler=scheduler, name="dask-worker", **htcondor_job_kwargs(kind=kind, **kw)).job_script())
+    return str(job_class(scheduler=scheduler, name="dask-worker", **make_kwargs(kind=kind, **kw)).job_script())
 
 
-# --------------------------------------------------------------------------- (b) batch jobs
+# --------------------------------------------------------------------------- split
 def split_fileset(
     fileset: str | os.PathLike[str] | Mapping[str, Any],
     n_jobs: int | None = None,
@@ -210,7 +152,7 @@ def split_fileset(
     Files keep their order (datasets in order, files of a dataset together); a job
     may hold files of several datasets. Each job fileset is in coffea's form
     ``{dataset: {"files": {path: treename}, "metadata": {...}}}`` with the paths of
-    :func:`hepml_coffea.run.load_fileset`, made absolute (URLs kept as they are).
+    :func:`hepml_coffea.filesets.load_fileset`, made absolute (URLs kept as they are).
     """
     if (n_jobs is None) == (files_per_job is None):
         msg = "give exactly one of n_jobs or files_per_job"
@@ -271,34 +213,56 @@ def job_command(python: str | None = None, chunksize: int = 10000, device: str =
     return command
 
 
-def _check_tagger(tagger: str | os.PathLike[str]) -> None:
-    """Refuse, before any job is written, a tagger that is neither an artifact directory nor
-    a shipped name (:class:`~hepml_coffea.artifacts.ArtifactError` naming the tagger)."""
+def check_taggers(taggers: Sequence[str | os.PathLike[str]] | None) -> list[str]:
+    """The ``--taggers`` arguments of a job: artifact directories by absolute path, shipped
+    names as they are. Refuses, before any job is written, a tagger that is neither
+    (:class:`~hepml_coffea.artifacts.ArtifactError` naming the tagger)."""
     from hepml_coffea.artifacts import resolve_artifact
 
-    resolve_artifact(tagger)
+    args = []
+    for t in taggers or ():
+        resolve_artifact(t)
+        p = Path(t)
+        args.append(os.fspath(p.resolve()) if p.is_dir() else str(t))
+    return args
 
 
-def _mib(size: str | int) -> int:
+def mib(size: str | int) -> int:
+    """A size (``"4GB"``, bytes) in whole MiB, at least 1 (what job descriptions ask for)."""
     from dask.utils import parse_bytes
 
     return max(1, math.ceil(parse_bytes(size) / 2**20))
 
 
-def _run_job_sh(command: list[str], env_setup: Sequence[str], threads: int) -> str:
+def write_job_folder(out: Path, jobs: Sequence[Mapping[str, Any]]) -> list[Path]:
+    """Create ``out/{out,logs,status}`` and write each job's fileset to ``job_<i>.json``
+    (atomically); returns the fileset paths."""
+    for sub in ("out", "logs", "status"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, job in enumerate(jobs):
+        p = out / f"job_{i}.json"
+        tmp = p.with_name(f".{p.name}.tmp")
+        tmp.write_text(json.dumps(job, indent=1) + "\n")
+        os.replace(tmp, p)
+        paths.append(p)
+    return paths
+
+
+def job_outputs(out: Path, n_jobs: int) -> list[Path]:
+    """The output every job of a folder writes: ``out/job_<i>.coffea``."""
+    return [out / "out" / f"job_{i}.coffea" for i in range(int(n_jobs))]
+
+
+def task_script(command: Sequence[str], env_setup: Sequence[str], threads: int, hello: str) -> str:
+    """The shell body one job runs, after its ``JOB`` id is set and it stands in its folder:
+    the exit status always lands in ``status/job_<JOB>.exit`` (also when the environment
+    set-up fails), the worker environment is exported, ``env_setup`` runs, ``hello`` is
+    echoed and ``command`` runs on ``job_<JOB>.json`` into ``out/job_<JOB>.coffea``."""
     setup = "\n".join(str(s) for s in env_setup) or "# (no environment set-up given)"
-    exports = "\n".join(_export_lines(worker_env(threads)))
+    exports = "\n".join(export_lines(worker_env(threads)))
     cmd = " ".join(shlex.quote(c) for c in command)
-    return f"""#!/bin/bash
-# One HTCondor job of hepml-coffea (written by `hepml-coffea condor split`).
-# Usage: run_job.sh JOB_ID   -- reads job_<ID>.json, writes out/job_<ID>.coffea and its
-# exit status status/job_<ID>.exit under the job's working directory; HTCondor transfers
-# the folders out/ and status/ back into the job folder (they always exist, so a failed
-# job's exit status comes back too and `hepml-coffea slurm merge` reports it).
-set -eo pipefail
-JOB="${{1:?usage: run_job.sh JOB_ID}}"
-mkdir -p out status
-rm -f "status/job_${{JOB}}.exit"
+    return f"""rm -f "status/job_${{JOB}}.exit"
 # the exit status of the job, also when the environment set-up fails
 trap 'echo $? > "status/job_${{JOB}}.exit"' EXIT
 {exports}
@@ -308,142 +272,9 @@ export PYTHONUNBUFFERED=1
 {setup}
 # ---
 
-echo "job $JOB on $(hostname) in $(pwd), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "{hello}"
 {cmd} --fileset "job_${{JOB}}.json" --out "out/job_${{JOB}}.coffea"
 """
-
-
-def write_jobs(
-    fileset_json: str | os.PathLike[str] | Mapping[str, Any],
-    outdir: str | os.PathLike[str],
-    files_per_job: int | None = 1,
-    taggers: Sequence[str | os.PathLike[str]] | None = None,
-    chunksize: int = 10000,
-    python: str | None = None,
-    env_setup: Sequence[str] = (),
-    request_memory: str = "4GB",
-    request_gpus: int = 0,
-    request_cpus: int = 1,
-    request_disk: str = "4GB",
-    n_jobs: int | None = None,
-    device: str = "auto",
-    skip_bad_files: bool = False,
-    transfer_taggers: bool = False,
-    extra_directives: Mapping[str, Any] | None = None,
-    selection: Any = None,
-    backend: str = "auto",
-) -> dict[str, Any]:
-    """Write an HTCondor batch submission for ``fileset_json`` into ``outdir``.
-
-    Writes ``job_<i>.json`` (one fileset per job, see :func:`split_fileset`; give
-    ``n_jobs`` to split by count instead of ``files_per_job``), ``jobs.txt`` (the job
-    ids, one a line), ``run_job.sh`` (sets up the environment, runs ``hepml-coffea run
-    --executor iterative`` on one job fileset), ``jobs.sub`` (vanilla universe, ``queue
-    job from jobs.txt``) and the folders ``out/``, ``logs/`` and ``status/`` (each job's
-    exit status, ``status/job_<i>.exit``, read by :func:`job_status` / :func:`merge_job_dir`).
-    ``selection`` and ``backend`` are passed to every job (:func:`job_command`).
-
-    The job reads its input files where the fileset says: paths must be visible on the
-    worker nodes (shared file system) or be URLs (``root://...``). Tagger artifact
-    directories likewise, unless ``transfer_taggers`` (HTCondor copies each directory
-    into the job and the job refers to it by its folder name).
-    ``python``: the interpreter on the worker nodes (the job runs ``python -m
-    hepml_coffea.cli run``); default: the ``hepml-coffea`` command that ``env_setup``
-    puts on the PATH.
-
-    Returns ``{"submit": path, "script": path, "jobs": [paths], "joblist": path,
-    "out": dir, "outputs": [expected output paths]}``.
-    """
-    out = Path(outdir).resolve()
-    jobs = split_fileset(fileset_json, n_jobs=n_jobs, files_per_job=None if n_jobs is not None else files_per_job)
-    out.mkdir(parents=True, exist_ok=True)
-    for sub in ("out", "logs", "status"):
-        (out / sub).mkdir(exist_ok=True)
-
-    tagger_args: list[str] = []
-    transfer = ["job_$(job).json"]
-    if taggers:
-        for t in taggers:
-            p = Path(t)
-            _check_tagger(t)
-            if transfer_taggers:
-                if not p.is_dir():
-                    msg = f"transfer_taggers needs artifact directories; tagger {t} is a shipped name, not one"
-                    raise ConfigurationError(msg)
-                if p.name in tagger_args:
-                    msg = f"two tagger directories are named {p.name!r}; they would overwrite each other in the job"
-                    raise ValueError(msg)
-                tagger_args.append(p.name)
-                transfer.append(os.fspath(p.resolve()))  # no trailing slash: the folder itself
-            else:
-                tagger_args.append(os.fspath(p.resolve()) if p.is_dir() else str(t))
-
-    command = job_command(python=python, chunksize=chunksize, device=device, skip_bad_files=skip_bad_files,
-                          taggers=tagger_args, selection=selection, backend=backend)
-
-    job_paths = []
-    for i, job in enumerate(jobs):
-        p = out / f"job_{i}.json"
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(json.dumps(job, indent=1) + "\n")
-        os.replace(tmp, p)
-        job_paths.append(p)
-    joblist = out / "jobs.txt"
-    joblist.write_text("".join(f"{i}\n" for i in range(len(jobs))))
-
-    script = out / "run_job.sh"
-    script.write_text(_run_job_sh(command, env_setup, int(request_cpus)))
-    script.chmod(0o755)
-
-    lines = [
-        "# HTCondor submit description written by `hepml-coffea condor split`.",
-        "# Submit from this folder:  condor_submit jobs.sub",
-        "# Resubmit some jobs: put their ids in a file and queue from it instead of jobs.txt.",
-        "universe                = vanilla",
-        "executable              = run_job.sh",
-        "arguments               = $(job)",
-        "",
-        f"request_cpus            = {int(request_cpus)}",
-        f"request_memory          = {_mib(request_memory)}",
-        f"request_disk            = {_mib(request_disk) * 1024}",
-    ]
-    if int(request_gpus) > 0:
-        lines.append(f"request_gpus            = {int(request_gpus)}")
-    lines += [
-        "",
-        "# the environment is set up by run_job.sh, not copied from the submit shell",
-        "getenv                  = false",
-        f'environment             = "PYTHONUNBUFFERED=1 OMP_NUM_THREADS={int(request_cpus)}"',
-        "",
-        "should_transfer_files   = YES",
-        "when_to_transfer_output = ON_EXIT",
-        f"transfer_input_files    = {', '.join(transfer)}",
-        "# folders the job always creates: out/job_<i>.coffea (when it succeeded) and",
-        "# status/job_<i>.exit (always) land in this folder's out/ and status/",
-        "transfer_output_files   = out, status",
-        "",
-        "output                  = logs/job_$(job).out",
-        "error                   = logs/job_$(job).err",
-        "log                     = logs/jobs.log",
-        "",
-        "# a job that exits non-zero is run again, up to 2 more times; its last exit status",
-        "# is in status/job_<i>.exit (hepml-coffea slurm merge names the failed jobs)",
-        "max_retries             = 2",
-    ]
-    for k, v in (extra_directives or {}).items():
-        lines.append(f"{k:<23} = {v}")
-    lines += ["", "queue job from jobs.txt", ""]
-    submit = out / "jobs.sub"
-    submit.write_text("\n".join(lines))
-    write_manifest(out, "htcondor", len(jobs), submit)
-    return {
-        "submit": submit,
-        "script": script,
-        "jobs": job_paths,
-        "joblist": joblist,
-        "out": out / "out",
-        "outputs": [out / "out" / f"job_{i}.coffea" for i in range(len(jobs))],
-    }
 
 
 # --------------------------------------------------------------------------- job folders
@@ -608,7 +439,7 @@ def merge_outputs(
     concatenate, per-dataset ``chunks`` add. All jobs must have run the same taggers
     (names and artifact hashes, in the same order) -- otherwise :class:`MergeError`;
     ``taggers`` is kept from the first job, ``report`` is rebuilt with
-    :func:`hepml_coffea.run.stage_report` (worker time; no wall time). With ``out``,
+    :func:`hepml_coffea.outputs.stage_report` (worker time; no wall time). With ``out``,
     the merged output is written atomically (``coffea.util.save`` to a temporary file,
     then ``os.replace``).
 

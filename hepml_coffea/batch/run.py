@@ -2,7 +2,7 @@
 
 * filesets are read and checked by :mod:`hepml_coffea.filesets` (:func:`load_fileset`,
   :func:`check_fileset`), outputs saved by :mod:`hepml_coffea.outputs`; both re-exported here.
-* :func:`hepml_coffea.clusters.make_cluster` starts the Dask cluster a
+* :func:`hepml_coffea.batch.clusters.make_cluster` starts the Dask cluster a
   :class:`~hepml_coffea.config.RunConfig` asks for (local CPU, local GPUs, Slurm,
   HTCondor); with ``scheduler=ADDR`` the run connects to an existing one.
 * :func:`run_fileset` runs a processor and writes the output atomically:
@@ -11,23 +11,25 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from hepml_coffea.clusters import make_cluster
+from hepml_coffea.batch.clusters import CLUSTER_EXECUTORS, make_cluster
 from hepml_coffea.config import EXECUTORS, ConfigurationError, RunConfig
 from hepml_coffea.filesets import FilesetError, check_fileset, load_fileset
 from hepml_coffea.outputs import nonfinite_summary, save_output, stage_report
 from hepml_coffea.analysis.processor import TaggerProcessor
 
-__all__ = ["FilesetError", "RunConfig", "load_fileset", "check_fileset", "make_cluster", "make_runner",
+log = logging.getLogger(__name__)
+
+__all__ = ["FilesetError", "RunConfig", "load_fileset", "check_fileset", "make_cluster", "coffea_runner",
            "nonfinite_summary", "run_fileset", "stage_report", "save_output"]
 
 
-def make_runner(executor: str, *, client: Any = None, workers: int = 1, chunksize: int = 10000,
+def coffea_runner(executor: str, *, client: Any = None, workers: int = 1, chunksize: int = 10000,
                 status: bool = True) -> Any:
     """A coffea ``Runner`` for ``iterative``, ``futures`` or a Dask executor (needs ``client``).
 
@@ -41,7 +43,7 @@ def make_runner(executor: str, *, client: Any = None, workers: int = 1, chunksiz
         ex = processor.IterativeExecutor(status=status)
     elif executor == "futures":
         ex = processor.FuturesExecutor(workers=workers, status=status)
-    elif executor in ("dask", "dask-cuda", "slurm", "htcondor"):
+    elif executor in CLUSTER_EXECUTORS:
         if client is None:
             msg = "the dask executors need a distributed Client"
             raise ValueError(msg)
@@ -110,11 +112,11 @@ def run_fileset(
             from hepml_coffea.inference.worker import TaggerWarmup
 
             link = client.dashboard_link
-            print(f"Dask dashboard: {link}  (stages: {link.rsplit('/', 1)[0]}/individual-fine-performance-metrics)",
-                  flush=True)
+            log.info("Dask dashboard: %s  (stages: %s/individual-fine-performance-metrics)", link,
+                     link.rsplit("/", 1)[0])
             client.register_plugin(TaggerWarmup([t.path for t in processor.taggers], processor.device,
                                                 processor.amp, backend=processor.tagger.backend))
-        runner = make_runner(config.executor if client is None else "dask", client=client,
+        runner = coffea_runner(config.executor if client is None else "dask", client=client,
                              workers=config.workers, chunksize=config.chunksize, status=config.status)
         with_files = {ds: e for ds, e in fs.items() if e["files"]}
         t0 = time.perf_counter()
@@ -147,36 +149,36 @@ def run_fileset(
         "nonfinite_inputs": nonfinite_summary(datasets),
         "report": stage_report(output, wall),
     }
-    print(output["run"]["report"], flush=True)
-    _print_notices(output)
+    log.info("%s", output["run"]["report"])
+    _log_notices(output)
     if out is not None:
         save_output(output, out)
-        print(f"wrote {out}", flush=True)
+        log.info("wrote %s", out)
     return output
 
 
-def _print_notices(output: Mapping[str, Any]) -> None:
-    """Say, on stderr, what was skipped and why nothing was scored."""
+def _log_notices(output: Mapping[str, Any]) -> None:
+    """Warn (logger ``hepml_coffea.batch.run``) what was skipped and why nothing was scored."""
     run = output["run"]
     if run["skipped"]:
-        print(f"{len(run['skipped'])} file(s)/chunk(s) skipped ({run['events_skipped']} events known to be in them):",
-              file=sys.stderr)
+        lines = [f"{len(run['skipped'])} file(s)/chunk(s) skipped ({run['events_skipped']} events known to be in them):"]
         for s in run["skipped"]:
             n = "?" if s.get("events") is None else s["events"]
-            print(f"  {s['dataset']}: {s['file']} [{s.get('entrystart')}:{s.get('entrystop')}] {n} events: "
-                  f"{s['reason']}", file=sys.stderr)
+            lines.append(f"  {s['dataset']}: {s['file']} [{s.get('entrystart')}:{s.get('entrystop')}] {n} events: "
+                         f"{s['reason']}")
+        log.warning("%s", "\n".join(lines))
     bad = run.get("nonfinite_inputs") or {}
     if bad.get("jets"):
         worst = ", ".join(f"{k} in {v}" for k, v in list(bad["features"].items())[:5])
-        print(f"notice: {bad['jets']} selected jet(s) in {bad['chunks']} chunk(s) had a NaN / inf model input and "
-              f"were not scored (cutflow row nonfinite_inputs; per chunk in datasets[...]['nonfinite_inputs']): "
-              f"{worst}", file=sys.stderr)
+        log.warning("notice: %d selected jet(s) in %d chunk(s) had a NaN / inf model input and were not scored "
+                    "(cutflow row nonfinite_inputs; per chunk in datasets[...]['nonfinite_inputs']): %s",
+                    bad["jets"], bad["chunks"], worst)
     cut = {k: sum(int(ds["cutflow"].get(k, 0)) for ds in output["datasets"].values())
            for k in ("events", "fat_jets", "selected", "scored")}
     if cut["scored"] == 0:
-        print(f"notice: no fat jet was scored. {cut['events']} events had {cut['fat_jets']} fat jets; the selection "
-              f"({run['selection']}) rejected {cut['fat_jets'] - cut['selected']} of them and "
-              f"{cut['selected'] - cut['scored']} selected jets had no constituents, non-finite kinematics or "
-              "non-finite model inputs. "
-              "Widen the selection (hepml-coffea run --pt-min/--pt-max/--eta-max, or Selection(...)).",
-              file=sys.stderr)
+        log.warning(
+            "notice: no fat jet was scored. %d events had %d fat jets; the selection (%s) rejected %d of them and "
+            "%d selected jets had no constituents, non-finite kinematics or non-finite model inputs. "
+            "Widen the selection (hepml-coffea run --pt-min/--pt-max/--eta-max, or Selection(...)).",
+            cut["events"], cut["fat_jets"], run["selection"], cut["fat_jets"] - cut["selected"],
+            cut["selected"] - cut["scored"])

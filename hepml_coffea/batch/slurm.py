@@ -1,41 +1,49 @@
-"""Running the TaggerProcessor on a Slurm cluster, two ways (the same two as HTCondor).
+"""Slurm: Dask workers as Slurm jobs, or a Slurm job array (the same two ways as HTCondor).
 
 (a) **Dask on Slurm** -- :func:`slurm_cluster` configures a
     ``dask_jobqueue.SLURMCluster``: the scheduler runs where you start it (the login
     node), each Slurm job is one Dask worker (CPU: ``cores`` single-threaded worker
     processes; GPU: ``--gres=gpu:N`` and the ``dask cuda worker`` command). Hand the
-    client to :func:`hepml_coffea.run.run_fileset` (``client=...``), or use
+    client to :func:`hepml_coffea.batch.run.run_fileset` (``client=...``), or use
     ``hepml-coffea run --executor slurm``. :func:`slurm_job_script` shows the batch
     script of one worker job without starting anything.
 
 (b) **A job array** -- :func:`write_array_jobs` cuts a fileset into per-task filesets
-    (:func:`hepml_coffea.condor.split_fileset`) and writes one ``jobs.sbatch`` with
+    (:func:`hepml_coffea.batch.core.split_fileset`) and writes one ``jobs.sbatch`` with
     ``#SBATCH --array=0-(N-1)``: task ``i`` runs ``hepml-coffea run --executor
     iterative`` on ``job_<i>.json`` and writes ``out/job_<i>.coffea`` and its exit
     status. :func:`submit_array` calls ``sbatch``; :func:`wait_for_array` waits for the
-    array to leave the queue; :func:`hepml_coffea.condor.merge_job_dir` merges and
+    array to leave the queue; :func:`hepml_coffea.batch.core.merge_job_dir` merges and
     refuses an incomplete set unless told to accept it (``hepml-coffea slurm merge``).
 
-Slurm has no file transfer: input files, tagger artifacts, the job folder and the
+What is not Slurm syntax lives in :mod:`hepml_coffea.batch.core`. Slurm has no file transfer: input files, tagger artifacts, the job folder and the
 Python environment must be on a file system the compute nodes see.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hepml_coffea.environment import export_lines as _export_lines
-from hepml_coffea.environment import worker_env
-from hepml_coffea.condor import _check_tagger, _mib, job_command, split_fileset, write_manifest
+from hepml_coffea.batch.core import (
+    check_taggers,
+    job_command,
+    job_outputs,
+    jobqueue_job_script,
+    jobqueue_kwargs,
+    mib,
+    split_fileset,
+    start_jobqueue_cluster,
+    task_script,
+    write_job_folder,
+    write_manifest,
+)
 
 __all__ = [
     "SlurmError",
@@ -74,72 +82,28 @@ def slurm_available() -> str | None:
 # --------------------------------------------------------------------------- (a) Dask on Slurm
 def slurm_job_kwargs(
     kind: str = "cpu",
-    cores: int = 1,
     memory: str = "4GB",
     walltime: str = "01:00:00",
     partition: str | None = None,
     account: str | None = None,
-    gpus: int = 1,
-    env_setup: Sequence[str] = (),
-    python: str | None = None,
-    log_directory: str | os.PathLike[str] | None = None,
     job_extra_directives: Sequence[str] = (),
-    worker_extra_args: Sequence[str] = (),
     **kw: Any,
 ) -> dict[str, Any]:
-    """The ``SLURMJob`` keyword arguments shared by :func:`slurm_cluster` and
-    :func:`slurm_job_script` (see there for the parameters)."""
-    if kind not in ("cpu", "gpu"):
-        msg = f"kind must be 'cpu' or 'gpu', got {kind!r}"
-        raise ValueError(msg)
-    cores = int(cores)
-    if cores < 1:
-        msg = f"cores must be >= 1, got {cores}"
-        raise ValueError(msg)
+    """The ``SLURMJob`` keyword arguments of :func:`slurm_cluster` and
+    :func:`slurm_job_script`: :func:`~hepml_coffea.batch.core.jobqueue_kwargs` (``cores``,
+    ``gpus``, ``env_setup``, ``python``, ``log_directory``, ``worker_extra_args``) plus
+    ``--mem``, ``-t``, ``-p``, ``-A`` and, for GPU jobs, ``--gres=gpu:<gpus>`` (Slurm sets
+    ``CUDA_VISIBLE_DEVICES`` for ``--gres``)."""
+    job = jobqueue_kwargs(kind=kind, memory=memory, walltime=walltime, queue=partition, account=account, **kw)
     extra = [str(d) for d in job_extra_directives]
-    if kind == "cpu":
-        processes = cores  # one single-threaded worker process per core
-        worker_command = "distributed.cli.dask_worker"
-    else:
-        gpus = int(gpus)
-        if gpus < 1:
-            msg = f"a GPU worker needs gpus >= 1, got {gpus}"
-            raise ValueError(msg)
-        cores = max(cores, gpus)
-        # `dask cuda worker` starts one worker per GPU Slurm gives the job (it sets
-        # CUDA_VISIBLE_DEVICES for --gres); processes = gpus only divides threads and memory
-        processes = gpus
-        worker_command = "dask cuda worker"
-        extra.append(f"--gres=gpu:{gpus}")
-    return {
-        "cores": cores,
-        "processes": processes,
-        "memory": memory,
-        "walltime": walltime,
-        "queue": partition,
-        "account": account,
-        "python": python or sys.executable,
-        "worker_command": worker_command,
-        "worker_extra_args": list(worker_extra_args),
-        "job_extra_directives": extra,
-        # our worker environment first (threads, allocator), then the user's lines
-        "job_script_prologue": [*_export_lines(worker_env(max(1, cores // processes))),
-                                *(str(line) for line in env_setup)],
-        "log_directory": None if log_directory is None else os.fspath(log_directory),
-        **kw,
-    }
+    if kind == "gpu":
+        extra.append(f"--gres=gpu:{job['processes']}")
+    return {**job, "job_extra_directives": extra}
 
 
 def slurm_cluster(
     kind: str = "cpu",
-    cores: int = 1,
-    memory: str = "4GB",
-    walltime: str = "01:00:00",
-    partition: str | None = None,
-    account: str | None = None,
-    gpus: int = 1,
-    env_setup: Sequence[str] = (),
-    python: str | None = None,
+    *,
     log_directory: str | os.PathLike[str] | None = "dask-slurm-logs",
     dashboard_address: str = "127.0.0.1:8787",
     scheduler_options: Mapping[str, Any] | None = None,
@@ -153,7 +117,7 @@ def slurm_cluster(
     kind : ``"cpu"``: ``cores`` single-threaded worker processes per job;
         ``"gpu"``: ``#SBATCH --gres=gpu:<gpus>`` and the ``dask cuda worker`` command
         (needs ``dask-cuda`` on the compute nodes), one worker per GPU.
-    cores, memory, walltime : per job (``--cpus-per-task``, ``--mem``, ``-t``).
+    cores, memory, walltime, gpus : per job (``--cpus-per-task``, ``--mem``, ``-t``).
     partition, account : ``-p`` and ``-A`` (default: the cluster's defaults).
     env_setup : shell lines run in the job before the worker starts, e.g.
         ``[". /path/to/venv/bin/activate"]`` or ``["module load cuda"]``.
@@ -170,11 +134,8 @@ def slurm_cluster(
     """
     from dask_jobqueue import SLURMCluster
 
-    job_kw = slurm_job_kwargs(kind=kind, cores=cores, memory=memory, walltime=walltime, partition=partition,
-                              account=account, gpus=gpus, env_setup=env_setup, python=python,
-                              log_directory=log_directory, **kw)
-    sched = {"dashboard_address": dashboard_address, **dict(scheduler_options or {})}
-    return SLURMCluster(scheduler_options=sched, **job_kw)
+    job_kw = slurm_job_kwargs(kind=kind, log_directory=log_directory, **kw)
+    return start_jobqueue_cluster(SLURMCluster, job_kw, dashboard_address, scheduler_options)
 
 
 def slurm_job_script(kind: str = "cpu", scheduler: str = "tcp://SCHEDULER:8786", **kw: Any) -> str:
@@ -182,10 +143,7 @@ def slurm_job_script(kind: str = "cpu", scheduler: str = "tcp://SCHEDULER:8786",
     parameters as :func:`slurm_cluster`)."""
     from dask_jobqueue.slurm import SLURMJob
 
-    kw.pop("dashboard_address", None)
-    kw.pop("scheduler_options", None)
-    kw.setdefault("log_directory", None)
-    return str(SLURMJob(scheduler=scheduler, name="dask-worker", **slurm_job_kwargs(kind=kind, **kw)).job_script())
+    return jobqueue_job_script(SLURMJob, slurm_job_kwargs, kind, scheduler, kw)
 
 
 # --------------------------------------------------------------------------- (b) job array
@@ -200,7 +158,7 @@ def _slurm_time(walltime: str) -> str:
 def _sbatch_script(
     outdir: Path, n: int, command: list[str], env_setup: Sequence[str], cpus: int, memory_mib: int,
     walltime: str, partition: str | None, account: str | None, gpus: int, max_parallel: int | None,
-    job_name: str, extra_directives: Sequence[str], worker_env: Mapping[str, str],
+    job_name: str, extra_directives: Sequence[str],
 ) -> str:
     array = f"0-{n - 1}" + (f"%{int(max_parallel)}" if max_parallel else "")
     head = [
@@ -226,27 +184,15 @@ def _sbatch_script(
     if gpus > 0:
         head.append(f"#SBATCH --gres=gpu:{int(gpus)}")
     head += [f"#SBATCH {d}" for d in extra_directives]
-    setup = "\n".join(str(s) for s in env_setup) or "# (no environment set-up given)"
-    exports = "\n".join(f"export {k}={shlex.quote(str(v))}" for k, v in worker_env.items())
-    cmd = " ".join(shlex.quote(c) for c in command)
-    return "\n".join(head) + f"""
-set -eo pipefail
-JOB="${{1:-${{SLURM_ARRAY_TASK_ID:?not an array task: give the task id as argument}}}}"
-cd {shlex.quote(str(outdir))}
-mkdir -p status out logs
-rm -f "status/job_${{JOB}}.exit"
-# the exit status of the task, also when the environment set-up fails
-trap 'echo $? > "status/job_${{JOB}}.exit"' EXIT
-{exports}
-export PYTHONUNBUFFERED=1
-
-# --- environment set-up
-{setup}
-# ---
-
-echo "task $JOB of array ${{SLURM_ARRAY_JOB_ID:-?}} (job ${{SLURM_JOB_ID:-?}}) on $(hostname), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-{cmd} --fileset "job_${{JOB}}.json" --out "out/job_${{JOB}}.coffea"
-"""
+    head += [
+        "set -eo pipefail",
+        'JOB="${1:-${SLURM_ARRAY_TASK_ID:?not an array task: give the task id as argument}}"',
+        f"cd {shlex.quote(str(outdir))}",
+        "mkdir -p status out logs",
+    ]
+    hello = ("task $JOB of array ${SLURM_ARRAY_JOB_ID:-?} (job ${SLURM_JOB_ID:-?}) on $(hostname), "
+             "$(date -u +%Y-%m-%dT%H:%M:%SZ)")
+    return "\n".join(head) + "\n" + task_script(command, env_setup, cpus, hello)
 
 
 def write_array_jobs(
@@ -274,18 +220,18 @@ def write_array_jobs(
 ) -> dict[str, Any]:
     """Write a Slurm job array for ``fileset`` into ``outdir``.
 
-    Writes ``job_<i>.json`` (one fileset per task, :func:`hepml_coffea.condor.split_fileset`;
+    Writes ``job_<i>.json`` (one fileset per task, :func:`hepml_coffea.batch.core.split_fileset`;
     ``n_jobs`` splits by count instead of ``files_per_job``), ``jobs.sbatch`` (the array,
     ``--array=0-(N-1)`` with ``%max_parallel`` when given; ``--cpus-per-task``, ``--mem``,
     ``--time``, ``--partition``, ``--account``, ``--gres=gpu:<gpus>``), ``manifest.json``
-    (:func:`hepml_coffea.condor.write_manifest`) and the folders ``out/``, ``logs/`` and
+    (:func:`hepml_coffea.batch.core.write_manifest`) and the folders ``out/``, ``logs/`` and
     ``status/``. Task ``i`` logs to ``logs/job_<i>.out/.err``, writes its exit status to
     ``status/job_<i>.exit`` and its output (atomically) to ``out/job_<i>.coffea``.
 
     Tagger artifact directories are given by absolute path; shipped tagger names are
     passed as they are (anything else is refused here, an
     :class:`~hepml_coffea.artifacts.ArtifactError` naming it). ``selection`` and ``backend``
-    are passed to every task (:func:`hepml_coffea.condor.job_command`). ``python``: the interpreter on the compute nodes (``python -m
+    are passed to every task (:func:`hepml_coffea.batch.core.job_command`). ``python``: the interpreter on the compute nodes (``python -m
     hepml_coffea.cli run``); default: the ``hepml-coffea`` command ``env_setup`` puts on
     the PATH.
 
@@ -300,30 +246,18 @@ def write_array_jobs(
     if max_parallel is not None and int(max_parallel) < 1:
         msg = f"max_parallel must be >= 1 (or None), got {max_parallel}"
         raise ValueError(msg)
-    tagger_args = []
-    for t in taggers or ():
-        p = Path(t)
-        _check_tagger(t)  # ArtifactError naming the tagger: neither a directory nor a shipped name
-        tagger_args.append(os.fspath(p.resolve()) if p.is_dir() else str(t))
-    for sub in ("out", "logs", "status"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    job_paths = []
-    for i, job in enumerate(jobs):
-        p = out / f"job_{i}.json"
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(json.dumps(job, indent=1) + "\n")
-        os.replace(tmp, p)
-        job_paths.append(p)
+    tagger_args = check_taggers(taggers)
+    job_paths = write_job_folder(out, jobs)
     command = job_command(python=python, chunksize=chunksize, device=device, skip_bad_files=skip_bad_files,
                           taggers=tagger_args, selection=selection, backend=backend)
     script = out / "jobs.sbatch"
-    script.write_text(_sbatch_script(out, len(jobs), command, env_setup, int(cpus_per_task), _mib(memory),
+    script.write_text(_sbatch_script(out, len(jobs), command, env_setup, int(cpus_per_task), mib(memory),
                                      walltime, partition, account, int(gpus), max_parallel, job_name,
-                                     extra_directives, worker_env(int(cpus_per_task))))
+                                     extra_directives))
     script.chmod(0o755)
     manifest = write_manifest(out, "slurm", len(jobs), script)
     return {"script": script, "jobs": job_paths, "manifest": manifest, "out": out / "out",
-            "outputs": [out / "out" / f"job_{i}.coffea" for i in range(len(jobs))]}
+            "outputs": job_outputs(out, len(jobs))}
 
 
 def _run(cmd: list[str], timeout: float = 60) -> str:
