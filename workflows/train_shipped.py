@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -65,6 +66,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=0, help="override the plan's epochs")
     ap.add_argument("--time-budget", type=float, default=0.0, help="seconds of training per model (0: no limit)")
     args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # epoch lines of the training
     data = Path(args.data)
     sig = sorted(str(p) for p in data.glob("ttbar_*.root"))
     bkg = sorted(str(p) for p in data.glob("qcd_*.root"))

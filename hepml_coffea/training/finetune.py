@@ -15,8 +15,8 @@ recorded in ``metrics.json``.
 from __future__ import annotations
 
 import copy
+import logging
 import math
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +31,8 @@ from hepml_coffea.training.dataset import TEST, TRAIN, VAL, load_dataset
 from hepml_coffea.training.metrics import tagger_metrics
 
 __all__ = ["binary_classes", "finetune"]
+
+log = logging.getLogger(__name__)
 
 
 def binary_classes(score: str, classes: Sequence[str]) -> tuple[int, int]:
@@ -185,8 +187,8 @@ def finetune(
         vl, _ = evaluate(idx[VAL])
         history["train"].append(running / max(seen, 1))
         history["validation"].append(vl)
-        print(f"[finetune] epoch {epoch + 1}: train loss {history['train'][-1]:.4f}, val loss {vl:.4f} "
-              f"(parent {parent_val:.4f}), {time.perf_counter() - t0:.0f} s, {seen} jets", file=sys.stderr, flush=True)
+        log.info("[finetune] epoch %d: train loss %.4f, val loss %.4f (parent %.4f), %.0f s, %d jets", epoch + 1,
+                 history["train"][-1], vl, parent_val, time.perf_counter() - t0, seen)
         if vl < best[0]:
             best = (vl, copy.deepcopy(model.state_dict()), epoch + 1)
         if time.perf_counter() - t0 >= time_budget_s:

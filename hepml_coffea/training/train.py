@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import math
 import os
 import sys
@@ -39,6 +40,8 @@ from hepml_coffea.training.dataset import (
 from hepml_coffea.training.metrics import roc_curve, tagger_metrics
 
 __all__ = ["TrainConfig", "model_inputs", "train", "train_on_dataset"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -289,9 +292,8 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
         history["validation"].append(vl)
         history["val_auc"].append(round(vauc, 5))
         history["lr"].append(float(opt.param_groups[0]["lr"]))
-        print(f"[{cfg.model}] epoch {epoch + 1}: train loss {history['train'][-1]:.4f}, val loss {vl:.4f}, "
-              f"val AUC {vauc:.4f}, lr {history['lr'][-1]:.2e}, {time.perf_counter() - t_train:.0f} s",
-              file=sys.stderr, flush=True)
+        log.info("[%s] epoch %d: train loss %.4f, val loss %.4f, val AUC %.4f, lr %.2e, %.0f s", cfg.model,
+                 epoch + 1, history["train"][-1], vl, vauc, history["lr"][-1], time.perf_counter() - t_train)
         out_of_time = cfg.time_budget_s > 0 and time.perf_counter() - t_train >= cfg.time_budget_s
         if vl < best[0] - 1e-5:
             best = (vl, epoch)
@@ -367,7 +369,7 @@ def _export_onnx(out: Path, kind: str, test_inputs: list[np.ndarray] | None = No
     try:
         return export_onnx(out, inputs=inputs)
     except ExportError as err:
-        print(f"[train] {out}: no ONNX export ({err}); the torch artifact is unaffected", file=sys.stderr)
+        log.warning("%s: no ONNX export (%s); the torch artifact is unaffected", out, err)
         return None
 
 
