@@ -5,7 +5,7 @@ Grow a set toward a number of training jets per class (issue 22: >= 200k each)::
     nice -n 19 python workflows/make_training_set.py --target-top 200000 --target-qcd 200000 \\
         --events 10000 --workers 1 --out data/train_big --manifest-copy docs/train/data_manifest.json
 
-writes ``{out}/ttbar_{seed}.root`` (seeds 10001+) and ``{out}/qcd_{seed}.root`` (20001+), the
+writes ``{out}/ttbar_{seed}.root`` (seeds 10001-10999) and ``{out}/qcd_{seed}.root`` (20001-20999), the
 class furthest from its target first, with the evaluation set's generation settings; counts
 the training jets of every finished file (550 < pT < 650 GeV, |eta| < 2; ttbar: fully
 contained top jets), logs events/s per file, stops when both targets are reached, and keeps
