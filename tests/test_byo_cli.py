@@ -136,7 +136,7 @@ def test_taggers_lists_every_shipped_tagger(tmp_path):
 
 @pytest.mark.slow
 def test_byo_spec_with_extra_branches_on_every_executor(byo_files, tmp_path):
-    from hepml_coffea import RunConfig, TaggerProcessor, run_fileset
+    from hepml_coffea import RunConfig, Selection, TaggerProcessor, run_fileset
 
     tmp = byo_files["dir"]
     art = tmp / "recipe-exec"
@@ -148,14 +148,15 @@ def test_byo_spec_with_extra_branches_on_every_executor(byo_files, tmp_path):
     fileset = {"cms": [str(PFNANO)]}
     results = {}
     for executor in ("iterative", "futures", "dask"):
-        proc = TaggerProcessor(taggers=[str(art)], device="cpu", selection=None)
+        proc = TaggerProcessor(taggers=[str(art)], device="cpu",
+                               selection=Selection(pt_min=0.0, pt_max=1e5, abs_eta_max=10.0))  # every fat jet
         out = run_fileset(fileset, proc, config=RunConfig(executor=executor, workers=1, chunksize=5, status=False,
                                                           dashboard_address=":0"))
         results[executor] = out["datasets"]["cms"]
     (tmp_path / "fs.json").write_text(json.dumps(fileset))
     r = _cli("run", "--fileset", str(tmp_path / "fs.json"), "--executor", "dask", "--workers", "1", "--chunksize",
              "5", "--taggers", str(art), "--dashboard-address", ":0", "--out", str(tmp_path / "cli.coffea"),
-             "--selection", "none", cwd=tmp_path)
+             "--pt-min", "0", "--pt-max", "100000", "--eta-max", "10", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     from coffea.util import load
 
