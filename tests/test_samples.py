@@ -261,3 +261,14 @@ def test_training_set_resumes_after_an_interruption_and_keeps_a_true_manifest(tm
     # seeds of the evaluation set are refused
     with pytest.raises(ValueError, match="overlap seeds 3001-4999"):
         ts.grow_training_set(out, 1, 1, first_seeds={"ttbar": 3001, "qcd": 20001})
+
+
+def test_training_set_rebuilds_from_a_manifest(tmp_path):
+    """--files-from: exactly the listed files, content identical to the first build."""
+    from hepml_coffea.samples.training_set import grow_training_set
+
+    first = grow_training_set(tmp_path / "a", 10, 10, events_per_file=30, manifest_copy=tmp_path / "m.json")
+    again = grow_training_set(tmp_path / "b", 0, 0, files_from=tmp_path / "m.json")
+    assert [e["file"] for e in again["files"]] == [e["file"] for e in first["files"]]
+    assert [e["content_sha256"] for e in again["files"]] == [e["content_sha256"] for e in first["files"]]
+    assert set(again["rebuild_check"].values()) == {True}

@@ -11,6 +11,10 @@ the training jets of every finished file (550 < pT < 650 GeV, |eta| < 2; ttbar: 
 contained top jets), logs events/s per file, stops when both targets are reached, and keeps
 ``{out}/manifest.json`` (and ``--manifest-copy``) up to date. Rerun the same command to
 resume: finished files are kept, an interrupted file (``.root.tmp``) is generated again.
+
+Rebuild the committed set on another machine (the same files, content checked by sha256)::
+
+    python workflows/make_training_set.py --files-from docs/train/data_manifest.json --out data/train_big --workers 2
 See :mod:`hepml_coffea.samples.training_set`.
 
 The shipped taggers' training set (the older fixed-size mode, seeds 101+ ttbar, 201+ qcd)::
@@ -53,6 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--manifest-copy", default=None,
                     help="also write the manifest here (target mode; e.g. docs/train/data_manifest.json)")
     ap.add_argument("--max-files", type=int, default=None, help="stop after this many new files (target mode)")
+    ap.add_argument("--files-from", default=None,
+                    help="rebuild exactly the files of this manifest (e.g. docs/train/data_manifest.json) and "
+                         "check their content sha256; targets default to the manifest's")
     ap.add_argument("--files", type=int, default=10, help="files per process (fixed-size mode)")
     ap.add_argument("--first-file", type=int, default=0, help="fixed-size mode")
     ap.add_argument("--events", type=int, default=None, help="events per file (default 10000; 20000 fixed-size)")
@@ -60,6 +67,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="target mode: files generated at once (one process each); fixed-size: processes per file")
     ap.add_argument("--out", default=None, help="output folder (default data/train_big, fixed-size data/train)")
     args = ap.parse_args(argv)
+    if args.files_from:
+        import json
+
+        targets = json.loads(Path(args.files_from).read_text()).get("targets", {})
+        args.target_top = args.target_top if args.target_top is not None else targets.get("ttbar", 0)
+        args.target_qcd = args.target_qcd if args.target_qcd is not None else targets.get("qcd", 0)
     if (args.target_top is None) != (args.target_qcd is None):
         ap.error("give both --target-top and --target-qcd")
     if args.target_top is None:
@@ -74,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     command = "python workflows/make_training_set.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     grow_training_set(args.out or "data/train_big", args.target_top, args.target_qcd,
                       events_per_file=args.events or 10000, workers=args.workers,
-                      manifest_copy=args.manifest_copy, command=command, max_files=args.max_files)
+                      manifest_copy=args.manifest_copy, command=command, max_files=args.max_files,
+                      files_from=args.files_from)
 
 
 if __name__ == "__main__":

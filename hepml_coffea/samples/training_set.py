@@ -139,11 +139,12 @@ def _lock(out: Path) -> Iterator[None]:
         fh.close()
 
 
-def _check_seeds(first: dict[str, int]) -> None:
+def _check_seeds(first: dict[str, int], span: int = SEED_SPAN) -> None:
+    """Refuse seed ranges ``first[p] .. first[p] + span - 1`` that meet :data:`RESERVED_SEEDS`."""
     for process, seed in first.items():
         for lo, hi in RESERVED_SEEDS:
-            if seed <= hi and seed + SEED_SPAN - 1 >= lo:
-                msg = (f"{process} seeds {seed}..{seed + SEED_SPAN - 1} overlap seeds {lo}-{hi} used by another "
+            if seed <= hi and seed + span - 1 >= lo:
+                msg = (f"{process} seeds {seed}..{seed + span - 1} overlap seeds {lo}-{hi} used by another "
                        f"sample (the evaluation set must stay disjoint from training); choose other first seeds")
                 raise ValueError(msg)
 
@@ -167,6 +168,7 @@ def grow_training_set(
     command: str | None = None,
     max_files: int | None = None,
     log: Callable[[str], None] | None = None,
+    files_from: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Generate files into ``out`` until ``target_top`` top and ``target_qcd`` QCD training jets.
 
@@ -182,6 +184,9 @@ def grow_training_set(
     command : the command line, recorded in the manifest
     max_files : stop after this many new files (``None``: until the targets)
     log : progress lines (default: this module's logger)
+    files_from : a manifest (e.g. the committed ``docs/train/data_manifest.json``): generate
+        exactly its files (process, seed, events), whatever the targets, and check each
+        file's ``content_sha256`` against it (``rebuild_check`` in the returned manifest)
 
     Returns the manifest (dict).
     """
@@ -191,6 +196,13 @@ def grow_training_set(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     target = {"ttbar": int(target_top), "qcd": int(target_qcd)}
+    wanted: list[dict[str, Any]] = []
+    if files_from is not None:
+        wanted = json.loads(Path(files_from).read_text())["files"]
+        for e in wanted:
+            _check_seeds({e["process"]: int(e["seed"])}, span=1)
+    expected = {e["file"]: e.get("content_sha256") for e in wanted}
+    rebuild_check: dict[str, bool] = {}
     with _lock(out):
         manifest_path = out / MANIFEST
         old: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
@@ -207,6 +219,8 @@ def grow_training_set(
             entries[path.name] = e
         for name in set(known) - set(entries):
             log(f"{name}: in the manifest but not on disk: dropped from the manifest")
+        for name in set(expected) & set(entries):
+            rebuild_check[name] = entries[name]["content_sha256"] == expected[name]
         stale = sorted(p.name for p in out.glob("*.root.tmp"))
         if stale:
             log(f"ignoring {len(stale)} unfinished file(s) of an interrupted run (regenerated and replaced): "
@@ -238,6 +252,9 @@ def grow_training_set(
                 "events_per_s_median": (sorted(e["events_per_s"] for e in secs)[len(secs) // 2] if secs else None),
                 "files": files,
             }
+            if files_from is not None:
+                manifest["rebuilt_from"] = str(files_from)
+                manifest["rebuild_check"] = {k: rebuild_check.get(k) for k in expected}
             tmp = manifest_path.with_name(MANIFEST + ".tmp")
             tmp.write_text(json.dumps(manifest, indent=1) + "\n")
             os.replace(tmp, manifest_path)
@@ -249,14 +266,20 @@ def grow_training_set(
             return manifest
 
         manifest = save()
-        inflight: dict[Future[float] | None, tuple[str, int, Path]] = {}
+        inflight: dict[Future[float] | None, tuple[str, int, Path, int]] = {}
         taken = {(e["process"], e["seed"]) for e in entries.values()}
         new_files = 0
 
-        def next_job() -> tuple[str, int, Path] | None:
+        def next_job() -> tuple[str, int, Path, int] | None:
+            if files_from is not None:
+                busy = {j[2].name for j in inflight.values()}
+                for e in wanted:
+                    if e["file"] not in entries and e["file"] not in busy:
+                        return e["process"], int(e["seed"]), out / e["file"], int(e["events"])
+                return None
             need = {}
             for p in target:
-                pending = sum(1 for q, _, _ in inflight.values() if q == p) * events_per_file * per_event(p)
+                pending = sum(j[3] for j in inflight.values() if j[0] == p) * per_event(p)
                 missing = target[p] - counted(p) - pending
                 if missing > 0:
                     need[p] = missing / max(target[p], 1)
@@ -264,17 +287,21 @@ def grow_training_set(
                 return None
             process = max(sorted(need), key=lambda p: need[p])
             seed = first[process]
-            while (process, seed) in taken or any(s == seed and q == process for q, s, _ in inflight.values()):
+            while (process, seed) in taken or any(j[1] == seed and j[0] == process for j in inflight.values()):
                 seed += 1
             if seed >= first[process] + SEED_SPAN:
                 msg = f"{process}: all {SEED_SPAN} seeds from {first[process]} used; use larger files"
                 raise RuntimeError(msg)
-            return process, seed, out / f"{process}_{seed}.root"
+            return process, seed, out / f"{process}_{seed}.root", events_per_file
 
-        def finish(job: tuple[str, int, Path], seconds: float) -> None:
+        def finish(job: tuple[str, int, Path, int], seconds: float) -> None:
             nonlocal manifest, new_files
-            process, seed, path = job
+            process, seed, path, _ = job
             e = _file_entry(path, process, seed, seconds, command)
+            if path.name in expected:
+                rebuild_check[path.name] = e["content_sha256"] == expected[path.name]
+                log(f"{path.name}: content {'identical to' if rebuild_check[path.name] else 'DIFFERS from'} "
+                    f"{files_from}")
             entries[path.name] = e
             taken.add((process, seed))
             new_files += 1
@@ -287,16 +314,16 @@ def grow_training_set(
         if workers <= 1:
             while (job := next_job()) is not None:
                 inflight[None] = job
-                log(f"generating {job[2].name} ({events_per_file} events)")
-                seconds = _generate_file(job[0], events_per_file, job[1], str(job[2]))
+                log(f"generating {job[2].name} ({job[3]} events)")
+                seconds = _generate_file(job[0], job[3], job[1], str(job[2]))
                 del inflight[None]
                 finish(job, seconds)
         else:
             with ProcessPoolExecutor(workers) as pool:
                 while True:
                     while len(inflight) < workers and (job := next_job()) is not None:
-                        log(f"generating {job[2].name} ({events_per_file} events)")
-                        inflight[pool.submit(_generate_file, job[0], events_per_file, job[1], str(job[2]))] = job
+                        log(f"generating {job[2].name} ({job[3]} events)")
+                        inflight[pool.submit(_generate_file, job[0], job[3], job[1], str(job[2]))] = job
                     if not inflight:
                         break
                     done, _ = wait([f for f in inflight if f is not None], return_when=FIRST_COMPLETED)
