@@ -4,12 +4,13 @@ The pipeline per batch of events:
 
 1. Pythia8 at sqrt(s) = 14 TeV (``pythia8mc``), ``PhaseSpace:pTHatMin`` ~ 500 GeV;
    signal ``Top:gg2ttbar`` + ``Top:qqbar2ttbar`` with ``24:onMode`` hadronic, background
-   ``HardQCD:all``.
+   ``HardQCD:all``; events come in batches (``nextBatch``) as columns.
 2. Final-state visible particles (no neutrinos) with |eta| < ``eta_max``, optionally
    passed through :func:`hepml_coffea.samples.detector.apply_detector_response`.
 3. anti-kT R=0.8 jets with FastJet's vectorised (awkward) interface, pT > ``jet_pt_min``,
-   sorted by pT; soft-drop mass (beta=0, z_cut=0.1, C/A reclustering) and N-subjettiness
-   tau1..tau3 (beta=1, one-pass kT axes, normalised) from FastJet contrib.
+   sorted by pT; soft-drop mass (beta=0, z_cut=0.1, C/A reclustering; :func:`_softdrop_mass`,
+   FastJet's objects, identical to contrib's SoftDrop) and N-subjettiness tau1..tau3
+   (beta=1, one-pass kT axes, normalised) from FastJet contrib.
 4. Arrays in NanoAOD/PFNano layout (see :mod:`hepml_coffea.samples.write`).
 
 Generation is deterministic for a given (process, n_events, seed, workers).
@@ -231,10 +232,10 @@ def _visible_final(ev: _EventArrays, particle_data: Any, cache: dict[int, tuple[
     """Rows (px, py, pz, E, pdgId, charge) of the final visible particles and their counts per
     event: what ``[p for p in event if p.isFinal() and p.isVisible()]`` gives, in record order."""
     ids = ev.id
-    for u in np.unique(ids).tolist():
+    uniq, inv = np.unique(ids, return_inverse=True)
+    for u in uniq.tolist():
         if u not in cache:
             cache[u] = (bool(particle_data.isVisible(u)), float(particle_data.charge(u)))
-    uniq, inv = np.unique(ids, return_inverse=True)
     visible = np.array([cache[u][0] for u in uniq.tolist()], dtype=bool)[inv]
     charge = np.array([cache[u][1] for u in uniq.tolist()], dtype=np.float64)[inv]
     keep = (ev.status > 0) & visible
