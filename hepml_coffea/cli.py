@@ -72,7 +72,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from hepml_coffea.evaluation import format_report, run_evaluation
+    from hepml_coffea.evaluation.evaluate import run_evaluation
+    from hepml_coffea.evaluation.report import format_report
 
     res = run_evaluation(args.data, args.out, taggers=args.taggers, cache=args.cache, device=args.device,
                          threads=args.threads, update_markdown=args.update_markdown)

@@ -35,7 +35,8 @@ def summary_table(output: dict[str, Any]) -> str:
     passing QCD jets (the working point is the highest score-bin edge that keeps at least
     eS of the top jets; the eS reached is shown where the 1,000 score bins move it by more
     than 0.1 %). A tagger without top or QCD jets gets a row saying so."""
-    from hepml_coffea.evaluation import delong_auc, format_rejection
+    from hepml_coffea.evaluation.report import format_rejection
+    from hepml_coffea.evaluation.stats import delong_auc
     from hepml_coffea.analysis.histograms import datasets_of, jets_from_hist, rejection_from_hist, signal_background
 
     taggers: list[str] = []

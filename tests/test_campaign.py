@@ -195,7 +195,7 @@ def test_report_fallback_pins_clopper_pearson(monkeypatch: pytest.MonkeyPatch) -
     real_import = builtins.__import__
 
     def no_evaluation(name, *a, **k):
-        if name == "hepml_coffea.evaluation":
+        if name == "hepml_coffea.evaluation.stats":
             raise ImportError(name)
         return real_import(name, *a, **k)
 

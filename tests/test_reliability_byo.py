@@ -12,7 +12,7 @@ import pytest
 from faults import collections, write_tree
 
 from hepml_coffea.artifacts import load_artifact, save_artifact
-from hepml_coffea.evaluation import load_eval_sample
+from hepml_coffea.evaluation.dataset import load_eval_sample
 from hepml_coffea.models import build_model
 from hepml_coffea.representations import InputSpec
 from hepml_coffea.selection import Selection

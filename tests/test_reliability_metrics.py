@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hepml_coffea.evaluation import run_evaluation, tagger_report
+from hepml_coffea.evaluation.evaluate import run_evaluation
+from hepml_coffea.evaluation.stats import tagger_report
 from hepml_coffea.training.metrics import tagger_metrics
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hepml_coffea.evaluation import load_eval_sample, paired_rejection_ratio
+from hepml_coffea.evaluation.dataset import load_eval_sample
+from hepml_coffea.evaluation.stats import paired_rejection_ratio
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 
-from hepml_coffea.evaluation import format_report, run_evaluation
+from hepml_coffea.evaluation.evaluate import run_evaluation
+from hepml_coffea.evaluation.report import format_report
 
 
 def main() -> None:

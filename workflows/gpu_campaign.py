@@ -837,7 +837,7 @@ def _save_scores(camp: Campaign, scores: dict[str, np.ndarray]) -> None:
 def _report(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
     """AUC +- error and 1/eB at eS = 30 %, 50 % with 68 % intervals.
 
-    Uses :func:`hepml_coffea.evaluation.tagger_report` when that module is there; else
+    Uses :func:`hepml_coffea.evaluation.stats.tagger_report` when that module is there; else
     the AUC from :mod:`hepml_coffea.training.metrics` (error: Hanley-McNeil) and
     Clopper-Pearson intervals on the QCD jets passing each threshold.
 
@@ -845,11 +845,11 @@ def _report(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
         labels, scores: (N,) -> dict
     """
     try:
-        from hepml_coffea.evaluation import tagger_report
+        from hepml_coffea.evaluation.stats import tagger_report
     except ImportError:
         tagger_report = None
     if tagger_report is not None:
-        return {"method": "hepml_coffea.evaluation.tagger_report", **tagger_report(labels, scores)}
+        return {"method": "hepml_coffea.evaluation.stats.tagger_report", **tagger_report(labels, scores)}
     from scipy.stats import beta
 
     from hepml_coffea.training.metrics import auc as auc_of

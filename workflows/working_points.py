@@ -20,7 +20,7 @@ import numpy as np
 
 def main(argv: list[str] | None = None) -> int:
     from hepml_coffea.artifacts import load_artifact, update_artifact
-    from hepml_coffea.evaluation import load_eval_sample
+    from hepml_coffea.evaluation.dataset import load_eval_sample
     from hepml_coffea.training.metrics import threshold_at
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

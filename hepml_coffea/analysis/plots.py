@@ -1,5 +1,9 @@
 """Plots (PNG, mplhep CMS-like style): ROC curves, loss curves, score distributions,
-background rejection vs pT, cutflow. ``hepml-coffea plot OUT`` calls :func:`plot_output`."""
+background rejection vs pT, cutflow. ``hepml-coffea plot OUT`` calls :func:`plot_output`.
+
+Each plot is drawn on its own pyplot-free figure inside mplhep's style as a context
+(:func:`hepml_coffea.evaluation.plots.plot_style`); ``draw_*`` functions take the axes.
+matplotlib is imported on the first call, never at import."""
 
 from __future__ import annotations
 
@@ -13,19 +17,10 @@ import numpy as np
 import hist
 
 from hepml_coffea.analysis.histograms import datasets_of, rejection_from_hist, roc_from_hist, selection_label, signal_background
+from hepml_coffea.evaluation.plots import TAGGER_COLORS, new_figure, plot_style, save_figure
+from hepml_coffea.evaluation.stats import clopper_pearson
 
-__all__ = ["plot_all", "plot_roc", "plot_loss", "plot_output"]
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-
-    plt.style.use(mplhep.style.ROOT)
-    return plt
+__all__ = ["draw_roc", "plot_all", "plot_loss", "plot_output", "plot_roc"]
 
 
 def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out: str | os.PathLike[str],
@@ -37,12 +32,15 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out: str | os.
     Shapes:
         curves: per tagger (es, eb), each (n_points,)
     """
-    from hepml_coffea.evaluation import clopper_pearson
+    with plot_style():
+        fig, ax = new_figure(figsize=(8, 7))
+        draw_roc(ax, curves, title, n_background)
+        return save_figure(fig, out, dpi=90, tight=False)
 
-    from hepml_coffea.evaluation import TAGGER_COLORS
 
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 7))
+def draw_roc(ax: Any, curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "top vs QCD",
+             n_background: Mapping[str, int] | None = None) -> None:
+    """:func:`plot_roc` on the axes ``ax``."""
     ax.set_prop_cycle(color=TAGGER_COLORS)
     for name, (es, eb) in curves.items():
         ok = (eb > 0) & (es > 0.05)
@@ -57,25 +55,18 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out: str | os.
     ax.set_xlim(0, 1)
     ax.legend(title=title, fontsize=14, title_fontsize=14)
     ax.grid(alpha=0.3)
-    out = Path(out)
-    fig.savefig(out, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return out
 
 
 def plot_loss(history: Mapping[str, list[float]], out: str | os.PathLike[str]) -> Path:
     """Training and validation loss per epoch."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 6))
-    for name, vals in history.items():
-        ax.plot(np.arange(1, len(vals) + 1), vals, marker="o", label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy loss")
-    ax.legend()
-    out = Path(out)
-    fig.savefig(out, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return out
+    with plot_style():
+        fig, ax = new_figure(figsize=(8, 6))
+        for name, vals in history.items():
+            ax.plot(np.arange(1, len(vals) + 1), vals, marker="o", label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("cross-entropy loss")
+        ax.legend()
+        return save_figure(fig, out, dpi=90, tight=False)
 
 
 def plot_output(output: str | os.PathLike[str] | Mapping[str, Any], outdir: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -89,13 +80,17 @@ def plot_output(output: str | os.PathLike[str] | Mapping[str, Any], outdir: str 
         acc = load(output)
         base = Path(outdir) if outdir else Path(output).with_suffix("").parent / (Path(output).stem + "_plots")
     base.mkdir(parents=True, exist_ok=True)
-    return plot_all(acc, base, _plt())
+    return plot_all(acc, base)
 
 
-def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any | None = None) -> list[Path]:
+def plot_all(acc: Mapping[str, Any], outdir: Path) -> list[Path]:
     """Score distributions, ROC curves (titled with the run's selection), rejection vs pT
     and the cutflow of a run output -> PNG files in ``outdir``."""
-    plt = plt or _plt()
+    with plot_style():
+        return _plot_all(acc, Path(outdir))
+
+
+def _plot_all(acc: Mapping[str, Any], outdir: Path) -> list[Path]:
     written: list[Path] = []
     datasets = datasets_of(acc)
     title = "top vs QCD" + (f", {selection_label(acc)}" if selection_label(acc) else "")
@@ -110,7 +105,7 @@ def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any | None = None) -> li
 
     # score distributions per dataset and tagger
     for t in taggers:
-        fig, ax = plt.subplots(figsize=(8, 6))
+        fig, ax = new_figure(figsize=(8, 6))
         for name, ds in datasets.items():
             h = ds["scores"]
             if t not in list(h.axes["tagger"]):
@@ -123,10 +118,7 @@ def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any | None = None) -> li
         ax.set_xlabel(f"{t} score")
         ax.set_ylabel("fraction of jets")
         ax.legend()
-        p = outdir / f"score_{t}.png"
-        fig.savefig(p, dpi=80, bbox_inches="tight")
-        plt.close(fig)
-        written.append(p)
+        written.append(save_figure(fig, outdir / f"score_{t}.png", tight=False))
 
     # ROC from histograms (truth-labelled jets of all datasets)
     curves, n_background = {}, {}
@@ -142,9 +134,7 @@ def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any | None = None) -> li
                                 n_background=n_background))
 
         # background rejection vs pT at eS = 50 %
-        from hepml_coffea.evaluation import TAGGER_COLORS
-
-        fig, ax = plt.subplots(figsize=(8, 6))
+        fig, ax = new_figure(figsize=(8, 6))
         ax.set_prop_cycle(color=TAGGER_COLORS)
         for k, t in enumerate(curves):
             rej = []
@@ -184,13 +174,10 @@ def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any | None = None) -> li
         ax.set_xlabel("fat-jet $p_T$ [GeV]")
         ax.set_ylabel("$1/\\epsilon_B$ at $\\epsilon_S$ = 50%")
         ax.legend(fontsize=12, title="bars: 68% CP; $\\blacktriangle$: 68% lower limit", title_fontsize=12)
-        p = outdir / "rejection_vs_pt.png"
-        fig.savefig(p, dpi=80, bbox_inches="tight")
-        plt.close(fig)
-        written.append(p)
+        written.append(save_figure(fig, outdir / "rejection_vs_pt.png", tight=False))
 
     # cutflow
-    fig, ax = plt.subplots(figsize=(9, 6))
+    fig, ax = new_figure(figsize=(9, 6))
     width = 0.8 / max(len(datasets), 1)
     for i, (name, ds) in enumerate(datasets.items()):
         cf = ds["cutflow"]
@@ -200,8 +187,5 @@ def plot_all(acc: Mapping[str, Any], outdir: Path, plt: Any | None = None) -> li
     ax.set_yscale("log")
     ax.set_ylabel("count")
     ax.legend()
-    p = outdir / "cutflow.png"
-    fig.savefig(p, dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    written.append(p)
+    written.append(save_figure(fig, outdir / "cutflow.png", tight=False))
     return written

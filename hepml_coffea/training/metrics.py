@@ -49,20 +49,20 @@ def rejection_at(es: np.ndarray, eb: np.ndarray, target: float) -> float:
 def threshold_at(labels: np.ndarray, scores: np.ndarray, target: float) -> float:
     """Score cut whose selection ``score >= cut`` keeps a fraction ``target`` of signal.
 
-    The working point of :func:`hepml_coffea.evaluation.rejection_at_efficiency`: the jets
+    The working point of :func:`hepml_coffea.evaluation.stats.rejection_at_efficiency`: the jets
     that pass are those at or above the largest score keeping at least ``target`` of the
     signal. The cut is placed midway in the gap below that score (to the next lower score of
     any jet), so the same jets pass here, and a jet sitting exactly on the cut cannot flip
     when another batch size rounds its score differently in the last bit.
     """
-    from hepml_coffea.evaluation import _threshold
+    from hepml_coffea.evaluation.stats import working_point
 
     s = np.asarray(scores, dtype=np.float64)
     sig = s[np.asarray(labels).astype(bool)]
     if len(sig) == 0:
         msg = "no signal jets"
         raise ValueError(msg)
-    t = _threshold(sig, target)
+    t = working_point(sig, target)
     below = s[s < t]
     return float(0.5 * (t + below.max())) if len(below) else t
 
@@ -72,12 +72,12 @@ def tagger_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
     with the 68 % Clopper-Pearson interval of the passing background count
     (``rejection_30_interval``, ``rejection_30_n_pass``), working-point thresholds.
 
-    Every quantity uses the estimator of :func:`hepml_coffea.evaluation.tagger_report`, so
+    Every quantity uses the estimator of :func:`hepml_coffea.evaluation.stats.tagger_report`, so
     a model's metrics.json and ``hepml-coffea evaluate`` agree on the same jets: the AUC is
     the Mann-Whitney / DeLong one, the accuracy the balanced one, 1/eB the counted
     rejection at the largest threshold keeping at least eS of the signal (not an
     interpolated ROC). The errors are None with fewer than 2 jets of a class."""
-    from hepml_coffea.evaluation import balanced_accuracy, delong_auc, rejection_at_efficiency
+    from hepml_coffea.evaluation.stats import balanced_accuracy, delong_auc, rejection_at_efficiency
 
     labels = np.asarray(labels).astype(bool)
     es, eb, _ = roc_curve(labels, scores)  # refuses NaN scores and a missing class

@@ -1,31 +1,20 @@
-"""Standard evaluation: statistics pinned on hand-made inputs, then a real-file run."""
+"""Evaluation statistics (``hepml_coffea/evaluation/stats.py``) pinned on hand-made inputs."""
 
 from __future__ import annotations
 
-import json
-
-import awkward as ak
 import numpy as np
 import pytest
 from scipy.stats import beta
 
-from hepml_coffea.evaluation import (
+from hepml_coffea.evaluation.stats import (
     ONE_SIGMA,
-    TRUTH_CONTAINED,
-    TRUTH_QCD,
-    TRUTH_TOP_ONLY,
-    EvalSample,
     balanced_accuracy,
     clopper_pearson,
     delong_auc,
-    evaluate,
-    format_report,
     jensen_shannon,
-    load_eval_sample,
     mass_sculpting,
     rejection_at_efficiency,
     rejection_vs_pt,
-    top_only_matched,
 )
 from hepml_coffea.training.metrics import auc as trapezoid_auc
 
@@ -109,98 +98,8 @@ def test_rejection_vs_pt_bins():
     assert v["signal_efficiency"][:2] == [1.0, 0.0] and np.isnan(v["signal_efficiency"][2])
 
 
-def _genpart_event():
-    # top (0) -> b (1), W (2) -> q (3), q' (4); the W quark q' is 1.5 away from the top
-    return ak.Array({"GenPart": [[
-        {"pt": 600.0, "eta": 0.0, "phi": 0.0, "pdgId": 6, "genPartIdxMother": -1},
-        {"pt": 200.0, "eta": 0.1, "phi": 0.1, "pdgId": 5, "genPartIdxMother": 0},
-        {"pt": 400.0, "eta": -0.1, "phi": 0.0, "pdgId": 24, "genPartIdxMother": 0},
-        {"pt": 200.0, "eta": -0.2, "phi": 0.1, "pdgId": 1, "genPartIdxMother": 2},
-        {"pt": 200.0, "eta": 1.5, "phi": 0.0, "pdgId": -2, "genPartIdxMother": 2},
-    ]]})
-
-
-def test_top_only_matching_on_a_hand_made_event():
-    from hepml_coffea.truth import TOP, top_labels
-
-    ev = _genpart_event()
-    idx = np.array([0, 0, 0])
-    eta, phi = np.array([0.05, 2.0, 0.0]), np.array([0.0, 0.0, 3.0])
-    assert top_only_matched(ev, idx, eta, phi).tolist() == [True, False, False]
-    assert (top_labels(ev, idx, eta, phi) == TOP).tolist() == [False, False, False]  # q' outside 0.8
-
-
-def _toy_sample():
-    rng = np.random.default_rng(1)
-    n_top, n_loose, n_qcd = 300, 100, 1200
-    truth = np.r_[np.full(n_top, TRUTH_CONTAINED), np.full(n_loose, TRUTH_TOP_ONLY), np.full(n_qcd, TRUTH_QCD)]
-    sig = truth >= TRUTH_TOP_ONLY
-    good = np.clip(rng.normal(np.where(truth == TRUTH_CONTAINED, 0.8, np.where(sig, 0.6, 0.2)), 0.3), 0, 1)
-    msd = np.where(sig, rng.normal(172, 10, len(truth)), rng.exponential(60, len(truth)))
-    base = good + rng.normal(0, 0.2, len(truth))
-    base[:5] = np.nan  # unscored jets count as failing
-    return EvalSample(pt=rng.uniform(550, 650, len(truth)), eta=rng.uniform(-2, 2, len(truth)), msd=msd,
-                      truth=truth.astype(np.int8), scores={"baseline": base, "good": np.clip(good + 0.05, 0, 1)},
-                      files=["toy"], counts={"ttbar_contained": n_top, "ttbar_top_only": n_loose,
-                                             "ttbar_unmatched": 50, "qcd": n_qcd}, scoring_path="toy")
-
-
-def test_evaluate_report_and_plots(tmp_path):
-    s = _toy_sample()
-    res = evaluate(s, tmp_path)
-    g = res["taggers"]["good"]
-    assert g["n_signal"] == 300 and g["n_background"] == 1200
-    assert res["taggers"]["baseline"]["n_unscored"] == 5
-    assert g["top_only_definition"]["n_signal"] == 400
-    assert g["top_only_definition"]["auc"] < g["auc"]  # looser truth: harder signal
-    assert res["truth"]["fraction_contained"] == pytest.approx(300 / 450)
-    b = res["taggers"]["baseline"]
-    assert 0 < b["eS50"]["n_pass"] < g["eS50"]["n_pass"] * 10
-    assert g["x_baseline"]["eS50"]["ratio"] == pytest.approx(g["eS50"]["rejection"] / b["eS50"]["rejection"])
-    assert g["x_baseline"]["eS50"]["err"] > 0
-    md = format_report(res)
-    assert "| good |" in md and "Clopper-Pearson" in md and "66.7 %" in md
-    assert "| good | yes (" in md  # targets table: 'good' beats the noisier baseline
-    boot = g["bootstrap"]
-    assert 0.3 < boot["auc_std"] / g["auc_err"] < 3  # DeLong and bootstrap agree in size
-    assert boot["eS50"][0] <= g["eS50"]["rejection"] <= boot["eS50"][1] * 1.5
-    for f in ("results.json", "report.md", "roc.png", "rejection_vs_pt.png", "scores.png", "mass_sculpting.png"):
-        assert (tmp_path / f).stat().st_size > 0, f
-    assert json.loads((tmp_path / "results.json").read_text())["counts"]["qcd"] == 1200
-
-
-def test_load_eval_sample_on_generated_files_uses_cache(ttbar_file, qcd_file, tmp_path):
-    taggers = ["baseline", "pfn"]
-    s = load_eval_sample([ttbar_file], [qcd_file], taggers, cache=tmp_path / "cache", log=None)
-    assert set(s.scores) == set(taggers)
-    assert np.all((s.pt > 550) & (s.pt < 650))
-    assert s.counts["qcd"] == int((s.truth == TRUTH_QCD).sum()) > 0
-    assert s.counts["ttbar_contained"] == int((s.truth == TRUTH_CONTAINED).sum()) > 0
-    assert np.all(np.isfinite(s.scores["pfn"]))
-    again = load_eval_sample([ttbar_file], [qcd_file], taggers, cache=tmp_path / "cache", log=None)
-    assert s.cache_hits == 0 and again.cache_hits == 4
-    np.testing.assert_array_equal(again.scores["pfn"], s.scores["pfn"])
-    with pytest.raises(FileNotFoundError, match="nope.root"):
-        load_eval_sample([tmp_path / "nope.root"], [qcd_file], taggers, log=None)
-
-
-def test_cli_evaluate(ttbar_file, qcd_file, tmp_path):
-    from hepml_coffea.cli import main
-
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "ttbar_1.root").symlink_to(ttbar_file)
-    (data / "qcd_1.root").symlink_to(qcd_file)
-    rc = main(["evaluate", "--data", str(data), "--taggers", "baseline", "cnn", "--out", str(tmp_path / "ev"),
-               "--cache", str(tmp_path / "cache")])
-    assert rc == 0
-    res = json.loads((tmp_path / "ev" / "results.json").read_text())
-    assert set(res["taggers"]) == {"baseline", "cnn"}
-    assert "1/eB" in (tmp_path / "ev" / "report.md").read_text()
-
-
 def test_paired_rejection_ratio_identical_better_and_bad_shapes() -> None:
-    from hepml_coffea.evaluation import paired_rejection_ratio
+    from hepml_coffea.evaluation.stats import paired_rejection_ratio
 
     rng = np.random.default_rng(0)
     lab = np.r_[np.ones(400, bool), np.zeros(4000, bool)]
