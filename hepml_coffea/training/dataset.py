@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -62,13 +63,17 @@ class JetDataset:
     split: np.ndarray
     #: the selection both classes passed (recorded as the model's training domain)
     selection: Selection | None = None
+    #: (n,) a teacher tagger's score of each jet (NaN where it gave none), for distillation
+    teacher: np.ndarray | None = None
+    #: which teacher (name, hash) and where its scores are cached
+    teacher_info: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, mask: np.ndarray) -> JetDataset:
         return JetDataset(self.jets[mask], self.cands[mask], self.labels[mask], self.event[mask], self.split[mask],
-                          self.selection)
+                          self.selection, None if self.teacher is None else self.teacher[mask], self.teacher_info)
 
     def observables(self) -> tuple[np.ndarray, np.ndarray]:
         """(msoftdrop, tau32) of every jet, computed as at inference
@@ -81,11 +86,15 @@ class JetDataset:
 
 
 def _load(files: Sequence[str | os.PathLike[str]], want_top: bool, selection: Selection,
-          cand_fields: Sequence[str] = (), jet_fields: Sequence[str] = ()) -> JetDataset:
-    jets, cands, events = [], [], []
+          cand_fields: Sequence[str] = (), jet_fields: Sequence[str] = (), teacher: Any = None) -> JetDataset:
+    jets, cands, events, teach = [], [], [], []
+    if teacher is not None:  # the teacher's inputs may read more branches
+        cand_fields = tuple(sorted(set(cand_fields) | set(teacher.cand_fields)))
+        jet_fields = tuple(sorted(set(jet_fields) | set(teacher.jet_fields)))
     for f in files:
         ev = read_arrays(f)
-        jc = fatjet_constituents(ev, cand_fields=cand_fields, jet_fields=jet_fields)
+        jc = fatjet_constituents(ev, cand_fields=cand_fields, jet_fields=jet_fields, sv_fields=(
+            teacher.sv_fields if teacher is not None else ()))
         keep = selection.mask(jc) & jc.valid
         if want_top:
             lab = top_labels(ev, jc.event_index, ak.to_numpy(jc.jets.eta), ak.to_numpy(jc.jets.phi))
@@ -94,6 +103,10 @@ def _load(files: Sequence[str | os.PathLike[str]], want_top: bool, selection: Se
         jets.append(sel.jets)
         cands.append(sel.cands)
         events.append(np.asarray(ak.to_numpy(ev.event), dtype=np.uint64)[sel.event_index])
+        if teacher is not None:
+            from hepml_coffea.training.teacher import cached_teacher_scores
+
+            teach.append(cached_teacher_scores(f, sel, events[-1], teacher, want_top, selection))
     if not jets:
         msg = "no input files given"
         raise ValueError(msg)
@@ -101,7 +114,9 @@ def _load(files: Sequence[str | os.PathLike[str]], want_top: bool, selection: Se
     c = ak.concatenate(cands)
     e = np.concatenate(events)
     lab = np.full(len(e), 1 if want_top else 0, dtype=np.int64)
-    return JetDataset(j, c, lab, e, split_of(e))
+    t = np.concatenate(teach) if teacher is not None else None
+    info = None if teacher is None else {"name": teacher.taggers[0].name, "hash": teacher.taggers[0].hash}
+    return JetDataset(j, c, lab, e, split_of(e), selection, t, info)
 
 
 def load_dataset(
@@ -111,6 +126,7 @@ def load_dataset(
     max_jets: int = 0,
     cand_fields: Sequence[str] = (),
     jet_fields: Sequence[str] = (),
+    teacher: str | None = None,
 ) -> JetDataset:
     """Truth-matched top jets from ``signal`` files and all jets from ``background``.
 
@@ -122,8 +138,13 @@ def load_dataset(
     :class:`~hepml_coffea.constituents.MissingBranchError` naming it).
     """
     selection = selection or Selection()
-    s = _load(signal, True, selection, cand_fields, jet_fields)
-    b = _load(background, False, selection, cand_fields, jet_fields)
+    tagger = None
+    if teacher is not None:
+        from hepml_coffea.scoring import FatJetTagger
+
+        tagger = FatJetTagger([teacher], device="cpu", domain=False)
+    s = _load(signal, True, selection, cand_fields, jet_fields, tagger)
+    b = _load(background, False, selection, cand_fields, jet_fields, tagger)
     if max_jets:
         s = s.subset(np.arange(len(s)) < max_jets)
         b = b.subset(np.arange(len(b)) < max_jets)
@@ -134,4 +155,6 @@ def load_dataset(
         np.concatenate([s.event, b.event]),
         np.concatenate([s.split, b.split]),
         selection,
+        None if tagger is None else np.concatenate([s.teacher, b.teacher]),
+        s.teacher_info,
     )

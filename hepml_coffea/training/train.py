@@ -29,6 +29,7 @@ from hepml_coffea.artifacts import INPUT_NAMES, save_artifact
 from hepml_coffea.inference.engine import predict, resolve_device
 from hepml_coffea.representations import build
 from hepml_coffea.selection import Selection, TrainingDomain
+from hepml_coffea.training.augment import Augmenter, distillation_loss, teacher_logits
 from hepml_coffea.training.dataset import (
     TEST,
     TRAIN,
@@ -78,6 +79,15 @@ class TrainConfig:
     #: sequence models without batch statistics (PFN, LSTM) train on batches of similar
     #: multiplicity trimmed to their longest jet (same result, less padding computed)
     bucket: bool = True
+    #: jet-frame symmetries as augmentation (sequence / point-cloud models): ``"none"``,
+    #: ``"reflect"`` (deta -> -deta, dphi -> -dphi: exact), ``"reflect+rotate"``
+    #: (:mod:`hepml_coffea.training.augment`)
+    augment: str = "none"
+    #: weight alpha of the teacher term (0: truth labels only); needs the dataset's
+    #: teacher scores (``load_dataset(..., teacher=NAME)``)
+    distill: float = 0.0
+    #: temperature of the distillation term
+    distill_temperature: float = 2.0
 
 
 def model_inputs(built: dict[str, np.ndarray], input_kind: str) -> list[np.ndarray]:
@@ -222,6 +232,15 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
     total_steps = max(1, cfg.epochs * steps_per_epoch)
     step = 0
     gen = torch.Generator().manual_seed(cfg.seed)
+    aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    augmenter = Augmenter(spec, INPUT_NAMES[kind], cfg.augment) if cfg.augment != "none" else None
+    teacher_t = None
+    if cfg.distill > 0:
+        if ds.teacher is None:
+            msg = "TrainConfig.distill > 0 needs teacher scores: load_dataset(..., teacher='particlenet')"
+            raise ValueError(msg)
+        teacher_t = torch.from_numpy(teacher_logits(ds.teacher))
+        meta["training"]["teacher"] = ds.teacher_info
     history: dict[str, list[float]] = {"train": [], "validation": [], "val_auc": [], "lr": []}
     best = (float("inf"), -1)
     best_state: dict[str, Any] | None = None
@@ -273,8 +292,15 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
                 for group in opt.param_groups:
                     group["lr"] = _one_cycle_lr(frac, cfg.lr)
             with autocast():
-                logits = model(*take(b))
-                loss = loss_fn(logits.float(), y[b].to(device))
+                inputs = take(b)
+                if augmenter is not None:
+                    inputs = augmenter(inputs, aug_gen)
+                logits = model(*inputs)
+                if teacher_t is not None:
+                    loss = distillation_loss(logits.float(), y[b].to(device), teacher_t[b].to(device), cfg.distill,
+                                             cfg.distill_temperature)
+                else:
+                    loss = loss_fn(logits.float(), y[b].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad > 0:
@@ -459,13 +485,23 @@ def train(
     out: str | os.PathLike[str],
     cfg: TrainConfig | None = None,
     selection: Selection | None = None,
+    teacher: str | None = None,
 ) -> dict[str, Any]:
-    """Load files, train ``cfg.model``, write the artifact to ``out``; return test metrics."""
+    """Load files, train ``cfg.model``, write the artifact to ``out``; return test metrics.
+
+    ``teacher`` (a tagger name or artifact; needed when ``cfg.distill > 0``): its scores on
+    the training jets, computed once and cached beside the data
+    (:mod:`hepml_coffea.training.teacher`)."""
     cfg = cfg or TrainConfig()
+    if cfg.distill > 0 and teacher is None:
+        from hepml_coffea.config import ConfigurationError
+
+        msg = "distillation (distill > 0) needs a teacher tagger (--teacher particlenet)"
+        raise ConfigurationError(msg)
     selection = selection or Selection()
     cand_fields, jet_fields = _spec_fields(cfg.init_from)  # a fine-tuned BYO spec may read more branches
     ds = load_dataset(signal, background, selection, max_jets=cfg.max_jets, cand_fields=cand_fields,
-                      jet_fields=jet_fields)
+                      jet_fields=jet_fields, teacher=teacher if cfg.distill > 0 else None)
     meta = {
         "selection": selection.to_dict(),
         "domain": TrainingDomain.from_selection(
