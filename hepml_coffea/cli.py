@@ -1,7 +1,7 @@
 """``hepml-coffea``: a thin command-line front over importable functions.
 
-Sub-commands: ``generate``, ``summary``, ``train``, ``run``, ``plot``, ``demo``, ``import weaver``,
-``export weaver``, ``evaluate``, ``condor``, ``slurm``.
+Sub-commands: ``generate``, ``summary``, ``train``, ``run``, ``plot``, ``demo``,
+``import weaver|torchscript|onnx``, ``export weaver``, ``taggers``, ``evaluate``, ``condor``, ``slurm``.
 Each one parses arguments and calls one function of the package; nothing here is
 needed to use the package from analysis code.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any
 
@@ -61,12 +62,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
             msg = f"--init-from {args.init_from}: give --model too (the registry name of its architecture)"
             raise ConfigurationError(msg)
+    if args.distill is None:
+        args.distill = 0.5 if args.teacher else 0.0
     cfg = TrainConfig(
         model=args.model, epochs=args.epochs or 20, batch_size=args.batch_size or 256, lr=args.lr or 1e-3,
         seed=args.seed, max_jets=args.max_jets, device=args.device, patience=args.patience,
         threads=args.threads, init_from=args.init_from, time_budget_s=args.time_budget or 0.0,
+        augment=args.augment, distill=args.distill, distill_temperature=args.temperature,
     )
-    metrics = train(args.signal, args.background, args.out, cfg)
+    metrics = train(args.signal, args.background, args.out, cfg, teacher=args.teacher)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -286,6 +290,90 @@ def _cmd_import_weaver(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_byo(args: argparse.Namespace) -> int:
+    """``import torchscript|onnx``: seal, run once on the bundled CMS sample, summarise."""
+    from pathlib import Path
+
+    from hepml_coffea.artifacts import import_onnx, import_torchscript
+    from hepml_coffea.config import ConfigurationError
+    from hepml_coffea.representations import InputSpec
+    from hepml_coffea.selection import TrainingDomain
+
+    spec_path = Path(args.spec)
+    if not spec_path.is_file():
+        msg = f"--spec {spec_path} does not exist (the input spec YAML: kind, features, length, ...)"
+        raise ConfigurationError(msg)
+    spec = InputSpec.from_yaml(spec_path.read_text())
+    window = (args.pt_min, args.pt_max, args.abs_eta_max)
+    domain = None if all(x is None for x in window) and args.sample is None else TrainingDomain(
+        pt_min=args.pt_min, pt_max=args.pt_max, abs_eta_max=args.abs_eta_max, sample=args.sample or "unknown")
+    out = Path(args.out or args.name)
+    importer = import_torchscript if args.format == "torchscript" else import_onnx
+    importer(args.model, spec, out, name=args.name, domain=domain)
+    _describe(out)
+    _check_on_bundled_sample(out)
+    return 0
+
+
+def _check_on_bundled_sample(path: Any) -> None:
+    """Score the bundled CMS PFNano sample with a freshly imported tagger; print a summary."""
+    from importlib import resources
+
+    import numpy as np
+
+    from hepml_coffea.io import load_events
+    from hepml_coffea.scoring import FatJetTagger
+
+    sample = resources.files("hepml_coffea") / "data" / "cms_pfnano.root"
+    tagger = FatJetTagger([str(path)], device="cpu")
+    result = tagger.score(load_events(str(sample)))
+    s = next(iter(result.scores.values()))
+    s = s[np.isfinite(s)]
+    c = result.counts
+    if not len(s):
+        print(f"  bundled CMS sample ({sample.name}): no jet scored ({c})")
+        return
+    q = np.quantile(s, [0.0, 0.5, 1.0])
+    dom = next(iter(result.in_domain.values()))
+    inside = "" if dom is None else f"; {int(np.sum(dom & np.isfinite(next(iter(result.scores.values())))))} inside its domain"
+    print(f"  bundled CMS sample ({sample.name}): {c['scored']} of {result.n_fatjets} fat jets scored{inside}; "
+          f"score min {q[0]:.4f} / median {q[1]:.4f} / max {q[2]:.4f}, mean {float(np.mean(s)):.4f}")
+
+
+def _cmd_taggers(args: argparse.Namespace) -> int:
+    """``taggers``: one line per shipped tagger (or the given artifacts)."""
+    from hepml_coffea.artifacts import load_artifact, shipped_taggers
+
+    names = args.taggers or list(shipped_taggers())
+    rows = []
+    for n in names:
+        art = load_artifact(n)
+        spec = art.spec
+        if spec is None:
+            inputs = "msoftdrop, tau32"
+        elif spec.kind == "blocks":
+            inputs = "; ".join(f"{b.name} {len(b.vars)}x{b.length}" for b in spec.blocks)
+        elif spec.kind == "image":
+            inputs = f"image {len(spec.channels)}x{spec.npix}x{spec.npix}"
+        else:
+            inputs = f"{spec.kind} {spec.n_features}x{spec.length}"
+        params = art.metrics.get("parameters")
+        if params is None and art.model is not None and hasattr(art.model, "parameters"):
+            params = sum(int(p.numel()) for p in art.model.parameters())
+        dom = art.domain
+        rows.append((art.name, inputs, f"{params:,}" if params else "-", dom.describe() if dom else "not recorded",
+                     art.cpu_backend or "torch", art.hash[:16]))
+    if args.json:
+        keys = ("name", "inputs", "parameters", "domain", "runtime", "hash")
+        print(json.dumps([dict(zip(keys, r)) for r in rows], indent=2))
+        return 0
+    head = ("name", "inputs", "parameters", "training domain", "CPU runtime", "hash")
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        print("  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip())
+    return 0
+
+
 def _describe(path: Any) -> None:
     """Print what an artifact is: name, hash, inputs, classes, score, runtime."""
     from hepml_coffea.artifacts import load_artifact
@@ -343,6 +431,23 @@ def build_parser() -> argparse.ArgumentParser:
     iw.add_argument("--license", default=None, help="licence file to keep inside the artifact")
     iw.add_argument("--provenance", default=None, help="provenance text to keep inside the artifact")
     iw.set_defaults(func=_cmd_import_weaver)
+    for fmt, what in (("torchscript", "a TorchScript file (torch.jit.script / trace)"),
+                      ("onnx", "an ONNX graph with inputs named as the spec's kind (points, features, mask ...)")):
+        ib = isub.add_parser(fmt, help=f"{what} + an input spec YAML; checked on the bundled CMS sample")
+        ib.add_argument("model", help=f"the {fmt} file")
+        ib.add_argument("--spec", required=True, help="input spec YAML (kind, features, length, ...; see docs/)")
+        ib.add_argument("--name", required=True, help="tagger name (score column)")
+        ib.add_argument("--out", default=None, help="artifact directory (default ./NAME)")
+        ib.add_argument("--pt-min", type=float, default=None, help="training domain: fat-jet pT lower edge (GeV)")
+        ib.add_argument("--pt-max", type=float, default=None, help="training domain: fat-jet pT upper edge (GeV)")
+        ib.add_argument("--abs-eta-max", type=float, default=None, help="training domain: |eta| upper edge")
+        ib.add_argument("--sample", default=None, help="training domain: the sample it was trained on")
+        ib.set_defaults(func=_cmd_import_byo)
+
+    tg = sub.add_parser("taggers", help="the shipped taggers (or given artifacts): inputs, size, domain, runtime, hash")
+    tg.add_argument("taggers", nargs="*", help="artifact directories or names (default: every shipped tagger)")
+    tg.add_argument("--json", action="store_true")
+    tg.set_defaults(func=_cmd_taggers)
 
     ex = sub.add_parser("export", help="write a tagger in another tool's format")
     esub = ex.add_subparsers(dest="format", required=True)
@@ -376,6 +481,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=4)
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     t.add_argument("--device", default="auto")
+    t.add_argument("--augment", default="none", choices=["none", "reflect", "reflect+rotate"],
+                   help="jet-frame symmetries as augmentation (sequence / point-cloud models)")
+    t.add_argument("--teacher", default=None, metavar="TAGGER",
+                   help="distil from this tagger's scores (cached beside the data), e.g. particlenet")
+    t.add_argument("--distill", type=float, default=None, help="weight of the teacher term (default 0.5 with "
+                   "--teacher, else 0)")
+    t.add_argument("--temperature", type=float, default=2.0, help="distillation temperature")
     t.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("evaluate", help="standard evaluation of taggers on ttbar_*.root / qcd_*.root "
@@ -497,6 +609,36 @@ def quiet_schema_warnings() -> None:
     os.environ["PYTHONWARNINGS"] = ",".join([x for x in [current, *plain] if x])
 
 
+class _Plain(logging.Formatter):
+    """The message alone for INFO; ``hepml-coffea: warning: ...`` above."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = super().format(record)
+        if record.levelno >= logging.WARNING:
+            return f"hepml-coffea: {record.levelname.lower()}: {msg}"
+        return msg
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """The command line's log handlers: the package's INFO messages (progress, reports) on
+    stdout, warnings and errors on stderr; ``--debug`` adds DEBUG. Library code only logs
+    to ``logging.getLogger("hepml_coffea")``; an analysis that imports the package sets up
+    its own handlers (or none: then only warnings reach stderr, Python's default)."""
+    root = logging.getLogger("hepml_coffea")
+    if getattr(root, "_hepml_cli", False):
+        return
+    out = logging.StreamHandler(sys.stdout)
+    out.addFilter(lambda r: r.levelno < logging.WARNING)
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.WARNING)
+    for h in (out, err):
+        h.setFormatter(_Plain("%(message)s"))
+        root.addHandler(h)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+    root._hepml_cli = True  # type: ignore[attr-defined]
+
+
 def _one_line(err: BaseException) -> str:
     """``error: <what>`` plus a hint of what to do, on one line."""
     text = " ".join(str(err).split()) or type(err).__name__
@@ -518,7 +660,11 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv  # accepted anywhere on the line
     args: Any = build_parser().parse_args([a for a in argv if a != "--debug"])
     args.debug = debug
+    setup_logging(debug)
     quiet_schema_warnings()
+    from hepml_coffea.io import index_rntuple_fields
+
+    index_rntuple_fields()  # the command line's own choice (see hepml_coffea.io)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

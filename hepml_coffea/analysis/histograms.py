@@ -7,7 +7,8 @@ The processor output holds, per dataset (``output["datasets"][name]``):
   selection (e.g. ``"550 < pT < 650 GeV, |eta| < 2"``);
 * ``working_points``: tagger x working point (eS30/50/70 thresholds from the
   artifact's test metrics) x passed x pT x truth;
-* ``cutflow``, ``tagger_counts``, ``timing`` (seconds per stage), ``skipped``;
+* ``cutflow``, ``tagger_counts`` (per tagger: ``scored``, ``not_scored``, ``out_of_domain``: scored jets
+  outside the training domain its artifact records), ``timing`` (seconds per stage), ``skipped``;
 * ``nonfinite_inputs``: one record per chunk that had jets with a NaN / inf model input
   (``file``, ``entrystart``, ``entrystop``, ``jets``, ``features``: ``"<tagger>: <feature>"``
   -> jets); those jets are in the cutflow's ``nonfinite_inputs`` row, not in ``scored``.
@@ -173,7 +174,7 @@ def empty_dataset_output(taggers: Sequence[Any], selection: Selection, score_bin
         "scores": score_histogram(names, selection, score_bins),
         "working_points": working_point_histogram(names, selection),
         "cutflow": {k: 0 for k in CUTFLOW_KEYS},
-        "tagger_counts": {n: {"scored": 0, "not_scored": 0} for n in names},
+        "tagger_counts": {n: {"scored": 0, "not_scored": 0, "out_of_domain": 0} for n in names},
         "timing": {},
         "skipped": [],
         "nonfinite_inputs": [],
@@ -219,6 +220,9 @@ def fill_scores(acc: dict[str, Any], taggers: Sequence[Any], result: Any, labels
         counts = acc["tagger_counts"][t.name]
         counts["scored"] += int(ok.sum())
         counts["not_scored"] += int((valid & ~ok).sum())
+        inside = (getattr(result, "in_domain", None) or {}).get(t.name)
+        if inside is not None:  # scored jets outside the tagger's training domain (scored all the same)
+            counts["out_of_domain"] = counts.get("out_of_domain", 0) + int((ok & ~np.asarray(inside)).sum())
         if not ok.any():
             continue
         sc = _inside(s[ok].astype(np.float64), 0.0, 1.0)
