@@ -166,3 +166,20 @@ def test_byo_spec_with_extra_branches_on_every_executor(byo_files, tmp_path):
     for name, acc in results.items():
         assert acc["cutflow"] == results["iterative"]["cutflow"], name
         np.testing.assert_array_equal(acc["scores"].values(flow=True), ref.values(flow=True), err_msg=name)
+
+
+def test_jets_outside_the_training_domain_are_counted_and_noticed(tmp_path, caplog):
+    import logging
+
+    from hepml_coffea import RunConfig, Selection, TaggerProcessor, run_fileset
+
+    proc = TaggerProcessor(taggers=["pfn", "baseline"], device="cpu",
+                           selection=Selection(pt_min=0.0, pt_max=1e5, abs_eta_max=10.0))
+    with caplog.at_level(logging.WARNING, logger="hepml_coffea"):
+        out = run_fileset({"cms": [str(PFNANO)]}, proc, config=RunConfig(executor="iterative", status=False))
+    counts = out["datasets"]["cms"]["tagger_counts"]
+    # the CMS PFNano jets (median pT 1.4 TeV) are all outside the 550-650 GeV training window
+    assert counts["pfn"]["scored"] == 24 and counts["pfn"]["out_of_domain"] == 24
+    assert counts["baseline"]["out_of_domain"] == counts["baseline"]["scored"] > 0
+    notes = [r.getMessage() for r in caplog.records if "training domain" in r.getMessage()]
+    assert len(notes) == 1 and "pfn 24 of 24" in notes[0]

@@ -173,6 +173,17 @@ def _log_notices(output: Mapping[str, Any]) -> None:
         log.warning("notice: %d selected jet(s) in %d chunk(s) had a NaN / inf model input and were not scored "
                     "(cutflow row nonfinite_inputs; per chunk in datasets[...]['nonfinite_inputs']): %s",
                     bad["jets"], bad["chunks"], worst)
+    ood: dict[str, list[int]] = {}
+    for ds in output["datasets"].values():
+        for name, c in (ds.get("tagger_counts") or {}).items():
+            acc = ood.setdefault(name, [0, 0])
+            acc[0] += int(c.get("out_of_domain", 0))
+            acc[1] += int(c.get("scored", 0))
+    outside = {n: v for n, v in ood.items() if v[0]}
+    if outside:
+        log.warning("notice: scored jets outside a tagger's training domain (its working points were set on the "
+                    "training sample; tagger_counts[...]['out_of_domain'], hepml-coffea taggers): %s",
+                    ", ".join(f"{n} {v[0]} of {v[1]}" for n, v in outside.items()))
     cut = {k: sum(int(ds["cutflow"].get(k, 0)) for ds in output["datasets"].values())
            for k in ("events", "fat_jets", "selected", "scored")}
     if cut["scored"] == 0:
