@@ -31,19 +31,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hepml_coffea.batch.core import (
-    check_taggers,
-    job_command,
-    job_outputs,
-    jobqueue_job_script,
-    jobqueue_kwargs,
-    mib,
-    split_fileset,
-    start_jobqueue_cluster,
-    task_script,
-    write_job_folder,
-    write_manifest,
-)
+from hepml_coffea.batch.core import check_taggers, job_command, job_outputs, jobqueue_job_script, mib
+from hepml_coffea.batch.core import jobqueue_kwargs, split_fileset, start_jobqueue_cluster, task_script
+from hepml_coffea.batch.core import write_job_folder, write_manifest
 
 __all__ = [
     "SlurmError",
