@@ -188,37 +188,30 @@ def test_seeds_are_fresh() -> None:
     assert all(b - a >= 1000 for a, b in itertools.pairwise(bases))  # sets never share a seed
 
 
-def test_report_fallback_pins_clopper_pearson(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hand-made scores: 10 top jets 0.9025..0.9925, 100 QCD jets 0.00..0.99 (steps of 0.01)."""
-    import builtins
+def test_report_is_the_evaluation_estimator() -> None:
+    """Hand-made scores: 10 top jets 0.9025..0.9925, 100 QCD jets 0.00..0.99 (steps of 0.01).
+    The campaign reports what ``hepml-coffea evaluate`` does (one estimator, one working point)."""
+    from scipy.stats import beta
 
-    real_import = builtins.__import__
+    from hepml_coffea.evaluation.stats import tagger_report
 
-    def no_evaluation(name, *a, **k):
-        if name == "hepml_coffea.evaluation.stats":
-            raise ImportError(name)
-        return real_import(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_evaluation)
     labels = np.r_[np.ones(10), np.zeros(100)]
     scores = np.r_[0.9025 + 0.01 * np.arange(10), np.arange(100) / 100]
-    r = camp._report(labels, scores)
-    assert r["method"].startswith("campaign fallback")
+    r = camp.campaign_report(labels, scores)
+    assert r["method"] == "hepml_coffea.evaluation.stats.tagger_report"
+    assert {k: v for k, v in r.items() if k != "method"} == tagger_report(labels, scores)
     # top jet k beats the 91 + k QCD jets below it: AUC = mean(91 + k) / 100
     assert r["auc"] == pytest.approx(0.955, abs=1e-12)
     assert 0 < r["auc_err"] < 0.05
-    # eS = 50 %: threshold 0.9475 (median of the tops); QCD passing 0.95..0.99 -> 5 of 100
+    # eS = 50 %: the cut keeps the 5 best tops (>= 0.9525); QCD passing 0.96..0.99 -> 4 of 100
     e50, e30 = r["eS50"], r["eS30"]
-    assert e50["threshold"] == pytest.approx(0.9475)
-    assert e50["n_background_passing"] == 5 and e50["rejection"] == pytest.approx(20.0)
-    from scipy.stats import beta
-
-    assert e50["rejection_low"] == pytest.approx(1 / beta.ppf(0.84135, 6, 95))
-    assert e50["rejection_high"] == pytest.approx(1 / beta.ppf(0.15865, 5, 96))
-    assert e50["rejection_low"] < 20.0 < e50["rejection_high"]
-    # eS = 30 %: threshold 0.9655; QCD passing 0.97, 0.98, 0.99
-    assert e30["threshold"] == pytest.approx(0.9655)
-    assert e30["n_background_passing"] == 3 and e30["rejection"] == pytest.approx(100 / 3)
+    assert e50["threshold"] == pytest.approx(0.9525)
+    assert e50["n_pass"] == 4 and e50["rejection"] == pytest.approx(25.0)
+    assert e50["rejection_low"] == pytest.approx(1 / beta.ppf(0.84135, 5, 96), rel=1e-4)
+    assert e50["rejection_high"] == pytest.approx(1 / beta.ppf(0.15865, 4, 97), rel=1e-4)
+    # eS = 30 %: the 3 best tops (>= 0.9725); QCD passing 0.98, 0.99
+    assert e30["threshold"] == pytest.approx(0.9725)
+    assert e30["n_pass"] == 2 and e30["rejection"] == pytest.approx(50.0)
 
 
 def test_stage_shares_from_metric_snapshots() -> None:
@@ -226,7 +219,7 @@ def test_stage_shares_from_metric_snapshots() -> None:
               (["gather-dep", "x", "seconds"], 5.0)]
     after = [(["execute", "proc", "infer", "seconds"], 7.0), (["execute", "proc", "fill", "seconds"], 3.0),
              (["execute", "proc", "infer", "bytes"], 9e9), (["gather-dep", "x", "seconds"], 50.0)]
-    r = camp._stage_shares(before, after)
+    r = camp.stage_shares(before, after)
     assert r["seconds"] == {"infer": 6.0, "fill": 2.0}
     assert r["share"] == {"infer": 0.75, "fill": 0.25}
     assert r["total_s"] == 8.0
