@@ -235,7 +235,11 @@ def test_training_set_resumes_after_an_interruption_and_keeps_a_true_manifest(tm
     first_bytes = (out / "qcd_20001.root").read_bytes()
 
     calls.clear()
-    monkeypatch.setattr(ts, "_generate_file", lambda *a: (calls.append(a[::2]), real(*a))[1])
+    def recorded(process, events, seed, path):
+        calls.append((process, seed))
+        return real(process, events, seed, path)
+
+    monkeypatch.setattr(ts, "_generate_file", recorded)
     m = ts.grow_training_set(out, **kw)
     assert calls[0] == ("ttbar", 10001)  # the interrupted seed again; the finished file is not regenerated
     assert (out / "qcd_20001.root").read_bytes() == first_bytes
