@@ -5,7 +5,7 @@ TTree and an RNTuple. Timed on both, in this process:
 
 * listing the fields (``tree.keys()``) with uproot's own sub-field lookup and with
   ``hepml_coffea.io``'s index (the cause of the slowness: O(fields^2));
-* ``hepml_coffea.summary.constituent_summary`` (what ``hepml-coffea summary`` prints);
+* ``hepml_coffea.analysis.summary.constituent_summary`` (what ``hepml-coffea summary`` prints);
 * the processor (all shipped taggers, iterative executor).
 
     python benchmarks/sec_rntuple.py [--quick]
@@ -43,7 +43,7 @@ def _compare(label: str, tt: Any, rn: Any, n: int, taggers: list[str]) -> dict[s
     from hepml_coffea.config import RunConfig
     from hepml_coffea.analysis.processor import TaggerProcessor
     from hepml_coffea.batch.run import run_fileset
-    from hepml_coffea.summary import constituent_summary
+    from hepml_coffea.analysis.summary import constituent_summary
 
     out: dict[str, Any] = {"source": label, "events": n}
     out["list_fields_s"] = {"rntuple_uproot_lookup": _listing(str(rn), True), "rntuple_indexed": _listing(str(rn), False),

@@ -29,7 +29,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from hepml_coffea.summary import constituent_summary
+    from hepml_coffea.analysis.summary import constituent_summary
 
     for path in args.files:
         print(json.dumps(constituent_summary(path), indent=2))

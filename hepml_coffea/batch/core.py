@@ -32,7 +32,7 @@ from typing import Any
 
 from hepml_coffea.environment import export_lines, worker_env
 from hepml_coffea.filesets import FilesetError, load_fileset
-from hepml_coffea.outputs import nonfinite_summary, save_output, stage_report
+from hepml_coffea.analysis.outputs import nonfinite_summary, save_output, stage_report
 
 __all__ = [
     "IncompleteJobsError",
@@ -439,7 +439,7 @@ def merge_outputs(
     concatenate, per-dataset ``chunks`` add. All jobs must have run the same taggers
     (names and artifact hashes, in the same order) -- otherwise :class:`MergeError`;
     ``taggers`` is kept from the first job, ``report`` is rebuilt with
-    :func:`hepml_coffea.outputs.stage_report` (worker time; no wall time). With ``out``,
+    :func:`hepml_coffea.analysis.outputs.stage_report` (worker time; no wall time). With ``out``,
     the merged output is written atomically (``coffea.util.save`` to a temporary file,
     then ``os.replace``).
 

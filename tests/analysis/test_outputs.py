@@ -1,4 +1,4 @@
-"""Tests of hepml_coffea/outputs.py."""
+"""Tests of hepml_coffea/analysis/outputs.py."""
 
 from __future__ import annotations
 
