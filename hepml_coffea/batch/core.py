@@ -20,6 +20,7 @@ holds what ``HTCondorCluster`` and ``SLURMCluster`` share:
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import math
@@ -35,24 +36,9 @@ from hepml_coffea.filesets import FilesetError, load_fileset
 from hepml_coffea.analysis.outputs import nonfinite_summary, save_output, stage_report
 
 __all__ = [
-    "IncompleteJobsError",
-    "MANIFEST",
-    "MergeError",
-    "check_taggers",
-    "describe_jobs",
-    "job_command",
-    "job_outputs",
-    "job_status",
-    "jobqueue_job_script",
-    "jobqueue_kwargs",
-    "merge_job_dir",
-    "merge_outputs",
-    "mib",
-    "split_fileset",
-    "start_jobqueue_cluster",
-    "task_script",
-    "write_job_folder",
-    "write_manifest",
+    "IncompleteJobsError", "MANIFEST", "MergeError", "check_taggers", "describe_jobs", "job_command",
+    "job_outputs", "job_status", "jobqueue_job_script", "jobqueue_kwargs", "merge_job_dir", "merge_outputs",
+    "mib", "split_fileset", "start_jobqueue_cluster", "task_script", "write_job_folder", "write_manifest",
 ]
 
 #: top-level keys of a run output that are not datasets
@@ -414,8 +400,7 @@ def _is_new_layout(doc: Mapping[str, Any]) -> bool:
     return isinstance(doc.get("datasets"), Mapping)
 
 
-def _meta(doc: Mapping[str, Any]) -> Any:
-    """The run metadata of an output: ``doc["run"]`` (new layout) or the document itself."""
+def _meta(doc: Mapping[str, Any]) -> Any:  # the run metadata: doc["run"] (new layout) or the document
     return doc["run"] if _is_new_layout(doc) else doc
 
 
@@ -486,12 +471,12 @@ def merge_outputs(
             raise MergeError("\n".join(lines))
 
     datasets = [_datasets(doc) for _, doc in outputs]
-    summed: dict[str, Any] = dict(accumulate(datasets) or {}) if len(datasets) > 1 else _copy(datasets[0])
+    summed: dict[str, Any] = dict(accumulate(datasets) or {}) if len(datasets) > 1 else copy.deepcopy(dict(datasets[0]))
     skipped = [s for _, doc in outputs for s in _meta(doc).get("skipped", [])]
     report = stage_report(summed) + f"\nmerged from {len(outputs)} job output(s)"
     taggers = [dict(t) for t in _meta(ref).get("taggers", [])]
     if _is_new_layout(ref):
-        run_meta = _copy(ref["run"])
+        run_meta = copy.deepcopy(dict(ref["run"]))
         run_meta.update({"taggers": taggers, "report": report, "merged_from": len(outputs)})
         if "skipped" in ref["run"]:
             run_meta["skipped"] = skipped
@@ -504,9 +489,3 @@ def merge_outputs(
     if out is not None:
         save_output(merged, out)
     return merged
-
-
-def _copy(doc: Mapping[str, Any]) -> dict[str, Any]:
-    import copy
-
-    return copy.deepcopy(dict(doc))
