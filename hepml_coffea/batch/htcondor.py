@@ -68,14 +68,9 @@ def htcondor_job_kwargs(
     return {**job, "job_extra_directives": extra}
 
 
-def htcondor_cluster(
-    kind: str = "cpu",
-    *,
-    log_directory: str | os.PathLike[str] | None = "dask-condor-logs",
-    dashboard_address: str = "127.0.0.1:8787",
-    scheduler_options: Mapping[str, Any] | None = None,
-    **kw: Any,
-) -> Any:
+def htcondor_cluster(kind: str = "cpu", *, log_directory: str | os.PathLike[str] | None = "dask-condor-logs",
+                     dashboard_address: str = "127.0.0.1:8787", scheduler_options: Mapping[str, Any] | None = None,
+                     **kw: Any) -> Any:
     """A ``dask_jobqueue.HTCondorCluster`` for the taggers (no job is submitted until
     ``cluster.scale(n)`` / ``cluster.adapt(...)``).
 
@@ -128,7 +123,6 @@ def htcondor_job_script(kind: str = "cpu", scheduler: str = "tcp://SCHEDULER:878
     from dask_jobqueue.htcondor import HTCondorJob
 
     return jobqueue_job_script(HTCondorJob, htcondor_job_kwargs, kind, scheduler, kw)
-
 
 
 # --------------------------------------------------------------------------- (b) batch jobs

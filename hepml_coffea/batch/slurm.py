@@ -91,14 +91,9 @@ def slurm_job_kwargs(
     return {**job, "job_extra_directives": extra}
 
 
-def slurm_cluster(
-    kind: str = "cpu",
-    *,
-    log_directory: str | os.PathLike[str] | None = "dask-slurm-logs",
-    dashboard_address: str = "127.0.0.1:8787",
-    scheduler_options: Mapping[str, Any] | None = None,
-    **kw: Any,
-) -> Any:
+def slurm_cluster(kind: str = "cpu", *, log_directory: str | os.PathLike[str] | None = "dask-slurm-logs",
+                  dashboard_address: str = "127.0.0.1:8787", scheduler_options: Mapping[str, Any] | None = None,
+                  **kw: Any) -> Any:
     """A ``dask_jobqueue.SLURMCluster`` for the taggers (no job is submitted until
     ``cluster.scale(jobs=n)`` / ``cluster.adapt(...)``).
 
