@@ -14,6 +14,7 @@ Two views of the same scoring path:
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import awkward as ak
@@ -27,6 +28,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "samples"
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the package logs its reports
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="out/cms.coffea")
     a = ap.parse_args()

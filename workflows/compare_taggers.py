@@ -13,12 +13,14 @@ TAGGERS.md, the plots to ``docs/eval/``. See :mod:`hepml_coffea.evaluation`.
 from __future__ import annotations
 
 import argparse
+import logging
 
 from hepml_coffea.evaluation.evaluate import run_evaluation
 from hepml_coffea.evaluation.report import format_report
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the package logs its reports
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="data/evalset")
     ap.add_argument("--taggers", nargs="+", default=None)

@@ -48,6 +48,7 @@ under ``--work`` (default a temporary folder).
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import sys
 import tempfile
@@ -169,6 +170,7 @@ def run_campaign(args: argparse.Namespace, argv: list[str]) -> int:
 
 # --------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the package logs its reports
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", help="results folder (on the device: $OUT)")
