@@ -36,7 +36,7 @@ from hepml_coffea.filesets import FilesetError, load_fileset
 from hepml_coffea.analysis.outputs import nonfinite_summary, save_output, stage_report
 
 __all__ = [
-    "IncompleteJobsError", "MANIFEST", "MergeError", "check_taggers", "describe_jobs", "job_command",
+    "IncompleteJobsError", "JOBS_MANIFEST", "MergeError", "check_taggers", "describe_jobs", "job_command",
     "job_outputs", "job_status", "jobqueue_job_script", "jobqueue_kwargs", "merge_job_dir", "merge_outputs",
     "mib", "split_fileset", "start_jobqueue_cluster", "task_script", "write_job_folder", "write_manifest",
 ]
@@ -264,7 +264,8 @@ echo "{hello}"
 
 
 # --------------------------------------------------------------------------- job folders
-MANIFEST = "manifest.json"
+#: the file of a job folder that lists its jobs (:func:`write_manifest`)
+JOBS_MANIFEST = "manifest.json"
 
 
 def write_manifest(outdir: str | os.PathLike[str], scheduler: str, n_jobs: int,
@@ -284,7 +285,7 @@ def write_manifest(outdir: str | os.PathLike[str], scheduler: str, n_jobs: int,
                   "stdout": f"logs/job_{i}.out", "stderr": f"logs/job_{i}.err",
                   "exit_status": f"status/job_{i}.exit"} for i in range(int(n_jobs))],
     }
-    path = out / MANIFEST
+    path = out / JOBS_MANIFEST
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(doc, indent=1) + "\n")
     os.replace(tmp, path)
@@ -292,10 +293,10 @@ def write_manifest(outdir: str | os.PathLike[str], scheduler: str, n_jobs: int,
 
 
 def _read_manifest(jobdir: Path) -> dict[str, Any]:
-    path = jobdir / MANIFEST
+    path = jobdir / JOBS_MANIFEST
     if not path.is_file():
         msg = (f"{jobdir} is not a job folder written by `hepml-coffea slurm split` / `condor split` "
-               f"(no {MANIFEST}); merge the .coffea files by name instead (hepml-coffea condor merge FILES)")
+               f"(no {JOBS_MANIFEST}); merge the .coffea files by name instead (hepml-coffea condor merge FILES)")
         raise MergeError(msg)
     try:
         doc = json.loads(path.read_text())
