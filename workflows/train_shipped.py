@@ -65,25 +65,37 @@ def main() -> None:
     ap.add_argument("--lr-scale", type=float, default=0.3, help="learning-rate factor for --init-from-shipped")
     ap.add_argument("--epochs", type=int, default=0, help="override the plan's epochs")
     ap.add_argument("--time-budget", type=float, default=0.0, help="seconds of training per model (0: no limit)")
+    ap.add_argument("--augment", default="none", choices=["none", "reflect", "reflect+rotate"],
+                    help="jet-frame symmetries (sequence / point-cloud models; images are canonicalised)")
+    ap.add_argument("--teacher", default=None, help="distil from this tagger (e.g. particlenet); scores cached "
+                    "beside the data (workflows/teacher_scores.py computes them as files land)")
+    ap.add_argument("--distill", type=float, default=0.5, help="weight of the teacher term with --teacher")
+    ap.add_argument("--max-jets", type=int, default=0, help="cap on jets per class over the plan's (0: all)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # epoch lines of the training
     data = Path(args.data)
     sig = sorted(str(p) for p in data.glob("ttbar_*.root"))
     bkg = sorted(str(p) for p in data.glob("qcd_*.root"))
     t0 = time.perf_counter()
-    ds = load_dataset(sig, bkg)
+    ds = load_dataset(sig, bkg, teacher=args.teacher)
     print(f"loaded {int((ds.labels == 1).sum())} top and {int((ds.labels == 0).sum())} QCD jets "
           f"from {len(sig)} + {len(bkg)} files in {time.perf_counter() - t0:.0f} s", flush=True)
     for name in args.models:
         cap, epochs, bs, lr, clip, patience = PLAN[name]
+        cap = min(c for c in (cap, args.max_jets) if c) if (cap or args.max_jets) else 0
         sub = _cap(ds, cap)
+        images = name == "cnn"
         init = name if args.init_from_shipped and name != "baseline" else None
         cfg = TrainConfig(model=name, epochs=args.epochs or epochs, batch_size=bs,
                           lr=lr * (args.lr_scale if init else 1.0), seed=1, threads=args.threads,
                           patience=patience, clip_grad=clip, progress=False, init_from=init,
-                          time_budget_s=args.time_budget)
+                          time_budget_s=args.time_budget,
+                          augment="none" if images or name == "baseline" else args.augment,
+                          distill=args.distill if args.teacher and name != "baseline" else 0.0)
         meta = {
             "selection": {"pt_min": 550.0, "pt_max": 650.0, "abs_eta_max": 2.0, "msd_min": None, "msd_max": None},
+            "domain": {"sample": f"hepml_coffea.samples: Pythia8 14 TeV ttbar + QCD ({data.name}, {len(sig)} + "
+                                 f"{len(bkg)} files)", "pt": [550.0, 650.0], "abs_eta_max": 2.0},
             "training": {
                 "signal_files": [Path(f).name for f in sig],
                 "background_files": [Path(f).name for f in bkg],
@@ -91,7 +103,10 @@ def main() -> None:
                 "command": f"python workflows/train_shipped.py --data {args.data} --models {name}"
                            + (" --init-from-shipped" if init else "")
                            + (f" --epochs {args.epochs}" if args.epochs else "")
-                           + (f" --time-budget {args.time_budget:g}" if args.time_budget else ""),
+                           + (f" --time-budget {args.time_budget:g}" if args.time_budget else "")
+                           + (f" --augment {args.augment}" if args.augment != "none" else "")
+                           + (f" --teacher {args.teacher} --distill {args.distill:g}" if args.teacher else "")
+                           + (f" --max-jets {args.max_jets}" if args.max_jets else ""),
             },
         }
         t1 = time.perf_counter()
