@@ -86,3 +86,15 @@ def test_main_job_on_small_samples(ttbar_file, qcd_file, tmp_path):
         assert all(("[" in c and "]" in c) or c.startswith(">") for c in cells[2:4]), r
     assert (tmp_path / "out" / "output.coffea").is_file()
     assert {p.name for p in (tmp_path / "out" / "plots").glob("*.png")} >= {"roc.png", "cutflow.png", "score_cnn.png"}
+
+
+def test_demo_names_the_missing_extra(tmp_path, monkeypatch):
+    import importlib.util
+
+    from hepml_coffea.config import ConfigurationError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pythia8mc" else real(name, *a))
+    with pytest.raises(ConfigurationError, match=r"pythia8mc is not installed: pip install 'hepml-coffea\[generate\]'"):
+        main_job(tmp_path / "out", workers=1, events=10)
+    assert not (tmp_path / "out" / "samples").exists() or not any((tmp_path / "out" / "samples").iterdir())
