@@ -46,7 +46,7 @@ def main() -> int:
     from hepml_coffea.artifacts import load_artifact, shipped_taggers
     from hepml_coffea.inference.backends import onnx_session
     from hepml_coffea.inference.engine import Tagger
-    from hepml_coffea.inference.backends import make_runner
+    from hepml_coffea.inference.runners import make_runner
     from hepml_coffea.representations import build
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "workflows"))
@@ -88,8 +88,7 @@ def main() -> int:
     rows = {"weaver eager (padded 128)": weaver_eager, "onnxruntime plain (padded 128)": ort_plain}
     for backend in ("onnxruntime", "aoti", "torch"):
         try:
-            t = Tagger(artifact=art, model=art.model, device="cpu", backend=backend,
-                       runner=None if backend == "torch" else make_runner(art, art.model, backend, strict=True))
+            t = Tagger(artifact=art, model=art.model, runner=make_runner(art, art.model, backend, strict=True))
         except Exception as err:  # noqa: BLE001
             print(f"engine {backend}: unavailable ({err})")
             continue

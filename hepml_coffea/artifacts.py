@@ -37,6 +37,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -61,6 +62,7 @@ __all__ = [
     "load_artifact",
     "resolve_artifact",
     "save_artifact",
+    "seal_artifact",
     "shipped_taggers",
     "update_artifact",
 ]
@@ -104,6 +106,8 @@ class Artifact:
     model: Any
     metrics: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: manifest.json's file -> sha256, read once when the artifact was verified
+    files: dict[str, str] = field(default_factory=dict)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -139,9 +143,11 @@ class Artifact:
         return str(rec["chosen"]) if isinstance(rec, dict) and rec.get("chosen") else None
 
     def file_digest(self, fname: str) -> str | None:
-        """The sha256 that manifest.json records for ``fname`` (None if not part of it)."""
-        man = json.loads((self.path / "manifest.json").read_text())
-        return man.get("files", {}).get(fname)
+        """The sha256 that manifest.json records for ``fname`` (None if not part of it), as
+        verified when the artifact was loaded (the manifest is not read again)."""
+        if not self.files:  # an Artifact made by hand, not by load_artifact
+            self.files.update(json.loads((self.path / "manifest.json").read_text()).get("files", {}))
+        return self.files.get(fname)
 
 
 def _sha256(path: Path) -> str:
@@ -176,10 +182,7 @@ def save_artifact(
     :class:`~hepml_coffea.models.CutBasedTopTagger`. With ``torchscript`` and
     ``example_inputs`` a traced ``model.ts`` is written too.
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_dir(out)
-    try:
+    def fill(tmp: Path) -> None:
         doc: dict[str, Any] = {
             "format": FORMAT,
             "name": name,
@@ -208,10 +211,53 @@ def save_artifact(
                     with torch.no_grad():
                         ts = torch.jit.trace(model, example_inputs, check_trace=False)
                 ts.save(str(tmp / "model.ts"))
-        (tmp / "model.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        write_description(tmp, doc, metrics)
         for fname, src in (extra_files or {}).items():
             shutil.copy(src, tmp / fname)
+
+    return seal_artifact(out, fill)
+
+
+def write_description(folder: Path, doc: dict[str, Any], metrics: dict[str, Any] | None = None) -> None:
+    """Write ``model.yaml`` (``doc``) and ``metrics.json`` into an artifact being built."""
+    (folder / "model.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (folder / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, sort_keys=True))
+
+
+def seal_artifact(
+    out: str | os.PathLike[str],
+    fill: Callable[[Path], Any],
+    *,
+    keep_from: Path | None = None,
+    remove: tuple[str, ...] = (),
+) -> str:
+    """The one way an artifact is written: build it in a hidden sibling folder, seal it
+    (manifest.json: sha256 of every file and the artifact hash) and move it to ``out``
+    atomically (:func:`_seal`); on any error the half-built folder is removed and ``out``
+    is left as it was.
+
+    Parameters
+    ----------
+    out : the artifact directory (replaced if it exists)
+    fill : writes the artifact's files into the folder it is given
+    keep_from : an artifact whose files (but manifest.json and ``remove``) are copied in
+        first, permissions included (re-sealing an artifact)
+
+    Returns
+    -------
+    str
+        the artifact hash.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_dir(out)
+    try:
+        if keep_from is not None:
+            tmp.chmod(keep_from.stat().st_mode & 0o777)
+            for f in keep_from.iterdir():
+                if f.is_file() and f.name != "manifest.json" and f.name not in remove:
+                    shutil.copy2(f, tmp / f.name)
+        fill(tmp)
         return _seal(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -321,22 +367,16 @@ def update_artifact(
             msg = (f"update_artifact({path}): {fname!r} cannot be written or removed here; allowed: "
                    f"{sorted(set(HASHED) - protected)} (model.yaml only through meta=)")
             raise ArtifactError(msg)
-    tmp = _tmp_dir(path)
-    try:
-        tmp.chmod(path.stat().st_mode & 0o777)
-        for f in path.iterdir():
-            if f.is_file() and f.name != "manifest.json" and f.name not in remove:
-                shutil.copy2(f, tmp / f.name)
+
+    def fill(tmp: Path) -> None:
         for fname, content in (files or {}).items():
             (tmp / fname).write_bytes(content)
         if meta:
             doc = yaml.safe_load((tmp / "model.yaml").read_text())
             doc.update(meta)
             (tmp / "model.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-        return _seal(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    return seal_artifact(path, fill, keep_from=path, remove=remove)
 
 
 def _verify(path: Path) -> tuple[str, dict[str, str]]:
@@ -397,10 +437,8 @@ def import_torchscript(
                f"{' '.join(str(err).split())[:200]}); nothing written")
         raise ArtifactError(msg) from err
     _dry_run(f"TorchScript model {ts_path}", spec, model)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_dir(out)
-    try:
+
+    def fill(tmp: Path) -> None:
         shutil.copy(ts_path, tmp / "model.ts")
         doc = {
             "format": FORMAT, "name": name or ts_path.stem, "class_name": "TorchScript",
@@ -409,12 +447,9 @@ def import_torchscript(
         }
         if domain is not None:
             doc["domain"] = domain.to_dict()
-        (tmp / "model.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-        (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, sort_keys=True))
-        return _seal(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_description(tmp, doc, metrics)
+
+    return seal_artifact(out, fill)
 
 
 def import_onnx(
@@ -475,10 +510,8 @@ def import_onnx(
     probs = bool((got >= 0).all() and np.allclose(got.sum(axis=1), 1.0, atol=1e-4))
     k = got.shape[1]
     classes = ["background", "signal"] if k == 2 else [f"class{i}" for i in range(k - 1)] + ["signal"]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_dir(out)
-    try:
+
+    def fill(tmp: Path) -> None:
         shutil.copy(onnx_path, tmp / "model.onnx")
         doc: dict[str, Any] = {
             "format": FORMAT, "name": name or onnx_path.stem, "class_name": ONNX_ONLY,
@@ -490,12 +523,9 @@ def import_onnx(
         }
         if domain is not None:
             doc["domain"] = domain.to_dict()
-        (tmp / "model.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-        (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, sort_keys=True))
-        return _seal(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_description(tmp, doc, metrics)
+
+    return seal_artifact(out, fill)
 
 
 def _dry_inputs(spec: InputSpec, n: int = 2) -> dict[str, Any] | None:
@@ -586,8 +616,16 @@ def _read_yaml(path: Path) -> Any:
     return yaml.load(path.read_text(), Loader=loader)  # noqa: S506 - a safe loader
 
 
-def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
-    """Verify and load an artifact (model on CPU, eval mode)."""
+def load_artifact(name_or_path: str | os.PathLike[str], *, model: bool = True) -> Artifact:
+    """Verify and load an artifact (model on CPU, eval mode).
+
+    With ``model=False`` the artifact is verified and described as fully (manifest, spec
+    against the model's recorded sizes, weights bound to the runtimes and the probe) but no
+    torch network is built (``Artifact.model`` is ``None``): what a client that only
+    configures taggers needs. A TorchScript model is the exception: it is still loaded
+    and run on a dry batch of its spec's shapes (the only way to check that the spec fits
+    it), then dropped.
+    """
     path = resolve_artifact(name_or_path)
     digest, _ = _verify(path)
     doc = _read_yaml(path / "model.yaml")
@@ -600,6 +638,8 @@ def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
         raise ArtifactError(msg)
     spec = InputSpec.from_dict(doc["input_spec"]) if doc.get("input_spec") else None
     metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").exists() else {}
+    build = model
+    model: Any = None
     if doc["class_name"] == ONNX_ONLY:
         model = None  # the graph runs in ONNX Runtime (inference.backends), loaded there
         if "model.onnx" not in _:
@@ -609,12 +649,17 @@ def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
         import torch
 
         # TorchScript archives hold code: loaded only from an artifact the user named
-        model = torch.jit.load(str(path / "model.ts"), map_location="cpu").eval()
-        _dry_run(f"artifact {path}: model.ts", spec, model)  # spec vs model, when the tagger is configured
+        net = torch.jit.load(str(path / "model.ts"), map_location="cpu").eval()
+        _dry_run(f"artifact {path}: model.ts", spec, net)  # spec vs model, when the tagger is configured
+        model = net if build else None
     elif kind == "observables":
         from hepml_coffea.models import CutBasedTopTagger
 
-        model: Any = CutBasedTopTagger.from_dict(json.loads((path / "baseline.json").read_text()))
+        model = CutBasedTopTagger.from_dict(json.loads((path / "baseline.json").read_text()))
+    elif not build:
+        model = None
+        _check_spec_fits(path, doc, spec, None)
+        _check_weights_bound(path, doc, _)
     else:
         from safetensors.torch import load_file
 
@@ -640,7 +685,7 @@ def load_artifact(name_or_path: str | os.PathLike[str]) -> Artifact:
     meta = {k: v for k, v in doc.items() if k not in ("input_spec",)}
     return Artifact(
         path=path, name=str(doc.get("name", path.name)), hash=digest, class_name=doc["class_name"],
-        input_kind=kind, spec=spec, model=model, metrics=metrics, meta=meta,
+        input_kind=kind, spec=spec, model=model, metrics=metrics, meta=meta, files=dict(_),
     )
 
 

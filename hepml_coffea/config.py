@@ -1,8 +1,9 @@
 """Typed configuration: what a tagger is (from its artifact) and how a run is executed.
 
 * :class:`TaggerConfig` — one tagger as the scoring layer needs it: name, artifact path
-  and hash, input kind, input spec (plain data) and working points. Made from a verified
-  artifact by :meth:`TaggerConfig.from_artifact`; frozen, small, picklable, no model.
+  and hash, input kind, input spec (plain data, parsed once: :attr:`TaggerConfig.input_spec`)
+  and working points. Made from a verified artifact by :meth:`TaggerConfig.from_artifact`
+  (no model is built); frozen, small, picklable.
 * :class:`RunConfig` — how :func:`hepml_coffea.batch.run.run_fileset` executes: executor,
   workers, chunk size, scheduler address, dashboard, bad-file policy.
 * :class:`ConfigurationError` — a mistake in the configuration (a device that does not
@@ -12,14 +13,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hepml_coffea.selection import TrainingDomain
 
-__all__ = ["ConfigurationError", "TaggerConfig", "RunConfig", "EXECUTORS", "load_taggers"]
+if TYPE_CHECKING:
+    from hepml_coffea.representations import InputSpec
+
+__all__ = ["ConfigurationError", "TaggerConfig", "RunConfig", "EXECUTORS"]
 
 #: executors :func:`hepml_coffea.batch.run.run_fileset` knows
 EXECUTORS: tuple[str, ...] = ("iterative", "futures", "dask", "dask-cuda", "slurm", "htcondor")
@@ -60,13 +65,15 @@ class TaggerConfig:
 
     @classmethod
     def from_artifact(cls, name_or_path: str | os.PathLike[str]) -> TaggerConfig:
-        """Verify an artifact (hash, spec vs model) and describe it; the model is dropped."""
-        from hepml_coffea.artifacts import load_artifact, resolve_artifact
+        """Verify an artifact (hashes, spec vs the model's recorded sizes, weights bound to
+        its runtimes) and describe it; no torch model is built (see
+        :func:`hepml_coffea.artifacts.load_artifact` with ``model=False``)."""
+        from hepml_coffea.artifacts import load_artifact
 
-        art = load_artifact(name_or_path)
+        art = load_artifact(name_or_path, model=False)
         return cls(
             name=art.name,
-            path=os.fspath(resolve_artifact(name_or_path).resolve()),
+            path=os.fspath(art.path.resolve()),
             hash=art.hash,
             input_kind=art.input_kind,
             spec=_freeze(art.spec.to_dict()) if art.spec is not None else None,
@@ -75,9 +82,18 @@ class TaggerConfig:
             domain=art.domain,
         )
 
-    @property
+    @functools.cached_property
+    def input_spec(self) -> InputSpec | None:
+        """:attr:`spec` parsed (once per object; ``None`` for observables)."""
+        if self.input_kind == "observables" or self.spec is None:
+            return None
+        from hepml_coffea.representations.spec import InputSpec
+
+        return InputSpec.from_dict(dict(self.spec))
+
+    @functools.cached_property
     def build_key(self) -> str:
-        """Taggers with equal keys are fed from one representation build.
+        """Taggers with equal keys are fed from one representation build (computed once).
 
         Sequence and point-cloud taggers share a key when they read the same particle
         features (the point-cloud build also holds the sequence arrays).
@@ -92,34 +108,6 @@ class TaggerConfig:
     def describe(self) -> dict[str, str]:
         """Name, hash and path (what a run output records about each tagger)."""
         return {"name": self.name, "hash": self.hash, "path": self.path}
-
-
-def load_taggers(taggers: Any = None, default: tuple[str, ...] = ()) -> tuple[TaggerConfig, ...]:
-    """Tagger configs for names / artifact paths / ready :class:`TaggerConfig`s.
-
-    ``None`` means the ``default`` names that are shipped. Names must be unique.
-    """
-    from hepml_coffea.artifacts import ArtifactError, shipped_taggers
-
-    if taggers is None:
-        shipped = shipped_taggers()
-        taggers = [t for t in default if t in shipped]
-        if not taggers:
-            msg = "no shipped taggers found in the package; pass artifact paths with taggers=[...]"
-            raise ArtifactError(msg)
-    if isinstance(taggers, (str, os.PathLike, TaggerConfig)):
-        taggers = [taggers]
-    out: list[TaggerConfig] = []
-    for t in taggers:
-        cfg = t if isinstance(t, TaggerConfig) else TaggerConfig.from_artifact(t)
-        if any(o.name == cfg.name for o in out):
-            msg = f"two taggers are named {cfg.name!r}; tagger names must be unique"
-            raise ValueError(msg)
-        out.append(cfg)
-    if not out:
-        msg = "no taggers given: pass shipped tagger names or artifact directories"
-        raise ConfigurationError(msg)
-    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from hepml_coffea.config import ConfigurationError, TaggerConfig, load_taggers
+from hepml_coffea.config import ConfigurationError, TaggerConfig
 from hepml_coffea.constituents import JetConstituents, fatjet_constituents
 from hepml_coffea.selection import Selection
 
@@ -37,8 +37,6 @@ __all__ = ["FatJetTagger", "JetScores", "StageTimer", "score_fatjets", "STAGES"]
 
 #: stage names, shown on the Dask dashboard (fine performance metrics) and in reports
 STAGES: tuple[str, ...] = ("read_constituents", "build_representation", "infer", "fill")
-
-_AMPS = (None, "bf16", "fp16")
 
 
 class StageTimer:
@@ -172,17 +170,43 @@ def _nonfinite_inputs(arrays: Mapping[str, np.ndarray], spec: Mapping[str, Any])
     return bad, per
 
 
+def load_taggers(taggers: Any = None, default: tuple[str, ...] = ()) -> tuple[TaggerConfig, ...]:
+    """Tagger configs for names / artifact paths / ready :class:`TaggerConfig`s.
+
+    ``None`` means the ``default`` names that are shipped. Names must be unique.
+    """
+    from hepml_coffea.artifacts import ArtifactError, shipped_taggers
+
+    if taggers is None:
+        shipped = shipped_taggers()
+        taggers = [t for t in default if t in shipped]
+        if not taggers:
+            msg = "no shipped taggers found in the package; pass artifact paths with taggers=[...]"
+            raise ArtifactError(msg)
+    if isinstance(taggers, (str, os.PathLike, TaggerConfig)):
+        taggers = [taggers]
+    out: list[TaggerConfig] = []
+    for t in taggers:
+        cfg = t if isinstance(t, TaggerConfig) else TaggerConfig.from_artifact(t)
+        if any(o.name == cfg.name for o in out):
+            msg = f"two taggers are named {cfg.name!r}; tagger names must be unique"
+            raise ValueError(msg)
+        out.append(cfg)
+    if not out:
+        msg = "no taggers given: pass shipped tagger names or artifact directories"
+        raise ConfigurationError(msg)
+    return tuple(out)
+
+
 def _required_fields(taggers: Sequence[TaggerConfig]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """Candidate, jet and secondary-vertex fields the taggers' input specs read (beyond the
     standard ones)."""
-    from hepml_coffea.representations import InputSpec
-
     cand: set[str] = set()
     jet: set[str] = set()
     sv: set[str] = set()
     for t in taggers:
-        if t.spec is not None and t.input_kind != "observables":
-            spec = InputSpec.from_dict(dict(t.spec))
+        spec = t.input_spec
+        if spec is not None:
             cand.update(spec.required_cand_fields())
             jet.update(spec.required_jet_fields())
             sv.update(spec.required_sv_fields())
@@ -254,9 +278,9 @@ class FatJetTagger:
         classes: bool = False,
         domain: bool = True,
     ) -> None:
-        if amp not in _AMPS:
-            msg = f"amp must be None, 'bf16' or 'fp16', got {amp!r}"
-            raise ValueError(msg)
+        from hepml_coffea.inference.runners import check_options
+
+        check_options(backend, amp)
         if device not in ("auto", "cpu") and not str(device).startswith("cuda"):
             msg = f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}"
             raise ConfigurationError(msg)
@@ -278,6 +302,7 @@ class FatJetTagger:
             msg = "a tagger may not be named 'in_domain' (the field of the training-domain flags)"
             raise ConfigurationError(msg)
         self.cand_fields, self.jet_fields, self.sv_fields = _required_fields(self.taggers)
+        self._builds = _build_specs(self.taggers)
         self.classes = bool(classes)
         self.domain = bool(domain)
 
@@ -453,7 +478,7 @@ class FatJetTagger:
         """Scores of every tagger for the (valid) jets of ``good``; each representation built
         once. Jets with a non-finite value in any tagger's inputs get NaN from every tagger
         (given to no model); ``nonfinite`` (filled here): ``"jets"`` (N,) bool, ``"features"``."""
-        from hepml_coffea.inference.engine import get_tagger
+        from hepml_coffea.inference.engine import class_score, get_tagger
 
         built: dict[str, Mapping[str, np.ndarray]] = {}
         n = len(good)
@@ -479,15 +504,10 @@ class FatJetTagger:
         for t in self.taggers:
             key = t.build_key
             with timer("infer"):
-                tagger = get_tagger(t.path, self.device, self.amp, backend=self.backend)
-                if tagger.artifact.hash != t.hash:
-                    from hepml_coffea.artifacts import ArtifactError
-
-                    msg = f"artifact {t.path} changed since the tagger was configured (hash mismatch)"
-                    raise ArtifactError(msg)
+                # the hash the tagger was configured with: a loaded tagger of that content, or
+                # a first load that refuses an artifact changed since (ArtifactError)
+                tagger = get_tagger(t.path, self.device, self.amp, backend=self.backend, hash=t.hash)
                 if probs is not None and t.classes:
-                    from hepml_coffea.inference.engine import class_score
-
                     probs[t.name] = tagger.predict_classes(built[key], batch_size=self.batch_size)
                     scores[t.name] = class_score(tagger.artifact, probs[t.name])
                 else:
@@ -506,17 +526,32 @@ class FatJetTagger:
 
     def _build(self, t: TaggerConfig, good: JetConstituents) -> Mapping[str, np.ndarray]:
         """The representation of tagger ``t`` (point clouds also serve sequence taggers)."""
-        from hepml_coffea.representations import InputSpec, build
+        from hepml_coffea.representations import build
         from hepml_coffea.representations.observables import build_observables
 
-        if t.input_kind == "observables" or t.spec is None:
+        spec = self._builds.get(t.build_key)
+        if spec is None:
             return build_observables(good.jets)
-        spec_doc = dict(t.spec)
+        return build(good.cands, good.jets, spec, svs=good.svs)
+
+
+def _build_specs(taggers: Sequence[TaggerConfig]) -> dict[str, Any]:
+    """Build key -> the parsed spec its representation is built with (once, when the
+    tagger object is made; the first tagger of each key gives it): a sequence tagger
+    sharing particle features with a point-cloud tagger is fed from the point-cloud build.
+    Observables have no spec (not listed)."""
+    from hepml_coffea.representations import InputSpec
+
+    out: dict[str, Any] = {}
+    for t in taggers:
+        spec = t.input_spec
+        if spec is None or t.build_key in out:
+            continue
         if t.input_kind in ("sequence", "pointcloud") and any(
-            o.input_kind == "pointcloud" and o.build_key == t.build_key for o in self.taggers
-        ):
-            spec_doc["kind"] = "pointcloud"
-        return build(good.cands, good.jets, InputSpec.from_dict(spec_doc), svs=good.svs)
+                o.input_kind == "pointcloud" and o.build_key == t.build_key for o in taggers):
+            spec = InputSpec.from_dict({**dict(t.spec or {}), "kind": "pointcloud"})
+        out[t.build_key] = spec
+    return out
 
 
 def _is_dask(x: Any) -> bool:

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from hepml_coffea.artifacts import ArtifactIntegrityError, load_artifact, save_artifact, shipped_taggers, update_artifact
-from hepml_coffea.inference.backends import aoti_incompatibility, export_onnx, make_runner, synthetic_inputs
+from hepml_coffea.inference.backends import aoti_incompatibility, export_onnx, synthetic_inputs
+from hepml_coffea.inference.runners import make_runner
 from hepml_coffea.inference.engine import get_tagger
 from hepml_coffea.inference.probes import PROBE_FILE, PROBE_JETS, add_probe
 from hepml_coffea.models import build_model

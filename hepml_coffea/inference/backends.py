@@ -64,7 +64,6 @@ __all__ = [
     "export_aoti",
     "export_onnx",
     "exportable_module",
-    "make_runner",
     "onnx_session",
     "synthetic_inputs",
 ]
@@ -233,20 +232,17 @@ def _onnx_bytes(artifact: Artifact, graph_names: list[str] | None = None, softma
     dynamic = {g: ({0: "jets"} if k == "image" else {0: "jets", 2: "particles"}) for k, g in zip(names, gnames)}
     out_name = "softmax" if softmax else "logits"
     dynamic[out_name] = {0: "jets"}
-    from hepml_coffea.representations import graph as _knn
+    from hepml_coffea.representations.graph import export_mode
 
     buf = io.BytesIO()
-    _knn.ONNX_EXPORT = True
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), export_mode("onnx"):
             warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python values
             torch.onnx.export(module, args, buf, dynamo=False, input_names=gnames, output_names=[out_name],
                               dynamic_axes=dynamic, opset_version=OPSET)
     except Exception as err:
         msg = f"artifact {artifact.path}: {artifact.class_name} cannot be exported to ONNX ({type(err).__name__}: {err})"
         raise ExportError(msg) from err
-    finally:
-        _knn.ONNX_EXPORT = False
     return buf.getvalue()
 
 
@@ -451,11 +447,10 @@ def _aoti_bytes(artifact: Artifact, *, topk_knn: bool = True, freezing: bool = T
         shapes = {k: ({0: jets, 2: particles} if example[k].shape[-1] == p else {0: jets}) for k in names}
     else:
         shapes = {k: {0: jets} for k in names}
-    from hepml_coffea.representations import graph as _knn
+    from hepml_coffea.representations.graph import export_mode
 
-    _knn.AOTI_EXPORT = topk_knn  # the kNN as a top-k on unique keys instead of a stable sort of every row
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
+    try:  # the kNN as a top-k on unique keys instead of a stable sort of every row
+        with warnings.catch_warnings(), torch.no_grad(), export_mode("aoti" if topk_knn else "stable"):
             warnings.simplefilter("ignore")
             program = torch.export.export(module, args, dynamic_shapes=tuple(shapes[k] for k in names))
             # freezing: the weights become constants, so Inductor packs them once for oneDNN's
@@ -469,8 +464,6 @@ def _aoti_bytes(artifact: Artifact, *, topk_knn: bool = True, freezing: bool = T
         msg = (f"artifact {artifact.path}: {artifact.class_name} cannot be compiled by AOTInductor "
                f"({type(err).__name__}: {str(err)[:300]})")
         raise ExportError(msg) from err
-    finally:
-        _knn.AOTI_EXPORT = False
 
 
 def _aoti_load(data: bytes) -> Any:
@@ -526,173 +519,3 @@ def export_aoti(
     check = _checked(art, lambda arrays: _logits_torch(compiled, arrays), inputs, atol, "the AOTInductor package")
     record = {"file": AOTI_FILE, "sha256": hashlib.sha256(data).hexdigest(), **aoti_target(), **check}
     return update_artifact(art.path, **bound_export(art, AOTI_FILE, data, record, inputs))  # + weights hash, probe
-
-
-# --------------------------------------------------------------------------- runners
-class _Compiled:
-    """``torch.compile``d module that falls back to eager if compiling fails (when not strict)."""
-
-    backend = "compile"
-
-    def __init__(self, module: Any, strict: bool, name: str) -> None:
-        import torch
-
-        self.eager = module
-        self.compiled = torch.compile(module, dynamic=True)
-        self.strict = strict
-        self.name = name
-        self.ok: bool | None = None
-
-    def __call__(self, *args: Any) -> Any:
-        if self.ok is False:
-            return self.eager(*args)
-        try:
-            out = self.compiled(*args)
-        except Exception as err:
-            from hepml_coffea.inference.batching import is_oom as _is_oom
-
-            if self.ok or self.strict or _is_oom(err):
-                raise
-            log.warning("torch.compile of %s failed (%s: %s); running it in eager torch", self.name,
-                        type(err).__name__, str(err)[:200])
-            self.ok = False
-            return self.eager(*args)
-        self.ok = True
-        return out
-
-
-class _OnnxRunner:
-    """Runs one batch (numpy arrays in input order) in an ONNX Runtime session -> scores."""
-
-    backend = "onnxruntime"
-    takes_numpy = True
-
-    def __init__(self, session: Any, names: tuple[str, ...]) -> None:
-        self.session = session
-        self.names = list(names)
-
-    def __call__(self, arrays: list[np.ndarray]) -> np.ndarray:
-        logits = self.session.run(["logits"], dict(zip(self.names, arrays)))[0]
-        return _scores(logits)
-
-
-class _ClassesOnnxRunner(_OnnxRunner):
-    """An imported multi-class graph (weaver's ONNX): one batch -> class probabilities
-    ``(n, n_classes)``; a graph whose output is logits (recorded at import) gets a softmax."""
-
-    def __init__(self, session: Any, names: tuple[str, ...], output: str, logits: bool) -> None:
-        super().__init__(session, names)
-        self.output = output
-        self.logits = logits
-
-    def __call__(self, arrays: list[np.ndarray]) -> np.ndarray:
-        out = np.asarray(self.session.run([self.output], dict(zip(self.names, arrays)))[0], dtype=np.float32)
-        if self.logits:
-            out = out - out.max(axis=1, keepdims=True)
-            np.exp(out, out=out)
-            out /= out.sum(axis=1, keepdims=True)
-        return out
-
-
-class _AotiRunner:
-    """A loaded ``model.pt2`` called like the torch module: tensors in model order -> logits."""
-
-    backend = "aoti"
-
-    def __init__(self, compiled: Any, name: str) -> None:
-        self.compiled = compiled
-        self.name = name
-
-    def __call__(self, *args: Any) -> Any:
-        return self.compiled(*args)
-
-
-def _verified_bytes(artifact: Artifact, fname: str) -> bytes | None:
-    """The bytes of an artifact file the manifest covers (None if absent); refuses a file
-    that does not match manifest.json."""
-    path = artifact.path / fname
-    want = artifact.file_digest(fname)
-    if not path.is_file() or want is None:
-        return None
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != want:
-        msg = f"artifact {artifact.path}: {fname} does not match manifest.json; refusing to load"
-        raise ArtifactError(msg)
-    return data
-
-
-def _unavailable(artifact: Artifact, model: Any, backend: str, msg: str, strict: bool) -> Any:
-    """A backend cannot run here: raise (asked for by name) or fall back with a warning
-    (``"auto"``): ONNX Runtime after ``aoti``, torch eager after the others."""
-    if strict:
-        raise ArtifactError(msg)
-    if backend == "aoti":
-        log.warning("%s; using onnxruntime", msg)
-        return make_runner(artifact, model, "onnxruntime", strict=False)
-    log.warning("%s; using torch eager", msg)
-    return model
-
-
-def make_runner(artifact: Artifact, model: Any, backend: str, *, strict: bool) -> Any:
-    """What the engine calls for ``backend``: the torch module (``"torch"``), a compiled
-    module (``"compile"``), an ONNX batch runner (``"onnxruntime"``) or the loaded
-    AOTInductor package (``"aoti"``). Runners other than the module carry the backend
-    they run in ``.backend``.
-
-    ``strict`` False (backend ``"auto"``): an unavailable backend falls back with a
-    warning (``aoti`` to ONNX Runtime, the others to torch eager); True (asked for by
-    name): it raises.
-
-    Raises
-    ------
-    ArtifactError
-        ``"onnxruntime"`` / ``"aoti"`` asked for an artifact without ``model.onnx`` /
-        ``model.pt2``, or a ``model.pt2`` built for another torch version or CPU; a file
-        that does not match the manifest (also when not strict); a ``model.onnx`` /
-        ``model.pt2`` not bound to the weights or failing the artifact's probe
-        (:func:`hepml_coffea.inference.probes.check_runtime`, also when not strict).
-    """
-    if backend == "torch":
-        return model
-    if backend == "compile":
-        try:
-            return _Compiled(exportable_module(model), strict, artifact.name)
-        except Exception as err:
-            if strict:
-                raise
-            log.warning("torch.compile unavailable for %s (%s); using torch eager", artifact.name, err)
-            return model
-    if backend == "onnxruntime":
-        data = _verified_bytes(artifact, ONNX_FILE)
-        if data is None:
-            msg = (f"artifact {artifact.path} has no {ONNX_FILE} for backend 'onnxruntime'; create it with "
-                   "hepml_coffea.inference.backends.export_onnx(path) or choose backend 'torch'")
-            return _unavailable(artifact, model, backend, msg, strict)
-        try:
-            session = onnx_session(data)
-        except ImportError as err:
-            msg = f"backend 'onnxruntime' needs the onnxruntime package ({err}); pip install onnxruntime"
-            return _unavailable(artifact, model, backend, msg, strict)
-        if artifact.classes:
-            rec = artifact.meta.get("onnx_output") or {}
-            return check_runtime(artifact, ONNX_FILE, _ClassesOnnxRunner(
-                session, artifact.input_names, str(rec.get("name", "logits")), rec.get("kind", "logits") == "logits"))
-        return check_runtime(artifact, ONNX_FILE, _OnnxRunner(session, artifact.input_names))
-    if backend == "aoti":
-        data = _verified_bytes(artifact, AOTI_FILE)
-        if data is None:
-            msg = (f"artifact {artifact.path} has no {AOTI_FILE} for backend 'aoti'; create it with "
-                   "hepml_coffea.inference.backends.export_aoti(path) or choose backend 'onnxruntime'")
-            return _unavailable(artifact, model, backend, msg, strict)
-        why = aoti_incompatibility(artifact.meta.get("aoti"))
-        if why is not None:
-            msg = f"artifact {artifact.path}: {AOTI_FILE} cannot run here ({why}); re-create it with export_aoti(path)"
-            return _unavailable(artifact, model, backend, msg, strict)
-        try:
-            compiled = _aoti_load(data)
-        except Exception as err:  # noqa: BLE001 - e.g. a C++ runtime older than the one it was built with
-            msg = f"artifact {artifact.path}: {AOTI_FILE} does not load ({type(err).__name__}: {str(err)[:200]})"
-            return _unavailable(artifact, model, backend, msg, strict)
-        return check_runtime(artifact, AOTI_FILE, _AotiRunner(compiled, artifact.name))
-    msg = f"backend {backend!r} has no CPU runner; choose one of {list(CPU_BACKENDS)}"
-    raise ValueError(msg)

@@ -1,18 +1,20 @@
-"""Inference engine: models loaded once per process, kept on their device, mini-batched.
+"""Inference engine: taggers loaded once per process, kept on their device, mini-batched.
 
-* :func:`get_tagger` returns the process-wide cached, device-resident tagger for an
-  artifact (cache key: artifact hash + device + amp + backend), so a Dask worker loads
-  each model once, not once per chunk. :func:`cache_info` reports hits and misses.
-  :meth:`Tagger.predict` scores a mapping of named input arrays, whatever the model
-  (torch network or the cut-based baseline).
-* :func:`predict` runs a model over numpy inputs in mini-batches: pinned host buffers
-  and non-blocking copies on CUDA, optional bf16/fp16 autocast on GPU (fp32 default;
-  always fp32 on CPU), and on CUDA out-of-memory the batch is halved and retried
-  (logged), so results are identical whatever the batch size.
+* :func:`get_tagger` returns the process-wide cached :class:`TaggerHandle` of an artifact
+  (cache key: artifact hash + device + amp + backend): the artifact verified and parsed
+  once, the runtime chosen once (a :class:`~hepml_coffea.inference.runners.Runner`). A
+  caller that names the hash it was configured with (the scoring layer) is answered from
+  memory, without reading the manifest again. :func:`cache_info` reports hits and misses.
+  :meth:`TaggerHandle.predict` scores a mapping of named input arrays, whatever the model.
+* :func:`run_batches` is the one batching loop for every runtime: mini-batches sorted by
+  constituent count and trimmed, halved on out-of-memory (results identical whatever the
+  batch size), and on CUDA pinned host buffers with non-blocking copies. The runner does
+  the rest (runtime, autocast, the head that turns outputs into probabilities); this
+  module never names a runtime. :func:`predict` runs a torch module through it.
 * Device choice: ``"auto"`` takes ``cuda`` when torch sees a GPU - under dask-cuda
   each worker sees exactly one through ``CUDA_VISIBLE_DEVICES`` - else ``cpu``.
 
-Training evaluation and the processor both score through :func:`predict`.
+Training evaluation and the processor both score through :func:`predict` / :func:`run_batches`.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hepml_coffea.artifacts import Artifact, ArtifactError, load_artifact, resolve_artifact
 from hepml_coffea.inference.batching import (
     PADDING_FREE,
     default_batch_size,
@@ -35,11 +38,15 @@ from hepml_coffea.inference.batching import (
     scores_from_output,
 )
 from hepml_coffea.inference.batching import is_oom as _is_oom
-from hepml_coffea.artifacts import (
-    Artifact,
-    ArtifactError,
-    load_artifact,
-    resolve_artifact,
+from hepml_coffea.inference.heads import class_score
+from hepml_coffea.inference.runners import (
+    BACKENDS,
+    ObservablesRunner,
+    Runner,
+    TorchRunner,
+    check_options,
+    open_runner,
+    resolve_backend,
 )
 
 __all__ = [
@@ -47,6 +54,7 @@ __all__ = [
     "PADDING_FREE",
     "class_score",
     "Tagger",
+    "TaggerHandle",
     "cache_info",
     "clear_cache",
     "default_batch_size",
@@ -56,53 +64,92 @@ __all__ = [
     "predict_numpy",
     "resolve_backend",
     "resolve_device",
+    "run_batches",
     "scores_from_output",
 ]
 
 log = logging.getLogger("hepml_coffea.inference")
 
 _LOCK = threading.RLock()
-_CACHE: dict[tuple[str, str, str, str], Tagger] = {}
-
-
-#: selectable execution backends; ``"torch"`` is plain eager PyTorch
-BACKENDS = ("auto", "onnxruntime", "aoti", "compile", "torch")
+#: (artifact hash, resolved device, amp, backend asked) -> the loaded tagger
+_CACHE: dict[tuple[str, str, str, str], TaggerHandle] = {}
+#: (artifact hash, device as asked, amp, backend asked) -> the same taggers: a call that names
+#: the hash (the scoring layer's) is answered without touching the disk or torch
+_BY_REQUEST: dict[tuple[str, str, Any, str], TaggerHandle] = {}
 _STATS = {"hits": 0, "misses": 0, "oom_retries": 0}
 
 
-@dataclass
-class Tagger:
-    """A device-resident model plus what is needed to feed it.
+@dataclass(frozen=True, eq=False)
+class TaggerHandle:
+    """A loaded tagger: the verified, parsed artifact and the runner of its chosen runtime.
 
-    Use :func:`get_tagger` to obtain one (cached per process); call :meth:`predict`.
+    Made once per process by :func:`get_tagger` (cached by artifact hash, device, amp and
+    backend); immutable, hashable and equal by that key. Call :meth:`predict`.
 
     Attributes
     ----------
-    artifact : the verified artifact the model comes from
+    artifact : the verified artifact the model comes from (spec parsed, manifest read once)
     model : torch module on ``device`` in eval mode, or a ``CutBasedTopTagger``
     device : ``"cpu"`` or ``"cuda[:i]"``
     amp : autocast dtype name (``"bf16"``, ``"fp16"``) or ``None`` for fp32
-    backend : the resolved execution backend (``"torch"``, ``"compile"``,
+    backend : the runtime that runs it (``runner.name``: ``"torch"``, ``"compile"``,
         ``"onnxruntime"``, ``"aoti"``; ``"numpy"`` for the cut-based baseline)
-    runner : what runs a batch (:func:`hepml_coffea.inference.backends.make_runner`);
-        ``None`` means ``model`` in torch eager
+    runner : the :class:`~hepml_coffea.inference.runners.Runner` (default: ``model`` in
+        torch eager, or the baseline's numpy runner)
     """
 
     artifact: Artifact
-    model: Any
-    device: str
+    model: Any = None
+    device: str = "cpu"
     amp: str | None = None
-    backend: str = "torch"
+    backend: str = ""
     runner: Any = None
+    input_names: tuple[str, ...] = field(init=False, repr=False)
+    mask_name: str = field(init=False, repr=False)
+    trims_padding: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        art = self.artifact
+        model = self.model if self.model is not None else art.model
+        runner = self.runner
+        if runner is None:
+            if art.input_kind == "observables":
+                runner = ObservablesRunner(model)
+            else:
+                from hepml_coffea.inference.heads import softmax_rows
+
+                runner = TorchRunner(model, self.device, self.amp, softmax_rows if art.classes else None,
+                                     len(art.classes) if art.classes else None)
+        setattr_ = object.__setattr__
+        setattr_(self, "model", model)
+        setattr_(self, "runner", runner)
+        setattr_(self, "backend", runner.name)
+        setattr_(self, "device", runner.device)
+        names = art.input_names
+        spec = art.spec
+        mask = spec.mask_block if art.input_kind == "blocks" and spec is not None and spec.mask_block else "mask"
+        if art.input_kind == "blocks":  # measured at import: outputs equal trimmed and untrimmed
+            trims = bool(art.meta.get("trim_padding")) and mask in names
+        else:
+            trims = art.class_name in PADDING_FREE and "mask" in names
+        setattr_(self, "input_names", names)
+        setattr_(self, "mask_name", mask)
+        setattr_(self, "trims_padding", trims)
+
+    @property
+    def key(self) -> tuple[str, str, str | None, str]:
+        """What identifies the handle: artifact hash, device, amp, runtime."""
+        return (self.artifact.hash, self.device, self.amp, self.backend)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TaggerHandle) and other.key == self.key
 
     @property
     def name(self) -> str:
         return self.artifact.name
-
-    @property
-    def input_names(self) -> tuple[str, ...]:
-        """The keys :meth:`predict` reads, in the model's forward() order."""
-        return self.artifact.input_names
 
     @property
     def input_kind(self) -> str:
@@ -129,7 +176,7 @@ class Tagger:
         """
         if self.artifact.classes:
             return class_score(self.artifact, self.predict_classes(inputs, batch_size=batch_size))
-        return self._run(inputs, batch_size, head=None)
+        return self._run(inputs, batch_size)
 
     def predict_classes(self, inputs: Mapping[str, np.ndarray], *, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities of a multi-class model (an imported weaver model).
@@ -145,84 +192,19 @@ class Tagger:
         if not self.artifact.classes:
             msg = f"tagger {self.name!r} is a top-vs-QCD model without classes; use predict()"
             raise ValueError(msg)
-        return self._run(inputs, batch_size, head=_softmax_rows)
+        return self._run(inputs, batch_size)
 
-    def _run(self, inputs: Mapping[str, np.ndarray], batch_size: int | None, head: Any) -> np.ndarray:
+    def _run(self, inputs: Mapping[str, np.ndarray], batch_size: int | None) -> np.ndarray:
         arrays = _take_inputs(self, inputs)
-        if self.input_kind == "observables":
-            return _score_observables(self.model, arrays[0], arrays[1])
-        lengths = None
-        if self.trims_padding:
-            lengths = padded_lengths(arrays[self.input_names.index(self.mask_name)])
-        runner = self.model if self.runner is None else self.runner
-        width = len(self.artifact.classes) if head is not None else None
-        if getattr(runner, "takes_numpy", False):
-            return predict_numpy(runner, arrays, batch_size=batch_size, lengths=lengths, width=width)
-        return predict(runner, arrays, device=self.device, batch_size=batch_size, amp=self.amp, lengths=lengths,
-                       head=head, width=width)
-
-    @property
-    def mask_name(self) -> str:
-        """The input holding the constituent mask (``mask``, or a blocks spec's mask block)."""
-        spec = self.artifact.spec
-        if self.input_kind == "blocks" and spec is not None and spec.mask_block:
-            return spec.mask_block
-        return "mask"
-
-    @property
-    def trims_padding(self) -> bool:
-        """Whether batches are sorted by constituent count and trimmed to their longest jet:
-        only for the registry's masked models, whose scores do not depend on padding
-        (a TorchScript model brought by the user is run on its inputs as given)."""
-        if self.input_kind == "blocks":  # measured at import: outputs equal trimmed and untrimmed
-            return bool(self.artifact.meta.get("trim_padding")) and self.mask_name in self.input_names
-        return self.artifact.class_name in PADDING_FREE and "mask" in self.input_names
+        lengths = padded_lengths(arrays[self.input_names.index(self.mask_name)]) if self.trims_padding else None
+        return run_batches(self.runner, arrays, batch_size=batch_size, lengths=lengths)
 
 
-def _softmax_rows(out: Any) -> Any:
-    """(N, C) logits -> (N, C) probabilities (torch)."""
-    import torch
-
-    return torch.softmax(out.float(), dim=1)
+#: the loaded tagger (the name used before :class:`TaggerHandle`)
+Tagger = TaggerHandle
 
 
-def class_score(artifact: Artifact, probs: np.ndarray) -> np.ndarray:
-    """The artifact's score expression (e.g. ``Tbqq / (Tbqq + QCD)``) on class probabilities.
-
-    Shapes:
-        probs ``(N, n_classes)`` -> ``(N,)`` float32
-    """
-    from hepml_coffea.representations.expressions import parse_expression
-
-    expr = artifact.score_expression
-    if not expr:
-        msg = f"artifact {artifact.path}: a multi-class model needs a score expression in model.yaml"
-        raise ArtifactError(msg)
-    return parse_expression(expr).evaluate(_ClassColumns(artifact.classes, probs)).astype(np.float32)
-
-
-class _ClassColumns:
-    """What a score expression reads: one column per class, by name (one row per jet)."""
-
-    def __init__(self, classes: tuple[str, ...], probs: np.ndarray) -> None:
-        self.index = {c: i for i, c in enumerate(classes)}
-        self.probs = np.asarray(probs, dtype=np.float64)
-        n = len(self.probs)
-        self.n_constituents = n
-        self.counts = np.ones(n, dtype=np.int64)
-        self.starts = np.arange(n, dtype=np.int64)
-
-    def cand(self, name: str) -> np.ndarray:
-        return self.probs[:, self.index[name]]
-
-    def jet(self, name: str) -> np.ndarray:
-        return self.cand(name)
-
-    def jet_of_constituent(self) -> np.ndarray:
-        return self.starts
-
-
-def _take_inputs(tagger: Tagger, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+def _take_inputs(tagger: TaggerHandle, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     """The arrays named by ``tagger.input_names``, checked for presence and equal length."""
     missing = [k for k in tagger.input_names if k not in inputs]
     if missing:
@@ -235,45 +217,6 @@ def _take_inputs(tagger: Tagger, inputs: Mapping[str, np.ndarray]) -> list[np.nd
         msg = f"tagger {tagger.name!r}: inputs have different numbers of jets {lengths}"
         raise ValueError(msg)
     return arrays
-
-
-def _score_observables(model: Any, msd: np.ndarray, tau32: np.ndarray) -> np.ndarray:
-    """Cut-based baseline scores; NaN where an input is not finite. Shapes: (N,), (N,) -> (N,)."""
-    msd = np.asarray(msd, dtype=np.float64).ravel()
-    tau32 = np.asarray(tau32, dtype=np.float64).ravel()
-    out = np.full(msd.shape, np.nan, dtype=np.float32)
-    ok = np.isfinite(msd) & np.isfinite(tau32)
-    if ok.any():
-        out[ok] = model.score(msd[ok], tau32[ok]).astype(np.float32)
-    return out
-
-
-def resolve_backend(backend: str, device: str, artifact: Artifact) -> str:
-    """The execution backend actually used for ``artifact`` on ``device``.
-
-    ``"auto"`` takes the backend recorded in the artifact for CPU (chosen by measurement
-    when the artifact was sealed) and ``"torch"`` on GPU. The cut-based baseline always
-    runs on numpy (``"numpy"``) whatever is asked.
-    """
-    if backend not in BACKENDS:
-        msg = f"backend {backend!r} unknown; choose one of {list(BACKENDS)}"
-        raise ValueError(msg)
-    if artifact.input_kind == "observables":
-        return "numpy"
-    if artifact.model is None:  # an imported ONNX graph without torch weights
-        if backend not in ("auto", "onnxruntime"):
-            msg = (f"tagger {artifact.name!r} is an imported ONNX graph without torch weights: it runs only "
-                   f"in ONNX Runtime (backend 'auto' or 'onnxruntime', not {backend!r})")
-            raise ValueError(msg)
-        return "onnxruntime"
-    cuda = device.startswith("cuda")
-    if backend == "auto":
-        return "torch" if cuda else (artifact.cpu_backend or "torch")
-    if backend in ("onnxruntime", "aoti") and cuda:
-        msg = (f"backend {backend!r} runs on CPU only (device {device!r}); use backend 'torch' or 'compile' "
-               "on a GPU, or 'auto'")
-        raise ValueError(msg)
-    return backend
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -295,7 +238,9 @@ def get_tagger(
     device: str = "auto",
     amp: str | None = None,
     backend: str = "auto",
-) -> Tagger:
+    *,
+    hash: str | None = None,  # noqa: A002 - the artifact's hash
+) -> TaggerHandle:
     """The cached tagger for an artifact on ``device`` (loaded on first use).
 
     Parameters
@@ -304,51 +249,49 @@ def get_tagger(
     device : ``"auto"``, ``"cpu"`` or ``"cuda[:i]"`` (see :func:`resolve_device`)
     amp : ``None`` (fp32), ``"bf16"`` or ``"fp16"`` autocast on CUDA
     backend : one of :data:`BACKENDS` (see :func:`resolve_backend`)
+    hash : the artifact hash the caller was configured with
+        (:attr:`~hepml_coffea.config.TaggerConfig.hash`): a tagger loaded for it is
+        returned without reading anything from disk; a first load refuses an artifact
+        whose content changed since (:class:`~hepml_coffea.artifacts.ArtifactError`).
+        Without it the manifest is read to find the hash (a re-sealed artifact is
+        loaded anew).
     """
-    if backend not in BACKENDS:
-        msg = f"backend {backend!r} unknown; choose one of {list(BACKENDS)}"
-        raise ValueError(msg)
-    if amp not in (None, "bf16", "fp16"):
-        msg = f"amp {amp!r} unknown; choose None (fp32), 'bf16' or 'fp16'"
-        raise ValueError(msg)
+    if hash is not None:
+        hit = _BY_REQUEST.get((hash, device, amp, backend))
+        if hit is not None:
+            with _LOCK:
+                _STATS["hits"] += 1
+            return hit
+    check_options(backend, amp)
     dev = resolve_device(device)
     path = Path(str(name_or_path))
     with _LOCK:
-        # cheap key first: the manifest hash (full verification happens on load)
         apath = resolve_artifact(path)
-        try:
-            digest = json.loads((apath / "manifest.json").read_text())["hash"]
-        except (OSError, ValueError, KeyError) as err:
-            msg = f"artifact {apath}: unreadable manifest.json ({err})"
-            raise ArtifactError(msg) from err
+        digest = hash if hash is not None else _manifest_hash(apath)
         key = (digest, dev, amp or "fp32", backend)
-        hit = _CACHE.get(key)
-        if hit is not None:
+        tagger = _CACHE.get(key)
+        if tagger is not None:
             _STATS["hits"] += 1
-            return hit
-        _STATS["misses"] += 1
-        art = load_artifact(apath)
-        chosen = resolve_backend(backend, dev, art)
-        model = art.model
-        if model is None and dev != "cpu":
-            log.info("tagger %s is an ONNX graph: it runs in ONNX Runtime on the CPU of this %s worker", art.name, dev)
-            dev = "cpu"
-        if model is not None and art.input_kind != "observables":  # torch model: resident on its device
-            model = model.to(dev).eval()
-            for p in model.parameters():
-                p.requires_grad_(False)
-        runner = None
-        if chosen not in ("numpy", "torch"):
-            from hepml_coffea.inference.backends import make_runner
-
-            runner = make_runner(art, model, chosen, strict=backend != "auto")
-            if runner is model:  # "auto" fell back to eager (logged)
-                chosen, runner = "torch", None
-            else:  # "auto" may have fallen back to another runner (logged)
-                chosen = getattr(runner, "backend", chosen)
-        tagger = Tagger(artifact=art, model=model, device=dev, amp=amp, backend=chosen, runner=runner)
-        _CACHE[key] = tagger
+        else:
+            _STATS["misses"] += 1
+            art = load_artifact(apath)
+            if art.hash != digest:
+                msg = f"artifact {apath} changed since the tagger was configured (hash mismatch)"
+                raise ArtifactError(msg)
+            tagger = TaggerHandle(artifact=art, amp=amp, runner=open_runner(art, dev, amp, backend))
+            _CACHE[key] = tagger
+        if hash is not None:
+            _BY_REQUEST[(hash, device, amp, backend)] = tagger
         return tagger
+
+
+def _manifest_hash(apath: Path) -> str:
+    """The hash manifest.json records (the cache key; full verification happens on load)."""
+    try:
+        return str(json.loads((apath / "manifest.json").read_text())["hash"])
+    except (OSError, ValueError, KeyError) as err:
+        msg = f"artifact {apath}: unreadable manifest.json ({err})"
+        raise ArtifactError(msg) from err
 
 
 def cache_info() -> dict[str, int]:
@@ -361,13 +304,14 @@ def clear_cache() -> None:
     """Forget cached taggers (tests, or to free GPU memory)."""
     with _LOCK:
         _CACHE.clear()
+        _BY_REQUEST.clear()
         for k in _STATS:
             _STATS[k] = 0
 
 
-def _forward(model: Any, args: list[Any]) -> Any:
-    """One forward pass (a seam for fault-injection tests)."""
-    return model(*args)
+def _forward(runner: Any, batch: list[Any]) -> Any:
+    """One batch through a runner (a seam for fault-injection tests)."""
+    return runner.run(batch)
 
 
 @dataclass(frozen=True)
@@ -421,6 +365,47 @@ def _gather(a: np.ndarray, b: _Batch) -> np.ndarray:
     return a[b.rows, ..., : b.length]
 
 
+def run_batches(
+    runner: Runner,
+    inputs: Sequence[np.ndarray],
+    *,
+    batch_size: int | None = None,
+    lengths: np.ndarray | None = None,
+    min_batch_size: int = 1,
+    on_oom: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Probabilities of ``runner`` on ``inputs`` (numpy, first axis = jets), in mini-batches.
+
+    The one loop for every runtime: the runner maps one batch to its probabilities
+    (:class:`~hepml_coffea.inference.runners.Runner`); this function only plans the
+    batches (sorted by padded length and trimmed with ``lengths``), halves them on
+    out-of-memory (identical results) and, for a CUDA runner, stages them through pinned
+    memory. A runner that is not ``batched`` gets the inputs whole.
+
+    Shapes:
+        inputs: each (N, ...) -> (N,), or (N, runner.width)
+    """
+    if not runner.batched:
+        return runner.run(list(inputs))
+    n = _n_jets(list(inputs))
+    width = runner.width
+    out = np.empty((n,) if width is None else (n, width), dtype=np.float32)
+    if n == 0:
+        return out
+    arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in inputs]
+    plan = _Planner(n, lengths)
+    device = runner.device
+    bs = max(1, int(batch_size or default_batch_size(device)))
+    if device.startswith("cuda"):
+        import torch
+
+        with torch.inference_mode():
+            _predict_cuda(runner, arrays, plan, out, device, bs, min_batch_size, on_oom)
+    else:
+        _predict_host(lambda batch: _forward(runner, batch), arrays, plan, out, bs, min_batch_size, on_oom)
+    return out
+
+
 def predict(
     model: Any,
     inputs: list[np.ndarray],
@@ -438,8 +423,10 @@ def predict(
 
     Parameters
     ----------
-    model : torch module (already on ``device``, eval mode), or any callable taking
-        torch tensors and returning logits
+    model : torch module (already on ``device``, eval mode), any callable taking
+        torch tensors and returning logits, or a
+        :class:`~hepml_coffea.inference.runners.Runner` (then ``device``, ``amp``,
+        ``head`` and ``width`` are the runner's)
     inputs : arrays in forward() order, e.g. ``[points, features, mask]``
     device : ``"cpu"`` or ``"cuda[:i]"``
     batch_size : jets per forward pass (default :func:`default_batch_size`); halved on
@@ -461,26 +448,9 @@ def predict(
     the copy of batch ``i + 1`` overlaps the computation of batch ``i``; the scores
     stay on the GPU until one copy back at the end (one synchronisation per call).
     """
-    import torch
-
-    n = _n_jets(inputs)
-    out = np.empty((n,) if width is None else (n, width), dtype=np.float32)
-    head = head or scores_from_output
-    if n == 0:
-        return out
-    if amp not in (None, "bf16", "fp16"):
-        msg = f"amp {amp!r} unknown; choose None (fp32), 'bf16' or 'fp16'"
-        raise ValueError(msg)
-    arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in inputs]
-    plan = _Planner(n, lengths)
-    bs = max(1, int(batch_size or default_batch_size(device)))
-    with torch.inference_mode():
-        if device.startswith("cuda"):
-            _predict_cuda(model, arrays, plan, out, device, bs, amp, min_batch_size, on_oom, head)
-        else:
-            _predict_host(lambda args: head(_forward(model, [torch.from_numpy(x) for x in args])).numpy(),
-                          arrays, plan, out, bs, min_batch_size, on_oom)
-    return out
+    runner = model if isinstance(model, Runner) else TorchRunner(model, device, amp, head, width)
+    return run_batches(runner, inputs, batch_size=batch_size, lengths=lengths, min_batch_size=min_batch_size,
+                       on_oom=on_oom)
 
 
 def _n_jets(inputs: list[np.ndarray]) -> int:
@@ -490,6 +460,18 @@ def _n_jets(inputs: list[np.ndarray]) -> int:
         msg = f"inputs have different lengths: {[len(x) for x in inputs]}"
         raise ValueError(msg)
     return n
+
+
+class _NumpyCallable:
+    """A callable ``run(batch_arrays) -> scores`` seen as a CPU runner."""
+
+    name = "callable"
+    device = "cpu"
+    batched = True
+
+    def __init__(self, run: Callable[[list[np.ndarray]], np.ndarray], width: int | None) -> None:
+        self.run = run
+        self.width = width
 
 
 def predict_numpy(
@@ -502,21 +484,16 @@ def predict_numpy(
     on_oom: Callable[[int], None] | None = None,
     width: int | None = None,
 ) -> np.ndarray:
-    """Like :func:`predict` on CPU for a runner that takes numpy arrays (ONNX Runtime):
+    """Like :func:`predict` on CPU for a callable that takes numpy arrays:
     ``run(batch_arrays) -> scores`` (or ``(n, width)`` rows, e.g. class probabilities, with
     ``width``); same batching, bucketing and trimming.
 
     Shapes:
         inputs: each (N, ...) -> (N,), or (N, width) with ``width``
     """
-    n = _n_jets(inputs)
-    out = np.empty((n,) if width is None else (n, width), dtype=np.float32)
-    if n == 0:
-        return out
-    arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in inputs]
-    bs = max(1, int(batch_size or default_batch_size("cpu")))
-    _predict_host(run, arrays, _Planner(n, lengths), out, bs, min_batch_size, on_oom)
-    return out
+    runner = run if isinstance(run, Runner) else _NumpyCallable(run, width)
+    return run_batches(runner, inputs, batch_size=batch_size, lengths=lengths, min_batch_size=min_batch_size,
+                       on_oom=on_oom)
 
 
 def _halve(bs: int, min_batch_size: int, err: BaseException, on_oom: Callable[[int], None] | None) -> int:
@@ -564,21 +541,19 @@ class _PinnedSlot:
 
 
 def _predict_cuda(
-    model: Any,
+    runner: Any,
     arrays: list[np.ndarray],
     plan: _Planner,
     out: np.ndarray,
     device: str,
     bs: int,
-    amp: str | None,
     min_batch_size: int,
     on_oom: Callable[[int], None] | None,
-    head: Callable[[Any], Any] = scores_from_output,
 ) -> None:
-    """CUDA loop: double-buffered pinned staging, copies on a side stream, one sync."""
+    """CUDA loop: double-buffered pinned staging, copies on a side stream, one sync; the
+    runner maps the device tensors of one batch to its probabilities on the device."""
     import torch
 
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[amp]
     hosts = [torch.from_numpy(a) for a in arrays]
     compute = torch.cuda.current_stream(device)
     copier = torch.cuda.Stream(device)
@@ -617,12 +592,7 @@ def _predict_cuda(
                 compute.wait_event(ready)
                 for t in dev:  # allocated on the copy stream, used on the compute stream
                     t.record_stream(compute)
-                if dtype is not None:
-                    with torch.autocast("cuda", dtype=dtype):
-                        res = _forward(model, dev)
-                else:
-                    res = _forward(model, dev)
-                results.append((b.rows, head(res)))
+                results.append((b.rows, _forward(runner, dev)))
                 start += len(dev[0])
                 k += 1
                 # stage the next batch while the GPU computes this one

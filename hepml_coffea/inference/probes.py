@@ -9,7 +9,7 @@ model.yaml record (``onnx`` / ``aoti``), the sha256 of the weights it was export
 with these weights, described by model.yaml ``probe`` (its sha256 and the weights' sha256).
 
 :func:`check_runtime` runs when a runtime is loaded (once per process and file, see
-:func:`hepml_coffea.inference.backends.make_runner`) and refuses, with one line naming the
+:func:`hepml_coffea.inference.runners.make_runner`) and refuses, with one line naming the
 file (:class:`~hepml_coffea.artifacts.ArtifactIntegrityError`):
 
 * a runtime whose record names other weights than the artifact's (or no weights at all);
@@ -145,22 +145,22 @@ def _top_scores(artifact: Artifact, out: np.ndarray) -> np.ndarray:
     """Top scores from a runner's per-jet output: as they are, or for a multi-class model
     (an imported weaver model: class probabilities) its score expression."""
     if artifact.classes and np.ndim(out) == 2:
-        from hepml_coffea.inference.engine import class_score
+        from hepml_coffea.inference.heads import class_score
 
         return class_score(artifact, out)
     return np.asarray(out, dtype=np.float32)
 
 
 def probe_scores(runner: Any, arrays: list[np.ndarray], artifact: Artifact | None = None) -> np.ndarray:
-    """Scores of a runner on probe arrays (model input order): an ONNX Runtime runner takes
-    numpy and returns scores (class probabilities for a multi-class model); a module-like
-    runner (AOTInductor, torch) returns logits. With ``artifact``, a multi-class model's
-    probabilities become its top score."""
-    from hepml_coffea.inference.backends import _logits_torch, _scores
-
-    if getattr(runner, "takes_numpy", False):
-        out = np.asarray(runner(arrays), dtype=np.float32)
+    """Scores of a runner on probe arrays (model input order): a
+    :class:`~hepml_coffea.inference.runners.Runner` returns probabilities (class
+    probabilities for a multi-class model); a bare torch module returns logits. With
+    ``artifact``, a multi-class model's probabilities become its top score."""
+    if hasattr(runner, "run"):
+        out = np.asarray(runner.run([np.ascontiguousarray(a, dtype=np.float32) for a in arrays]), dtype=np.float32)
     else:
+        from hepml_coffea.inference.backends import _logits_torch, _scores
+
         out = _scores(_logits_torch(runner, arrays)).astype(np.float32)
     return _top_scores(artifact, out) if artifact is not None else out
 
@@ -196,7 +196,7 @@ def check_runtime(artifact: Artifact, fname: str, runner: Any) -> Any:
         msg = (f"artifact {artifact.path}: {fname} is not the file its model.yaml record describes (sha256 "
                f"{str(artifact.file_digest(fname))[:12]}..., record {str(rec['sha256'])[:12]}...); refusing to load it")
         raise ArtifactIntegrityError(msg)
-    backend = str(getattr(runner, "backend", "onnxruntime"))
+    backend = str(getattr(runner, "name", "onnxruntime"))
     atol = PROBE_ATOL.get(backend, 1e-4)
     want = arrays_by_name["scores"]
     try:
@@ -258,7 +258,8 @@ def add_probe(artifact_dir: Any, inputs: Mapping[str, np.ndarray] | None = None,
         a runtime whose scores on the probe differ: it is not bound (re-export it).
     """
     from hepml_coffea.artifacts import load_artifact, update_artifact
-    from hepml_coffea.inference.backends import AOTI_FILE, ONNX_FILE, aoti_incompatibility, make_runner
+    from hepml_coffea.inference.backends import AOTI_FILE, ONNX_FILE
+    from hepml_coffea.inference.runners import make_runner, runner_class
 
     art = load_artifact(artifact_dir)
     if art.model is None or art.file_digest(_WEIGHTS) is None:
@@ -281,9 +282,9 @@ def add_probe(artifact_dir: Any, inputs: Mapping[str, np.ndarray] | None = None,
         if not isinstance(rec, Mapping) or rec.get("sha256") != art.file_digest(fname):
             msg = f"artifact {art.path}: {fname} has no export record that describes it; re-export it"
             raise ArtifactIntegrityError(msg)
-        why = aoti_incompatibility(rec) if backend == "aoti" else None
+        why = runner_class(backend).supports(art, "cpu")
         if why is not None:
-            result[fname] = f"bound unchecked: cannot run here ({why})"
+            result[fname] = f"bound unchecked: {why}"
         else:
             runner = make_runner(art, art.model, backend, strict=True)
             got = probe_scores(runner, [arrays[k] for k in art.input_names], art)

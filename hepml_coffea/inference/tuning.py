@@ -22,18 +22,16 @@ import numpy as np
 
 from hepml_coffea.artifacts import ArtifactError, load_artifact, update_artifact
 from hepml_coffea.inference.backends import (
-    AOTI_FILE,
     AOTI_MARGIN,
     COMPILE_MARGIN,
     CPU_BACKENDS,
-    ONNX_FILE,
     SCORE_ATOL,
     ExportError,
     export_aoti,
     export_onnx,
-    make_runner,
     synthetic_inputs,
 )
+from hepml_coffea.inference.runners import make_runner, pick_backend, runtime_files, unchosen_compiled
 
 __all__ = ["choose_backend", "measure_backends"]
 
@@ -85,13 +83,12 @@ def measure_backends(
         model = art.model.eval()
         taggers: dict[str, Tagger] = {}
         out: dict[str, dict[str, Any]] = {}
-        ref = Tagger(artifact=art, model=model, device="cpu", backend="torch")
+        ref = Tagger(artifact=art, model=model, device="cpu")
         ref_scores = ref.predict(data, batch_size=batch_size)
         for b in backends:
             t0 = time.perf_counter()
             try:
-                tagger = Tagger(artifact=art, model=model, device="cpu", backend=b,
-                                runner=make_runner(art, model, b, strict=True))
+                tagger = Tagger(artifact=art, model=model, runner=make_runner(art, model, b, strict=True))
                 got = tagger.predict(data, batch_size=batch_size)  # warm-up / compile
             except Exception as err:  # noqa: BLE001 - recorded, the backend is not chosen
                 out[b] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
@@ -147,14 +144,10 @@ def choose_backend(
     art = load_artifact(artifact_dir)
     path = art.path
     notes: dict[str, str] = {}
-    exports = (("onnxruntime", export_onnx, ONNX_FILE, "onnx"), ("aoti", export_aoti, AOTI_FILE, "aoti"))
-    for backend, export, fname, key in exports:
-        if backend not in backends:
-            continue
-        if backend == "onnxruntime" and art.meta.get("weaver"):
-            continue  # an imported weaver model keeps the graph it was imported from
+    exporters = {"onnxruntime": export_onnx, "aoti": export_aoti}
+    for backend, fname, key in runtime_files(art, backends):
         try:
-            export(path, inputs=inputs)
+            exporters[backend](path, inputs=inputs)
         except ExportError as err:
             notes[key] = str(err)
             log.warning("%s", err)
@@ -162,15 +155,8 @@ def choose_backend(
                 update_artifact(path, remove=(fname,), meta={key: None})
     results = measure_backends(path, inputs=inputs, batch_size=batch_size, threads=threads, repeats=repeats,
                                backends=backends)
-    ok = {b: r for b, r in results.items()
-          if "jets_per_s" in r and r["max_abs_score_diff"] <= SCORE_ATOL}
-    if "aoti" in ok and "onnxruntime" in ok and ok["aoti"]["jets_per_s"] < AOTI_MARGIN * ok["onnxruntime"]["jets_per_s"]:
-        del ok["aoti"]  # not clearly faster than ONNX Runtime, which runs on any torch version and CPU
-    chosen = max(ok, key=lambda b: (ok[b]["jets_per_s"], -CPU_BACKENDS.index(b))) if ok else "torch"
-    others = [r["jets_per_s"] for b, r in ok.items() if b != "compile"]
-    if chosen == "compile" and others and ok["compile"]["jets_per_s"] < COMPILE_MARGIN * max(others):
-        # compiling costs seconds to a minute in every worker process: only worth a clear gain
-        chosen = max((b for b in ok if b != "compile"), key=lambda b: ok[b]["jets_per_s"])
+    chosen = pick_backend({b: r for b, r in results.items()
+                           if "jets_per_s" in r and r["max_abs_score_diff"] <= SCORE_ATOL})
     if record:
         from hepml_coffea.inference.batching import default_batch_size
 
@@ -189,9 +175,9 @@ def choose_backend(
             rec[f"{key}_export"] = note
         meta: dict[str, Any] = {"cpu_backend": rec}
         remove: tuple[str, ...] = ()
-        if "aoti" in backends and chosen != "aoti" and (path / AOTI_FILE).exists():
+        for fname, key in unchosen_compiled(path, chosen, backends):
             # compiled code is shipped only where it runs: the ONNX export stays (aoti's fall-back)
-            remove, meta["aoti"] = (AOTI_FILE,), None
-            rec["aoti_export"] = rec.get("aoti_export", f"{AOTI_FILE} measured, not chosen: removed")
+            remove, meta[key] = (*remove, fname), None
+            rec[f"{key}_export"] = rec.get(f"{key}_export", f"{fname} measured, not chosen: removed")
         update_artifact(path, remove=remove, meta=meta)
     return chosen

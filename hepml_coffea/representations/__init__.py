@@ -6,6 +6,8 @@ Pure functions of ``(cands, jets, spec)``; training and inference share them.
 * :func:`build_pointcloud` -> adds ``"points" (N, 2, P)`` (weaver ParticleNet contract)
 * :func:`build_image` -> ``(N, n_channels, npix, npix)``
 * :func:`knn_edges`, :func:`knn_indices`, :func:`to_pyg_batch`: kNN graphs in pure torch
+  (:mod:`~hepml_coffea.representations.graph`, imported on first use: the package itself
+  needs no torch)
 * :func:`build_blocks` -> one ``(N, C, P)`` array per named input (weaver data configs)
 * :func:`build`: dispatch on ``spec.kind``
 
@@ -34,7 +36,6 @@ from .features import (
     wrap_phi,
 )
 from .blocks import build_blocks
-from .graph import knn_edges, knn_indices, to_pyg_batch
 from .image import build_image
 from .pointcloud import build_pointcloud
 from .sequence import build_sequence
@@ -116,3 +117,16 @@ def build(cands: ak.Array, jets: ak.Array, spec: InputSpec, svs: ak.Array | None
     if spec.kind == "blocks":
         return build_blocks(cands, jets, spec, svs)
     raise ValueError(f"unknown spec kind {spec.kind!r}")
+
+
+_GRAPH = ("knn_edges", "knn_indices", "to_pyg_batch")
+
+
+def __getattr__(name: str) -> object:
+    """The torch kNN helpers, imported on first use (:mod:`.graph` needs torch)."""
+    if name in _GRAPH:
+        from . import graph
+
+        return getattr(graph, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -19,35 +19,59 @@ connects each particle to its ``n - 1`` others.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["dense_knn", "knn_edges", "knn_indices", "pairwise_sqdist", "to_pyg_batch"]
+__all__ = ["KNN_MODES", "dense_knn", "export_mode", "knn_edges", "knn_indices", "pairwise_sqdist", "to_pyg_batch"]
 
 _CHUNK = 1024
 
-#: True only while :mod:`hepml_coffea.inference.backends` exports a model to ONNX
-ONNX_EXPORT = False
-#: True only while :mod:`hepml_coffea.inference.backends` compiles a model with AOTInductor
-AOTI_EXPORT = False
+#: how :func:`dense_knn` picks the k nearest: ``"stable"`` (a stable sort of every row, eager
+#: torch and TorchScript), ``"onnx"`` (ONNX's TopK, lower index first on ties by definition),
+#: ``"aoti"`` (a top-k on unique keys: compiled code, ~10x less work than sorting every row)
+KNN_MODES = ("stable", "onnx", "aoti")
+# the mode of the models traced inside :func:`export_mode` (set only there, one export at a time)
+_TRACING = {"mode": "stable"}
+
+
+@contextmanager
+def export_mode(mode: str) -> Iterator[None]:
+    """Trace a model for an exporter: inside, :func:`dense_knn` calls that do not name a
+    ``mode`` use ``mode`` (``"onnx"`` for ``torch.onnx.export``, ``"aoti"`` for
+    ``torch.export`` + AOTInductor); the previous mode is restored on leaving."""
+    if mode not in KNN_MODES:
+        msg = f"kNN mode {mode!r} unknown; choose one of {list(KNN_MODES)}"
+        raise ValueError(msg)
+    before = _TRACING["mode"]
+    _TRACING["mode"] = mode
+    try:
+        yield
+    finally:
+        _TRACING["mode"] = before
 
 
 def _onnx_topk() -> bool:
     """True while exporting to ONNX (TorchScript: always False, the stable sort is scripted)."""
     if torch.jit.is_scripting():
         return False
-    return bool(globals()["ONNX_EXPORT"])
+    # read through globals(): torch.compile breaks its graph here, as it always has, so the
+    # compiled kernels (and their rounding) stay as they were: scores bit for bit unchanged
+    return globals()["_TRACING"]["mode"] == "onnx"
 
 
 def _aoti_topk() -> bool:
     """True while compiling with AOTInductor (TorchScript: always False)."""
     if torch.jit.is_scripting():
         return False
-    return bool(globals()["AOTI_EXPORT"])
+    # read through globals(): torch.compile breaks its graph here, as it always has, so the
+    # compiled kernels (and their rounding) stay as they were: scores bit for bit unchanged
+    return globals()["_TRACING"]["mode"] == "aoti"
 
 
 def _topk_by_key(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -78,8 +102,11 @@ def pairwise_sqdist(x: Tensor) -> Tensor:
     return (xx.transpose(1, 2) - 2.0 * inner + xx).clamp_min(0.0)
 
 
-def dense_knn(x: Tensor, mask: Tensor, k: int) -> tuple[Tensor, Tensor]:
+def dense_knn(x: Tensor, mask: Tensor, k: int, mode: Optional[str] = None) -> tuple[Tensor, Tensor]:  # noqa: UP007 - TorchScript
     """Indices of the ``k`` nearest *other real* particles of every particle.
+
+    ``mode``: one of :data:`KNN_MODES` (the same neighbours, computed as an exporter
+    needs them); ``None``: ``"stable"``, or inside :func:`export_mode` that mode.
 
     Distances are computed on ``x`` detached (indices carry no gradient).
     Slots that cannot be filled (fewer than ``k`` other real particles) are
@@ -103,10 +130,17 @@ def dense_knn(x: Tensor, mask: Tensor, k: int) -> tuple[Tensor, Tensor]:
     # equal distances are common (particles whose features are all zero after a ReLU):
     # a stable sort takes the lower index first, as ONNX's TopK does, so torch, the
     # ONNX export and trimmed batches pick the same neighbours
-    if _onnx_topk():  # ONNX TopK takes the lower index first on ties by definition (and has no stable sort)
+    how = "stable"
+    if mode is not None:
+        how = mode
+    elif _onnx_topk():
+        how = "onnx"
+    elif _aoti_topk():
+        how = "aoti"
+    if how == "onnx":  # ONNX TopK takes the lower index first on ties by definition (and has no stable sort)
         dist, idx = d.topk(k, dim=-1, largest=False, sorted=True)
         valid = torch.isfinite(dist)
-    elif _aoti_topk():  # compiled code: a top-k, ~10x less work than sorting every row
+    elif how == "aoti":  # compiled code: a top-k, ~10x less work than sorting every row
         valid, idx = _topk_by_key(d, k)
     else:
         dist, idx = torch.sort(d, dim=-1, stable=True)

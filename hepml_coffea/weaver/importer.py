@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from hepml_coffea.artifacts import FORMAT, ONNX_ONLY, ArtifactError, _seal, _tmp_dir
+from hepml_coffea.artifacts import FORMAT, ONNX_ONLY, ArtifactError, seal_artifact
 from hepml_coffea.representations import BlockSpec, InputSpec, VarSpec
 from hepml_coffea.representations.expressions import ExpressionError, parse_expression
 
@@ -320,9 +320,8 @@ def import_weaver(
         torch_model, weights_rec = _torch_weights(Path(weights), architecture, model_kwargs, spec, batch, onnx_out,
                                                   rec["onnx_output"]["kind"] == "probabilities", weights_atol)
     out_dir = Path(out) if out is not None else Path(str(name))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_dir(out_dir)
-    try:
+
+    def fill(tmp: Path) -> None:
         shutil.copy(onnx_path, tmp / "model.onnx")
         src = Path(preprocess if preprocess is not None else data_config)  # type: ignore[arg-type]
         src_name = "weaver_preprocess.json" if preprocess is not None else "weaver_data_config.yaml"
@@ -361,10 +360,8 @@ def import_weaver(
                            "weights_sha256": _sha(tmp / "weights.safetensors"),
                            "max_abs_diff_vs_weights": weights_rec["max_abs_diff_vs_onnx"] if weights_rec else None}
             (tmp / "model.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-        _seal(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    seal_artifact(out_dir, fill)
     if dropped:
         log.info("%s: inputs %s of the config are not inputs of the graph (dropped)", name, dropped)
     return out_dir
