@@ -57,7 +57,7 @@ def test_invalid_and_unscored_jets_are_counted_not_filled():
     acc = empty_dataset_output([T], Selection())
     res = _result([600, 600, 600], [100, 100, 100], [0.3, np.nan, np.nan], valid=[True, True, False])
     fill_scores(acc, [T], res, labels=np.zeros(3, np.int8), n_events=3)
-    assert acc["tagger_counts"]["t"] == {"scored": 1, "not_scored": 1}
+    assert acc["tagger_counts"]["t"] == {"scored": 1, "not_scored": 1, "out_of_domain": 0}
     assert acc["scores"].sum(flow=True) == 1
     assert np.isfinite(acc["scores"].values(flow=True)).all()
 
