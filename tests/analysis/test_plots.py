@@ -111,3 +111,18 @@ def test_roc_band_is_the_clopper_pearson_interval(tmp_path, monkeypatch):
     np.testing.assert_allclose(low, 1 / hi)
     np.testing.assert_allclose(high, 1 / lo)
     assert low[1] < 5.0 < high[1] and high[-1] == pytest.approx(1 / lo[-1])
+
+
+def test_plots_leave_matplotlib_as_they_found_it(tmp_path):
+    """The plots use mplhep's style as a context on pyplot-free figures: matplotlib's global
+    style, backend and list of open pyplot figures are the same after a run's plots."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = (dict(matplotlib.rcParams), matplotlib.get_backend(), plt.get_fignums())
+    written = plots.plot_output(_output(Selection()), tmp_path)
+    plots.plot_loss({"train": [0.7, 0.6], "validation": [0.69, 0.65]}, tmp_path / "loss.png")
+    assert len(written) == 4 and (tmp_path / "loss.png").stat().st_size > 1000
+    after = (dict(matplotlib.rcParams), matplotlib.get_backend(), plt.get_fignums())
+    assert after[1:] == before[1:]
+    assert {k: v for k, v in after[0].items() if before[0].get(k) != v} == {}
