@@ -25,6 +25,7 @@ system or ``root://`` URLs): each worker opens the files of its chunks itself.
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 
 #: options only one scheduler has (the others are common)
@@ -56,6 +57,7 @@ def main() -> None:
     ap.add_argument("--shared-dir", default=".", help="shared folder, private to you, for the --tls certificates")
     ap.add_argument("--wait", type=float, default=600, help="seconds to wait for the first worker")
     args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the run report and notices
     other = "slurm" if args.scheduler == "htcondor" else "htcondor"
     wrong = [k for k in ONLY[other] if getattr(args, k) is not None]
     if wrong:
