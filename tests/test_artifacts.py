@@ -17,13 +17,12 @@ from hepml_coffea.artifacts import (
     HASHED,
     ArtifactError,
     ArtifactIntegrityError,
-    _combined,
-    _sha256,
     import_torchscript,
     load_artifact,
     save_artifact,
     update_artifact,
 )
+from hepml_coffea.artifacts.sealing import _combined, _sha256
 from hepml_coffea.constituents import (
     fatjet_constituents,
 )
@@ -129,7 +128,7 @@ def test_spec_not_fitting_model_refused(arts, tmp_path):
 
 
 def test_interrupted_save_artifact_leaves_nothing(arts, tmp_path, monkeypatch):
-    import hepml_coffea.artifacts as artifacts
+    import hepml_coffea.artifacts.sealing as artifacts
 
     art = load_artifact(arts["pfn"])
 

@@ -16,7 +16,8 @@ from hepml_coffea.artifacts import ArtifactIntegrityError, load_artifact, save_a
 from hepml_coffea.inference.backends import aoti_incompatibility, export_onnx, synthetic_inputs
 from hepml_coffea.inference.runners import make_runner
 from hepml_coffea.inference.engine import get_tagger
-from hepml_coffea.inference.probes import PROBE_FILE, PROBE_JETS, add_probe
+from hepml_coffea.inference.probes import PROBE_FILE, PROBE_JETS
+from hepml_coffea.inference.tuning import add_probe
 from hepml_coffea.models import build_model
 from hepml_coffea.scoring import FatJetTagger
 from hepml_coffea.training.dataset import standard_spec
@@ -104,7 +105,7 @@ def test_probe_from_other_weights_is_refused(pair, pfn):
 
 
 def test_weights_swapped_between_artifacts_of_one_architecture_are_refused(pfn, tmp_path):
-    from hepml_coffea.artifacts import _seal
+    from hepml_coffea.artifacts.sealing import _seal
 
     other = _exported(tmp_path / "other", "pfn2", "pfn", 7)  # same class and kwargs, other weights
     tmp = tmp_path / "resealed"

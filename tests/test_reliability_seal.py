@@ -63,7 +63,7 @@ def test_killed_reseal_leaves_old_or_new_artifact(artifact: Path, point: str, su
 
 
 def test_building_folders_are_hidden_from_shipped_taggers(tmp_path: Path) -> None:
-    from hepml_coffea.artifacts import _tmp_dir
+    from hepml_coffea.artifacts.sealing import _tmp_dir
 
     tmp = _tmp_dir(tmp_path / "pfn")
     assert tmp.parent == tmp_path and tmp.name.startswith(".pfn.tmp-")

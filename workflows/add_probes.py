@@ -19,7 +19,8 @@ import logging
 import sys
 
 from hepml_coffea.artifacts import load_artifact
-from hepml_coffea.inference.probes import add_probe, inputs_from_files
+from hepml_coffea.inference.probes import inputs_from_files
+from hepml_coffea.inference.tuning import add_probe
 
 
 def main(argv: list[str] | None = None) -> int:

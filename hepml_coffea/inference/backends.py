@@ -46,10 +46,20 @@ import numpy as np
 from hepml_coffea.artifacts import (
     Artifact,
     ArtifactError,
+    ArtifactIntegrityError,
     load_artifact,
     update_artifact,
 )
-from hepml_coffea.inference.probes import bound_export, check_runtime
+from hepml_coffea.inference.probes import (
+    PROBE_FILE,
+    PROBE_JETS,
+    PROBE_POOL,
+    PROBE_SEED,
+    WEIGHTS_FILE,
+    probe_of,
+    runtime_record_key,
+    top_scores,
+)
 
 __all__ = [
     "AOTI_FILE",
@@ -60,6 +70,8 @@ __all__ = [
     "SCORE_ATOL",
     "ExportError",
     "aoti_incompatibility",
+    "bound_export",
+    "make_probe",
     "aoti_target",
     "export_aoti",
     "export_onnx",
@@ -519,3 +531,69 @@ def export_aoti(
     check = _checked(art, lambda arrays: _logits_torch(compiled, arrays), inputs, atol, "the AOTInductor package")
     record = {"file": AOTI_FILE, "sha256": hashlib.sha256(data).hexdigest(), **aoti_target(), **check}
     return update_artifact(art.path, **bound_export(art, AOTI_FILE, data, record, inputs))  # + weights hash, probe
+
+
+# --------------------------------------------------------------------------- probes
+def make_probe(artifact: Artifact, inputs: Mapping[str, np.ndarray] | None = None) -> tuple[bytes, dict[str, Any]]:
+    """The probe of ``artifact``: ``probe.npz`` bytes and its model.yaml record.
+
+    :data:`PROBE_JETS` jets of ``inputs`` (real jets, e.g. the test split; default: 512
+    :func:`~hepml_coffea.inference.backends.synthetic_inputs` of seed :data:`PROBE_SEED`)
+    with at least one constituent, chosen where the torch-eager score is least saturated
+    (closest to 0.5: a runtime of another model cannot agree there by chance), kept in
+    their original order, and the scores the artifact's torch model gives them.
+
+    Shapes:
+        -> npz of each input (PROBE_JETS, ...) float32 and ``scores`` (PROBE_JETS,) float32
+    """
+    if artifact.model is None or artifact.file_digest(WEIGHTS_FILE) is None:
+        msg = f"artifact {artifact.path}: no torch weights to make a probe from"
+        raise ArtifactError(msg)
+    names = list(artifact.input_names)
+    pool = dict(inputs) if inputs is not None else synthetic_inputs(artifact, n=PROBE_POOL, seed=PROBE_SEED)
+    n = len(pool[names[0]])
+    keep = np.ones(n, dtype=bool)
+    mname = mask_input(artifact)
+    if mname is not None and mname in pool:
+        keep = np.asarray(pool[mname]).reshape(n, -1).sum(axis=1) > 0
+    cand = [np.ascontiguousarray(np.asarray(pool[k], dtype=np.float32)[keep][:PROBE_POOL]) for k in names]
+    artifact.model.eval()
+    pool_scores = top_scores(artifact, _scores(_logits_torch(artifact.model, cand)))
+    finite = np.flatnonzero(np.isfinite(pool_scores))
+    if len(finite) < PROBE_JETS:
+        msg = (f"artifact {artifact.path}: torch eager gives {len(finite)} finite scores on {len(pool_scores)} "
+               f"probe candidates, {PROBE_JETS} needed; no probe made")
+        raise ArtifactError(msg)
+    margin = np.minimum(pool_scores[finite], 1.0 - pool_scores[finite])
+    pick = np.sort(finite[np.argsort(-margin, kind="stable")[:PROBE_JETS]])
+    arrays = [a[pick] for a in cand]
+    scores = pool_scores[pick]
+    if float(np.minimum(scores, 1 - scores).max()) < 1e-3:
+        log.warning("artifact %s: every probe jet has a saturated score (< 1e-3 from 0 or 1); the probe cannot "
+                    "tell this model's runtimes from another model's well: give real jets (inputs=)", artifact.path)
+    buf = io.BytesIO()
+    np.savez(buf, scores=scores, **dict(zip(names, arrays)))
+    data = buf.getvalue()
+    record = {"file": PROBE_FILE, "sha256": hashlib.sha256(data).hexdigest(),
+              "weights_sha256": artifact.file_digest(WEIGHTS_FILE), "jets": int(len(scores)),
+              "inputs": "given" if inputs is not None else f"synthetic (seed {PROBE_SEED})",
+              "score_range": [float(scores.min()), float(scores.max())]}
+    return data, record
+
+
+def bound_export(artifact: Artifact, fname: str, data: bytes, record: Mapping[str, Any],
+                 inputs: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """``update_artifact`` keywords that write an exported runtime bound to the weights: the
+    file, its record with ``weights_sha256``, and a probe (the existing one when it was made
+    for these weights, else a new one from ``inputs``, see :func:`make_probe`)."""
+    files: dict[str, bytes] = {fname: data}
+    meta: dict[str, Any] = {runtime_record_key(fname): {**record, "weights_sha256": artifact.file_digest(WEIGHTS_FILE)}}
+    try:
+        current = probe_of(artifact)
+    except ArtifactIntegrityError:
+        current = None
+    if current is None:
+        probe, probe_record = make_probe(artifact, inputs)
+        files[PROBE_FILE] = probe
+        meta["probe"] = probe_record
+    return {"files": files, "meta": meta}

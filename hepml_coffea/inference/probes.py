@@ -39,8 +39,8 @@ import numpy as np
 
 from hepml_coffea.artifacts import Artifact, ArtifactError, ArtifactIntegrityError
 
-__all__ = ["PROBE_ATOL", "PROBE_FILE", "PROBE_JETS", "PROBE_SEED", "add_probe", "bound_export", "check_runtime",
-           "inputs_from_files", "make_probe", "probe_scores", "runtime_record_key"]
+__all__ = ["PROBE_ATOL", "PROBE_FILE", "PROBE_JETS", "PROBE_POOL", "PROBE_SEED", "check_runtime", "inputs_from_files",
+           "probe_of", "probe_scores", "runtime_record_key", "top_scores"]
 
 log = logging.getLogger("hepml_coffea.inference")
 
@@ -48,9 +48,11 @@ PROBE_FILE = "probe.npz"
 #: jets in a probe (jets with at least one constituent)
 PROBE_JETS = 16
 PROBE_SEED = 20260623
+#: jets a probe is chosen from
+PROBE_POOL = 512
 #: largest score difference to the probe's recorded scores a runtime may have, per backend
 PROBE_ATOL: dict[str, float] = {"onnxruntime": 1e-4, "aoti": 1e-4}
-_WEIGHTS = "weights.safetensors"
+WEIGHTS_FILE = "weights.safetensors"
 _RECORD = {"model.onnx": "onnx", "model.pt2": "aoti"}
 
 _CHECKED: set[tuple[str, str]] = set()
@@ -62,71 +64,16 @@ def runtime_record_key(fname: str) -> str:
     return _RECORD[fname]
 
 
-#: jets a probe is chosen from
-_POOL = 512
-
-
-def make_probe(artifact: Artifact, inputs: Mapping[str, np.ndarray] | None = None) -> tuple[bytes, dict[str, Any]]:
-    """The probe of ``artifact``: ``probe.npz`` bytes and its model.yaml record.
-
-    :data:`PROBE_JETS` jets of ``inputs`` (real jets, e.g. the test split; default: 512
-    :func:`~hepml_coffea.inference.backends.synthetic_inputs` of seed :data:`PROBE_SEED`)
-    with at least one constituent, chosen where the torch-eager score is least saturated
-    (closest to 0.5: a runtime of another model cannot agree there by chance), kept in
-    their original order, and the scores the artifact's torch model gives them.
-
-    Shapes:
-        -> npz of each input (PROBE_JETS, ...) float32 and ``scores`` (PROBE_JETS,) float32
-    """
-    from hepml_coffea.inference.backends import _logits_torch, _scores, synthetic_inputs
-
-    if artifact.model is None or artifact.file_digest(_WEIGHTS) is None:
-        msg = f"artifact {artifact.path}: no torch weights to make a probe from"
-        raise ArtifactError(msg)
-    names = list(artifact.input_names)
-    pool = dict(inputs) if inputs is not None else synthetic_inputs(artifact, n=_POOL, seed=PROBE_SEED)
-    n = len(pool[names[0]])
-    keep = np.ones(n, dtype=bool)
-    from hepml_coffea.inference.backends import mask_input
-
-    mname = mask_input(artifact)
-    if mname is not None and mname in pool:
-        keep = np.asarray(pool[mname]).reshape(n, -1).sum(axis=1) > 0
-    cand = [np.ascontiguousarray(np.asarray(pool[k], dtype=np.float32)[keep][:_POOL]) for k in names]
-    artifact.model.eval()
-    pool_scores = _top_scores(artifact, _scores(_logits_torch(artifact.model, cand)))
-    finite = np.flatnonzero(np.isfinite(pool_scores))
-    if len(finite) < PROBE_JETS:
-        msg = (f"artifact {artifact.path}: torch eager gives {len(finite)} finite scores on {len(pool_scores)} "
-               f"probe candidates, {PROBE_JETS} needed; no probe made")
-        raise ArtifactError(msg)
-    margin = np.minimum(pool_scores[finite], 1.0 - pool_scores[finite])
-    pick = np.sort(finite[np.argsort(-margin, kind="stable")[:PROBE_JETS]])
-    arrays = [a[pick] for a in cand]
-    scores = pool_scores[pick]
-    if float(np.minimum(scores, 1 - scores).max()) < 1e-3:
-        log.warning("artifact %s: every probe jet has a saturated score (< 1e-3 from 0 or 1); the probe cannot "
-                    "tell this model's runtimes from another model's well: give real jets (inputs=)", artifact.path)
-    buf = io.BytesIO()
-    np.savez(buf, scores=scores, **dict(zip(names, arrays)))
-    data = buf.getvalue()
-    record = {"file": PROBE_FILE, "sha256": hashlib.sha256(data).hexdigest(),
-              "weights_sha256": artifact.file_digest(_WEIGHTS), "jets": int(len(scores)),
-              "inputs": "given" if inputs is not None else f"synthetic (seed {PROBE_SEED})",
-              "score_range": [float(scores.min()), float(scores.max())]}
-    return data, record
-
-
-def _probe_of(artifact: Artifact) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+def probe_of(artifact: Artifact) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     """The artifact's probe arrays and record, checked against the weights (None if it has
     no probe record: an artifact from before the hash chain)."""
     rec = artifact.meta.get("probe")
     if not isinstance(rec, Mapping):
         return None
-    weights = artifact.file_digest(_WEIGHTS)
+    weights = artifact.file_digest(WEIGHTS_FILE)
     if rec.get("weights_sha256") != weights:
         msg = (f"artifact {artifact.path}: {PROBE_FILE} was made for weights {str(rec.get('weights_sha256'))[:12]}..., "
-               f"this artifact's {_WEIGHTS} is {str(weights)[:12]}...; refusing its runtimes (re-export them)")
+               f"this artifact's {WEIGHTS_FILE} is {str(weights)[:12]}...; refusing its runtimes (re-export them)")
         raise ArtifactIntegrityError(msg)
     path = artifact.path / PROBE_FILE
     if artifact.file_digest(PROBE_FILE) != rec.get("sha256") or not path.is_file():
@@ -141,7 +88,7 @@ def _probe_of(artifact: Artifact) -> tuple[dict[str, np.ndarray], dict[str, Any]
         return {k: z[k] for k in z.files}, dict(rec)
 
 
-def _top_scores(artifact: Artifact, out: np.ndarray) -> np.ndarray:
+def top_scores(artifact: Artifact, out: np.ndarray) -> np.ndarray:
     """Top scores from a runner's per-jet output: as they are, or for a multi-class model
     (an imported weaver model: class probabilities) its score expression."""
     if artifact.classes and np.ndim(out) == 2:
@@ -152,17 +99,11 @@ def _top_scores(artifact: Artifact, out: np.ndarray) -> np.ndarray:
 
 
 def probe_scores(runner: Any, arrays: list[np.ndarray], artifact: Artifact | None = None) -> np.ndarray:
-    """Scores of a runner on probe arrays (model input order): a
-    :class:`~hepml_coffea.inference.runners.Runner` returns probabilities (class
-    probabilities for a multi-class model); a bare torch module returns logits. With
-    ``artifact``, a multi-class model's probabilities become its top score."""
-    if hasattr(runner, "run"):
-        out = np.asarray(runner.run([np.ascontiguousarray(a, dtype=np.float32) for a in arrays]), dtype=np.float32)
-    else:
-        from hepml_coffea.inference.backends import _logits_torch, _scores
-
-        out = _scores(_logits_torch(runner, arrays)).astype(np.float32)
-    return _top_scores(artifact, out) if artifact is not None else out
+    """Scores of a :class:`~hepml_coffea.inference.runners.Runner` on probe arrays (model
+    input order): its probabilities; with ``artifact``, a multi-class model's class
+    probabilities become its top score."""
+    out = np.asarray(runner.run([np.ascontiguousarray(a, dtype=np.float32) for a in arrays]), dtype=np.float32)
+    return top_scores(artifact, out) if artifact is not None else out
 
 
 def check_runtime(artifact: Artifact, fname: str, runner: Any) -> Any:
@@ -179,16 +120,16 @@ def check_runtime(artifact: Artifact, fname: str, runner: Any) -> Any:
     with _LOCK:
         if key in _CHECKED:
             return runner
-    probe = _probe_of(artifact)
+    probe = probe_of(artifact)
     if probe is None:  # an artifact from before the hash chain: not checked (documented)
         log.debug("artifact %s has no probe record; %s is not checked against its weights", artifact.path, fname)
         return runner
     arrays_by_name, _ = probe
     rec = artifact.meta.get(runtime_record_key(fname))
-    weights = artifact.file_digest(_WEIGHTS)
+    weights = artifact.file_digest(WEIGHTS_FILE)
     bound = rec.get("weights_sha256") if isinstance(rec, Mapping) else None
     if bound != weights:
-        msg = (f"artifact {artifact.path}: {fname} was not exported from this artifact's {_WEIGHTS} (its record "
+        msg = (f"artifact {artifact.path}: {fname} was not exported from this artifact's {WEIGHTS_FILE} (its record "
                f"names weights {str(bound)[:12]}..., the artifact has {str(weights)[:12]}...); refusing to load it; "
                f"re-export it (export_{runtime_record_key(fname)}(path))")
         raise ArtifactIntegrityError(msg)
@@ -215,94 +156,10 @@ def check_runtime(artifact: Artifact, fname: str, runner: Any) -> Any:
     return runner
 
 
-def bound_export(artifact: Artifact, fname: str, data: bytes, record: Mapping[str, Any],
-                 inputs: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
-    """``update_artifact`` keywords that write an exported runtime bound to the weights: the
-    file, its record with ``weights_sha256``, and a probe (the existing one when it was made
-    for these weights, else a new one from ``inputs``, see :func:`make_probe`)."""
-    files: dict[str, bytes] = {fname: data}
-    meta: dict[str, Any] = {runtime_record_key(fname): {**record, "weights_sha256": artifact.file_digest(_WEIGHTS)}}
-    try:
-        current = _probe_of(artifact)
-    except ArtifactIntegrityError:
-        current = None
-    if current is None:
-        probe, probe_record = make_probe(artifact, inputs)
-        files[PROBE_FILE] = probe
-        meta["probe"] = probe_record
-    return {"files": files, "meta": meta}
-
-
-def add_probe(artifact_dir: Any, inputs: Mapping[str, np.ndarray] | None = None,
-              replace: bool = False) -> dict[str, Any]:
-    """Give an artifact made before the hash chain its probe and bind its runtimes.
-
-    Makes ``probe.npz`` from the weights and ``inputs`` (:func:`make_probe`; an existing
-    probe for these weights is kept unless ``replace``), runs each
-    runtime the artifact holds (``model.onnx``; ``model.pt2`` where it can run here) on the
-    probe, and, when its scores agree to :data:`PROBE_ATOL`, records ``weights_sha256`` in
-    its model.yaml record; then re-seals the artifact (weights and runtimes byte for byte
-    unchanged: the scores do not change, the artifact hash does). A ``model.pt2`` that
-    cannot run on this machine is bound on its export record's word (its sha256 matches
-    and it was written by ``export_aoti`` from these weights) and said so in the result.
-
-    Returns
-    -------
-    dict
-        ``hash`` (new artifact hash), and per runtime file ``"checked: max diff ..."`` or
-        ``"bound unchecked: ..."``; ``{"skipped": why}`` for an artifact without weights.
-
-    Raises
-    ------
-    ArtifactIntegrityError
-        a runtime whose scores on the probe differ: it is not bound (re-export it).
-    """
-    from hepml_coffea.artifacts import load_artifact, update_artifact
-    from hepml_coffea.inference.backends import AOTI_FILE, ONNX_FILE
-    from hepml_coffea.inference.runners import make_runner, runner_class
-
-    art = load_artifact(artifact_dir)
-    if art.model is None or art.file_digest(_WEIGHTS) is None:
-        return {"skipped": "no torch weights (cut-based or imported ONNX graph): nothing to bind"}
-    current = None if replace else _probe_of(art)
-    if current is None:
-        data, record = make_probe(art, inputs)
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        files: dict[str, bytes] = {PROBE_FILE: data}
-        meta: dict[str, Any] = {"probe": record}
-    else:
-        arrays, _ = current
-        files, meta = {}, {}
-    result: dict[str, Any] = {}
-    for fname, backend in ((ONNX_FILE, "onnxruntime"), (AOTI_FILE, "aoti")):
-        rec = art.meta.get(runtime_record_key(fname))
-        if art.file_digest(fname) is None:
-            continue
-        if not isinstance(rec, Mapping) or rec.get("sha256") != art.file_digest(fname):
-            msg = f"artifact {art.path}: {fname} has no export record that describes it; re-export it"
-            raise ArtifactIntegrityError(msg)
-        why = runner_class(backend).supports(art, "cpu")
-        if why is not None:
-            result[fname] = f"bound unchecked: {why}"
-        else:
-            runner = make_runner(art, art.model, backend, strict=True)
-            got = probe_scores(runner, [arrays[k] for k in art.input_names], art)
-            diff = float(np.max(np.abs(got - arrays["scores"])))
-            if not diff <= PROBE_ATOL[backend]:
-                msg = (f"artifact {art.path}: {fname} differs from torch eager on the probe by {diff:.2g} "
-                       f"(allowed {PROBE_ATOL[backend]:.0e}); not bound: re-export it")
-                raise ArtifactIntegrityError(msg)
-            result[fname] = f"checked: max score difference {diff:.2g}"
-        meta[runtime_record_key(fname)] = {**rec, "weights_sha256": art.file_digest(_WEIGHTS)}
-    result["hash"] = update_artifact(art.path, files=files, meta=meta) if (files or meta) else art.hash
-    return result
-
-
-def inputs_from_files(artifact: Artifact, files: Any, max_jets: int = _POOL) -> dict[str, np.ndarray]:
+def inputs_from_files(artifact: Artifact, files: Any, max_jets: int = PROBE_POOL) -> dict[str, np.ndarray]:
     """Model inputs of up to ``max_jets`` real jets (in the artifact's selection window when
     it records one, with constituents; the first ``max_jets / len(files)`` of each file)
-    read from ROOT ``files``, for :func:`make_probe`.
+    read from ROOT ``files``, for :func:`~hepml_coffea.inference.backends.make_probe`.
 
     Shapes:
         -> per input name, (n, ...) float32 as the model takes it

@@ -11,6 +11,7 @@ the fastest exact backend in the artifact's ``model.yaml`` (``cpu_backend``)::
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import platform
@@ -20,20 +21,24 @@ from typing import Any
 
 import numpy as np
 
-from hepml_coffea.artifacts import ArtifactError, load_artifact, update_artifact
+from hepml_coffea.artifacts import ArtifactError, ArtifactIntegrityError, load_artifact, update_artifact
 from hepml_coffea.inference.backends import (
+    AOTI_FILE,
     AOTI_MARGIN,
     COMPILE_MARGIN,
     CPU_BACKENDS,
+    ONNX_FILE,
     SCORE_ATOL,
     ExportError,
     export_aoti,
     export_onnx,
+    make_probe,
     synthetic_inputs,
 )
-from hepml_coffea.inference.runners import make_runner, pick_backend, runtime_files, unchosen_compiled
+from hepml_coffea.inference.probes import PROBE_ATOL, PROBE_FILE, WEIGHTS_FILE, probe_of, probe_scores, runtime_record_key
+from hepml_coffea.inference.runners import make_runner, pick_backend, runner_class, runtime_files, unchosen_compiled
 
-__all__ = ["choose_backend", "measure_backends"]
+__all__ = ["add_probe", "choose_backend", "measure_backends"]
 
 log = logging.getLogger("hepml_coffea.inference")
 
@@ -181,3 +186,65 @@ def choose_backend(
             rec[f"{key}_export"] = rec.get(f"{key}_export", f"{fname} measured, not chosen: removed")
         update_artifact(path, remove=remove, meta=meta)
     return chosen
+
+
+def add_probe(artifact_dir: Any, inputs: Mapping[str, np.ndarray] | None = None,
+              replace: bool = False) -> dict[str, Any]:
+    """Give an artifact made before the hash chain its probe and bind its runtimes.
+
+    Makes ``probe.npz`` from the weights and ``inputs`` (:func:`make_probe`; an existing
+    probe for these weights is kept unless ``replace``), runs each
+    runtime the artifact holds (``model.onnx``; ``model.pt2`` where it can run here) on the
+    probe, and, when its scores agree to :data:`PROBE_ATOL`, records ``weights_sha256`` in
+    its model.yaml record; then re-seals the artifact (weights and runtimes byte for byte
+    unchanged: the scores do not change, the artifact hash does). A ``model.pt2`` that
+    cannot run on this machine is bound on its export record's word (its sha256 matches
+    and it was written by ``export_aoti`` from these weights) and said so in the result.
+
+    Returns
+    -------
+    dict
+        ``hash`` (new artifact hash), and per runtime file ``"checked: max diff ..."`` or
+        ``"bound unchecked: ..."``; ``{"skipped": why}`` for an artifact without weights.
+
+    Raises
+    ------
+    ArtifactIntegrityError
+        a runtime whose scores on the probe differ: it is not bound (re-export it).
+    """
+    art = load_artifact(artifact_dir)
+    if art.model is None or art.file_digest(WEIGHTS_FILE) is None:
+        return {"skipped": "no torch weights (cut-based or imported ONNX graph): nothing to bind"}
+    current = None if replace else probe_of(art)
+    if current is None:
+        data, record = make_probe(art, inputs)
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        files: dict[str, bytes] = {PROBE_FILE: data}
+        meta: dict[str, Any] = {"probe": record}
+    else:
+        arrays, _ = current
+        files, meta = {}, {}
+    result: dict[str, Any] = {}
+    for fname, backend in ((ONNX_FILE, "onnxruntime"), (AOTI_FILE, "aoti")):
+        rec = art.meta.get(runtime_record_key(fname))
+        if art.file_digest(fname) is None:
+            continue
+        if not isinstance(rec, Mapping) or rec.get("sha256") != art.file_digest(fname):
+            msg = f"artifact {art.path}: {fname} has no export record that describes it; re-export it"
+            raise ArtifactIntegrityError(msg)
+        why = runner_class(backend).supports(art, "cpu")
+        if why is not None:
+            result[fname] = f"bound unchecked: {why}"
+        else:
+            runner = make_runner(art, art.model, backend, strict=True)
+            got = probe_scores(runner, [arrays[k] for k in art.input_names], art)
+            diff = float(np.max(np.abs(got - arrays["scores"])))
+            if not diff <= PROBE_ATOL[backend]:
+                msg = (f"artifact {art.path}: {fname} differs from torch eager on the probe by {diff:.2g} "
+                       f"(allowed {PROBE_ATOL[backend]:.0e}); not bound: re-export it")
+                raise ArtifactIntegrityError(msg)
+            result[fname] = f"checked: max score difference {diff:.2g}"
+        meta[runtime_record_key(fname)] = {**rec, "weights_sha256": art.file_digest(WEIGHTS_FILE)}
+    result["hash"] = update_artifact(art.path, files=files, meta=meta) if (files or meta) else art.hash
+    return result
