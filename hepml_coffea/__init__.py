@@ -2,16 +2,21 @@
 
 Data flow (one module or folder per step; each imports only those above it)::
 
-    samples/            Pythia8 + FastJet -> PFNano files (generation)
+    samples/            Pythia8 + FastJet -> PFNano files (generation; the [generate] extra)
+    io.py, filesets.py  reading NanoAOD / PFNano (TTree or RNTuple), filesets
     constituents.py     fat jets -> constituents, every NanoAOD flavour;  truth.py: top labels
-    representations/    sequences, point clouds, jet images, jet observables (pure functions)
+    representations/    sequences, point clouds, jet images, blocks, expressions (no torch)
     models/             CNN, LSTM, ParticleNet, PFN, cut-based baseline (one file each)
-    artifacts.py        self-describing model directories;  training/ writes them
-    inference/          per-process model cache, batching, devices, backends; Dask worker plugin
-    config.py           TaggerConfig, RunConfig, ConfigurationError
-    scoring.py          FatJetTagger / score_fatjets: the one scoring path (columnar API)
-    processor.py        TaggerProcessor: scoring -> histograms.py -> plots.py
-    clusters.py, run.py coffea Runner, executors, local / Dask-CUDA / Slurm / HTCondor clusters
+    artifacts/          self-describing, sealed model directories; import (TorchScript, ONNX)
+    weaver/             weaver models in and out (ONNX + preprocess.json)
+    inference/          runner protocol + one runner per runtime, engine, per-worker cache, Dask plugin
+    config.py           TaggerConfig, RunConfig, ConfigurationError;  selection.py: Selection, TrainingDomain
+    scoring.py          FatJetTagger / score_fatjets: the one scoring path (columnar API, eager or dask-awkward)
+    analysis/           TaggerProcessor, histograms, plots, run outputs
+    evaluation/         statistics, evaluation set + cache, report, plots
+    training/           training, fine-tuning, augmentation, distillation (writes artifacts)
+    batch/              coffea Runner + executors; local / Dask-CUDA / Slurm / HTCondor clusters; job splitting
+    cli.py, demo.py     the command line and the main job
 """
 
 from __future__ import annotations

@@ -619,24 +619,42 @@ class _Plain(logging.Formatter):
         return msg
 
 
+class _StdStream(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stdout`` / ``sys.stderr`` as they are when a record is emitted (a
+    caller that swaps them, e.g. a test capturing output, gets the messages)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._name = name
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return getattr(sys, self._name)
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ assigns it; the property wins
+        pass
+
+
 def setup_logging(verbose: bool = False) -> None:
     """The command line's log handlers: the package's INFO messages (progress, reports) on
     stdout, warnings and errors on stderr; ``--debug`` adds DEBUG. Library code only logs
     to ``logging.getLogger("hepml_coffea")``; an analysis that imports the package sets up
-    its own handlers (or none: then only warnings reach stderr, Python's default)."""
+    its own handlers (or none: then only warnings reach stderr, Python's default). Calling
+    it again replaces the handlers it added (records still propagate to the root logger)."""
     root = logging.getLogger("hepml_coffea")
-    if getattr(root, "_hepml_cli", False):
-        return
-    out = logging.StreamHandler(sys.stdout)
+    for h in list(root.handlers):
+        if getattr(h, "_hepml_cli", False):
+            root.removeHandler(h)
+    out = _StdStream("stdout")
     out.addFilter(lambda r: r.levelno < logging.WARNING)
-    err = logging.StreamHandler(sys.stderr)
+    err = _StdStream("stderr")
     err.setLevel(logging.WARNING)
     for h in (out, err):
         h.setFormatter(_Plain("%(message)s"))
+        h._hepml_cli = True  # type: ignore[attr-defined]
         root.addHandler(h)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    root.propagate = False
-    root._hepml_cli = True  # type: ignore[attr-defined]
 
 
 def _one_line(err: BaseException) -> str:
