@@ -248,7 +248,7 @@ def _onnx_bytes(artifact: Artifact, graph_names: list[str] | None = None, softma
 
     buf = io.BytesIO()
     try:
-        with warnings.catch_warnings(), torch.no_grad(), export_mode("onnx"):
+        with warnings.catch_warnings(), torch.no_grad(), export_mode("topk"):
             warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python values
             torch.onnx.export(module, args, buf, dynamo=False, input_names=gnames, output_names=[out_name],
                               dynamic_axes=dynamic, opset_version=OPSET)
@@ -462,7 +462,7 @@ def _aoti_bytes(artifact: Artifact, *, topk_knn: bool = True, freezing: bool = T
     from hepml_coffea.representations.graph import export_mode
 
     try:  # the kNN as a top-k on unique keys instead of a stable sort of every row
-        with warnings.catch_warnings(), torch.no_grad(), export_mode("aoti" if topk_knn else "stable"):
+        with warnings.catch_warnings(), torch.no_grad(), export_mode("keys" if topk_knn else "sort"):
             warnings.simplefilter("ignore")
             program = torch.export.export(module, args, dynamic_shapes=tuple(shapes[k] for k in names))
             # freezing: the weights become constants, so Inductor packs them once for oneDNN's

@@ -32,19 +32,20 @@ __all__ = ["KNN_MODES", "dense_knn", "export_mode", "knn_edges", "knn_indices", 
 
 _CHUNK = 1024
 
-#: how :func:`dense_knn` picks the k nearest: ``"stable"`` (a stable sort of every row, eager
-#: torch and TorchScript), ``"onnx"`` (ONNX's TopK, lower index first on ties by definition),
-#: ``"aoti"`` (a top-k on unique keys: compiled code, ~10x less work than sorting every row)
-KNN_MODES = ("stable", "onnx", "aoti")
+#: how :func:`dense_knn` picks the k nearest (the same neighbours each way): ``"sort"`` (a
+#: stable sort of every row: eager torch, TorchScript), ``"topk"`` (a top-k, lower index first
+#: on ties as ONNX's TopK defines it: what ONNX exports need, having no stable sort),
+#: ``"keys"`` (a top-k on unique integer keys: ~10x less work than sorting every row, for
+#: compiled code such as AOTInductor)
+KNN_MODES = ("sort", "topk", "keys")
 # the mode of the models traced inside :func:`export_mode` (set only there, one export at a time)
-_TRACING = {"mode": "stable"}
+_TRACING = {"mode": "sort"}
 
 
 @contextmanager
 def export_mode(mode: str) -> Iterator[None]:
     """Trace a model for an exporter: inside, :func:`dense_knn` calls that do not name a
-    ``mode`` use ``mode`` (``"onnx"`` for ``torch.onnx.export``, ``"aoti"`` for
-    ``torch.export`` + AOTInductor); the previous mode is restored on leaving."""
+    ``mode`` use ``mode`` (one of :data:`KNN_MODES`); the previous mode is restored on leaving."""
     if mode not in KNN_MODES:
         msg = f"kNN mode {mode!r} unknown; choose one of {list(KNN_MODES)}"
         raise ValueError(msg)
@@ -56,22 +57,21 @@ def export_mode(mode: str) -> Iterator[None]:
         _TRACING["mode"] = before
 
 
-def _onnx_topk() -> bool:
-    """True while exporting to ONNX (TorchScript: always False, the stable sort is scripted)."""
+def _topk_tracing() -> bool:
+    """True while tracing for ONNX (TorchScript: always False, the stable sort is scripted)."""
     if torch.jit.is_scripting():
         return False
     # read through globals(): torch.compile breaks its graph here, as it always has, so the
     # compiled kernels (and their rounding) stay as they were: scores bit for bit unchanged
-    return globals()["_TRACING"]["mode"] == "onnx"
+    return globals()["_TRACING"]["mode"] == "topk"
 
 
-def _aoti_topk() -> bool:
-    """True while compiling with AOTInductor (TorchScript: always False)."""
+def _keys_tracing() -> bool:
+    """True while tracing for compiled code (TorchScript: always False)."""
     if torch.jit.is_scripting():
         return False
-    # read through globals(): torch.compile breaks its graph here, as it always has, so the
-    # compiled kernels (and their rounding) stay as they were: scores bit for bit unchanged
-    return globals()["_TRACING"]["mode"] == "aoti"
+    # read through globals(), as above
+    return globals()["_TRACING"]["mode"] == "keys"
 
 
 def _topk_by_key(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -106,7 +106,7 @@ def dense_knn(x: Tensor, mask: Tensor, k: int, mode: Optional[str] = None) -> tu
     """Indices of the ``k`` nearest *other real* particles of every particle.
 
     ``mode``: one of :data:`KNN_MODES` (the same neighbours, computed as an exporter
-    needs them); ``None``: ``"stable"``, or inside :func:`export_mode` that mode.
+    needs them); ``None``: ``"sort"``, or inside :func:`export_mode` that mode.
 
     Distances are computed on ``x`` detached (indices carry no gradient).
     Slots that cannot be filled (fewer than ``k`` other real particles) are
@@ -130,17 +130,17 @@ def dense_knn(x: Tensor, mask: Tensor, k: int, mode: Optional[str] = None) -> tu
     # equal distances are common (particles whose features are all zero after a ReLU):
     # a stable sort takes the lower index first, as ONNX's TopK does, so torch, the
     # ONNX export and trimmed batches pick the same neighbours
-    how = "stable"
+    how = "sort"
     if mode is not None:
         how = mode
-    elif _onnx_topk():
-        how = "onnx"
-    elif _aoti_topk():
-        how = "aoti"
-    if how == "onnx":  # ONNX TopK takes the lower index first on ties by definition (and has no stable sort)
+    elif _topk_tracing():
+        how = "topk"
+    elif _keys_tracing():
+        how = "keys"
+    if how == "topk":  # ONNX TopK takes the lower index first on ties by definition (and has no stable sort)
         dist, idx = d.topk(k, dim=-1, largest=False, sorted=True)
         valid = torch.isfinite(dist)
-    elif how == "aoti":  # compiled code: a top-k, ~10x less work than sorting every row
+    elif how == "keys":  # compiled code: a top-k, ~10x less work than sorting every row
         valid, idx = _topk_by_key(d, k)
     else:
         dist, idx = torch.sort(d, dim=-1, stable=True)
