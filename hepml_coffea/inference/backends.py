@@ -1,5 +1,7 @@
 """CPU execution backends: torch eager, ``torch.compile``, ONNX Runtime and AOTInductor,
-chosen by measurement.
+chosen by measurement. This module makes and checks the exported files (``model.onnx``,
+``model.pt2``, ``probe.npz``); the runners that run them are
+:mod:`hepml_coffea.inference.runners`.
 
 A tagger's torch model can run four ways on CPU:
 
@@ -29,6 +31,10 @@ re-runs ``python workflows/choose_backends.py --files ...`` (real jets), or::
 The packed LSTM is exported through :class:`~hepml_coffea.models.lstm.UnpackedJetLSTM`
 (same result without sequence packing); a bidirectional LSTM has no such form and stays
 on torch.
+
+(About 600 lines: both exports with the checks they share against torch eager, and the
+probe every export writes; the runners that load these files are in
+:mod:`hepml_coffea.inference.runners`.)
 """
 
 from __future__ import annotations

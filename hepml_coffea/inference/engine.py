@@ -15,6 +15,10 @@
   each worker sees exactly one through ``CUDA_VISIBLE_DEVICES`` - else ``cpu``.
 
 Training evaluation and the processor both score through :func:`predict` / :func:`run_batches`.
+
+(About 600 lines: the handle and its cache, and the one batching loop with its CUDA
+staging; they stay in one module because the fault-injection seam :func:`_forward`, which
+the tests replace here, must see every batch of both loops.)
 """
 
 from __future__ import annotations
