@@ -350,6 +350,16 @@ class _Unavailable(Exception):
     """A runtime cannot run here (falls back when not asked for by name)."""
 
 
+def _runtime_bytes(artifact: Artifact, fname: str, backend: str, export: str, instead: str) -> bytes:
+    """The verified bytes of a runtime file; :class:`_Unavailable` naming how to make it if absent."""
+    data = _verified_bytes(artifact, fname)
+    if data is None:
+        msg = (f"artifact {artifact.path} has no {fname} for backend '{backend}'; create it with "
+               f"hepml_coffea.inference.backends.{export}(path) or choose backend '{instead}'")
+        raise _Unavailable(msg)
+    return data
+
+
 def _head(artifact: Artifact) -> tuple[Callable[[Any], Any] | None, int | None]:
     return (softmax_rows, len(artifact.classes)) if artifact.classes else (None, None)
 
@@ -372,11 +382,7 @@ def _compiled_runner(artifact: Artifact, model: Any, device: str, amp: str | Non
 
 
 def _onnx_runner(artifact: Artifact, model: Any, device: str, amp: str | None, strict: bool) -> OnnxRunner:
-    data = _verified_bytes(artifact, ONNX_FILE)
-    if data is None:
-        msg = (f"artifact {artifact.path} has no {ONNX_FILE} for backend 'onnxruntime'; create it with "
-               "hepml_coffea.inference.backends.export_onnx(path) or choose backend 'torch'")
-        raise _Unavailable(msg)
+    data = _runtime_bytes(artifact, ONNX_FILE, "onnxruntime", "export_onnx", "torch")
     try:
         session = onnx_session(data)
     except ImportError as err:
@@ -392,11 +398,7 @@ def _onnx_runner(artifact: Artifact, model: Any, device: str, amp: str | None, s
 
 
 def _aoti_runner(artifact: Artifact, model: Any, device: str, amp: str | None, strict: bool) -> AotiRunner:
-    data = _verified_bytes(artifact, AOTI_FILE)
-    if data is None:
-        msg = (f"artifact {artifact.path} has no {AOTI_FILE} for backend 'aoti'; create it with "
-               "hepml_coffea.inference.backends.export_aoti(path) or choose backend 'onnxruntime'")
-        raise _Unavailable(msg)
+    data = _runtime_bytes(artifact, AOTI_FILE, "aoti", "export_aoti", "onnxruntime")
     why = aoti_incompatibility(artifact.meta.get("aoti"))
     if why is not None:
         msg = f"artifact {artifact.path}: {AOTI_FILE} cannot run here ({why}); re-create it with export_aoti(path)"
