@@ -477,6 +477,10 @@ class _NumpyCallable:
         self.run = run
         self.width = width
 
+    @classmethod
+    def supports(cls, artifact: Any, device: str) -> str | None:
+        return None if not device.startswith("cuda") else "a numpy callable runs on the CPU"
+
 
 def predict_numpy(
     run: Callable[[list[np.ndarray]], np.ndarray],

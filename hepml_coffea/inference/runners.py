@@ -102,7 +102,14 @@ class Runner(Protocol):
     width: int | None
     batched: bool
 
-    def run(self, batch: Sequence[Any]) -> Any: ...
+    def run(self, batch: Sequence[Any]) -> Any:
+        """Probabilities of one batch (model input order)."""
+        ...
+
+    def supports(self, artifact: Artifact, device: str) -> str | None:
+        """Why this runtime cannot run ``artifact`` on ``device`` (``None``: it can); a
+        classmethod on every runner, asked before one is built."""
+        ...
 
 
 def check_options(backend: str = "auto", amp: str | None = None) -> None:
