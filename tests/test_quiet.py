@@ -75,6 +75,7 @@ def test_rntuple_index_is_opt_in_and_restorable():
 
     from hepml_coffea import io
 
+    io.restore_rntuple_fields()  # an in-process hepml-coffea main() (other tests) installs it: the CLI's choice
     stock = HasFields.__dict__["fields"]
     assert not io.rntuple_index_installed()
     try:

@@ -18,16 +18,20 @@ import yaml
 
 from .format import HASHED, ArtifactError, ArtifactIntegrityError
 
-__all__ = ["seal_artifact", "write_description"]
+__all__ = ["file_sha256", "seal_artifact", "write_description"]
 
 log = logging.getLogger("hepml_coffea.artifacts")
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes (hex), read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+_sha256 = file_sha256
 
 
 def _combined(files: dict[str, str]) -> str:

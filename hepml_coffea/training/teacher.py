@@ -11,7 +11,6 @@ loaded; anything else is recomputed (a stale cache never feeds a training).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,17 +22,11 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from hepml_coffea.artifacts.sealing import file_sha256 as _sha256
+
 __all__ = ["cached_teacher_scores", "teacher_cache_path"]
 
 log = logging.getLogger(__name__)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def teacher_cache_path(data_file: str | os.PathLike[str], teacher_name: str, teacher_hash: str, want_top: bool) -> Path:
