@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import awkward as ak
 import numpy as np
-
-if TYPE_CHECKING:
-    from hepml_coffea.constituents import JetConstituents
 
 __all__ = ["Selection", "TrainingDomain"]
 
@@ -27,7 +24,7 @@ class Selection:
     msd_min: float | None = None
     msd_max: float | None = None
 
-    def mask(self, jc: JetConstituents) -> np.ndarray:
+    def mask(self, jc: Any) -> np.ndarray:  # jc: hepml_coffea.constituents.JetConstituents
         """Boolean mask over ``jc``'s jets (NaN kinematics never pass)."""
         return self.jet_mask(jc.jets)
 
