@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hepml_coffea.errors import ConfigurationError
 from hepml_coffea.selection import TrainingDomain
 
 if TYPE_CHECKING:
@@ -28,10 +29,6 @@ __all__ = ["ConfigurationError", "TaggerConfig", "RunConfig", "EXECUTORS"]
 
 #: executors :func:`hepml_coffea.batch.run.run_fileset` knows
 EXECUTORS: tuple[str, ...] = ("iterative", "futures", "dask", "dask-cuda", "slurm", "htcondor")
-
-
-class ConfigurationError(RuntimeError):
-    """A configuration mistake (never skipped as bad input)."""
 
 
 def _freeze(obj: Any) -> Any:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hepml_coffea.config import ConfigurationError
+from hepml_coffea.errors import ConfigurationError
 from hepml_coffea.environment import worker_env
 
 log = logging.getLogger(__name__)

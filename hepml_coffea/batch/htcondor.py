@@ -30,7 +30,7 @@ from typing import Any
 from hepml_coffea.batch.core import check_taggers, job_command, job_outputs, jobqueue_job_script, mib
 from hepml_coffea.batch.core import jobqueue_kwargs, split_fileset, start_jobqueue_cluster, task_script
 from hepml_coffea.batch.core import write_job_folder, write_manifest
-from hepml_coffea.config import ConfigurationError
+from hepml_coffea.errors import ConfigurationError
 
 __all__ = ["htcondor_cluster", "htcondor_job_kwargs", "htcondor_job_script", "write_jobs"]
 

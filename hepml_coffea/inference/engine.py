@@ -230,7 +230,7 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        from hepml_coffea.config import ConfigurationError
+        from hepml_coffea.errors import ConfigurationError
 
         msg = f"device {device!r} requested but torch sees no CUDA device (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})"
         raise ConfigurationError(msg)

@@ -494,7 +494,7 @@ def train(
     (:mod:`hepml_coffea.training.teacher`)."""
     cfg = cfg or TrainConfig()
     if cfg.distill > 0 and teacher is None:
-        from hepml_coffea.config import ConfigurationError
+        from hepml_coffea.errors import ConfigurationError
 
         msg = "distillation (distill > 0) needs a teacher tagger (--teacher particlenet)"
         raise ConfigurationError(msg)
