@@ -10,8 +10,10 @@ One convention each, used by :mod:`hepml_coffea.constituents`,
 * :func:`offsets` / :func:`starts`: where each jet's (or event's) entries begin in a
   flat array, from the per-jet counts.
 
-The (deta, dphi) k-nearest-neighbour graph lives in
-:mod:`hepml_coffea.representations.graph`.
+* :func:`tau32_ratio`: the N-subjettiness ratio tau3 / tau2, NaN where it is undefined
+  (used by :mod:`hepml_coffea.representations.observables` and the baseline model).
+
+The (deta, dphi) k-nearest-neighbour graph lives in :mod:`hepml_coffea.knn`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["delta_r", "energy", "offsets", "starts", "wrap_phi"]
+__all__ = ["delta_r", "energy", "offsets", "starts", "tau32_ratio", "wrap_phi"]
 
 _TWO_PI = 2.0 * np.pi
 
@@ -116,3 +119,17 @@ def starts(counts: Any) -> np.ndarray:
         ``(n,)`` -> ``(n,)``
     """
     return offsets(counts)[:-1]
+
+
+def tau32_ratio(tau3: ArrayLike, tau2: ArrayLike) -> NDArray[np.float64]:
+    """tau3 / tau2, NaN where tau2 <= 0 or either input is not finite.
+
+    Shapes:
+        tau3, tau2: (N,) -> (N,)
+    """
+    t3 = np.asarray(tau3, dtype=np.float64)
+    t2 = np.asarray(tau2, dtype=np.float64)
+    ok = np.isfinite(t3) & np.isfinite(t2) & (t2 > 0)
+    out = np.full(np.broadcast(t3, t2).shape, np.nan)
+    np.divide(t3, t2, out=out, where=ok)
+    return out

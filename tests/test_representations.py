@@ -369,7 +369,7 @@ def test_knn_against_brute_force(k):
 def test_topk_by_key_orders_ties_by_column():
     """The compiled kNN's top-k on (distance bits, column) keys: pinned on a hand-made row
     with ties, a -0.0 and inf (padding) entries."""
-    from hepml_coffea.representations.graph import _topk_by_key
+    from hepml_coffea.knn import _topk_by_key
 
     d = torch.tensor([[[0.0, 0.5, 0.5, float("inf"), -0.0, 0.5, 1e-30, float("inf"), 2.0]]])
     valid, idx = _topk_by_key(d, 6)

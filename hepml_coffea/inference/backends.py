@@ -250,7 +250,7 @@ def _onnx_bytes(artifact: Artifact, graph_names: list[str] | None = None, softma
     dynamic = {g: ({0: "jets"} if k == "image" else {0: "jets", 2: "particles"}) for k, g in zip(names, gnames)}
     out_name = "softmax" if softmax else "logits"
     dynamic[out_name] = {0: "jets"}
-    from hepml_coffea.representations.graph import export_mode
+    from hepml_coffea.knn import export_mode
 
     buf = io.BytesIO()
     try:
@@ -465,7 +465,7 @@ def _aoti_bytes(artifact: Artifact, *, topk_knn: bool = True, freezing: bool = T
         shapes = {k: ({0: jets, 2: particles} if example[k].shape[-1] == p else {0: jets}) for k in names}
     else:
         shapes = {k: {0: jets} for k in names}
-    from hepml_coffea.representations.graph import export_mode
+    from hepml_coffea.knn import export_mode
 
     try:  # the kNN as a top-k on unique keys instead of a stable sort of every row
         with warnings.catch_warnings(), torch.no_grad(), export_mode("keys" if topk_knn else "sort"):

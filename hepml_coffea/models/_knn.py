@@ -1,6 +1,6 @@
 """Dense, batched k-nearest-neighbour helpers shared by the ParticleNet paths.
 
-The kNN itself is :func:`hepml_coffea.representations.graph.dense_knn` (re-exported
+The kNN itself is :func:`hepml_coffea.knn.dense_knn` (re-exported
 here as :func:`knn_indices`), the one kNN of the package; this module adds the
 neighbour gathering and EdgeConv edge features.
 
@@ -32,8 +32,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from hepml_coffea.representations.graph import dense_knn as knn_indices
-from hepml_coffea.representations.graph import pairwise_sqdist
+from hepml_coffea.knn import dense_knn as knn_indices
+from hepml_coffea.knn import pairwise_sqdist
 
 __all__ = ["edge_features", "gather_neighbors", "knn_indices", "pairwise_sqdist"]
 

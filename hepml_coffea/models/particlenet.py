@@ -392,7 +392,7 @@ class ChannelsLastParticleNet(nn.Module):
 # --------------------------------------------------------------------------- torch-geometric path
 def dense_to_pyg_batch(points: Tensor, features: Tensor, mask: Tensor) -> Any:
     """Convert padded tensors to a ``torch_geometric.data.Batch`` of real particles
-    (:func:`hepml_coffea.representations.graph.to_pyg_batch`, the one converter, without
+    (:func:`hepml_coffea.knn.to_pyg_batch`, the one converter, without
     a fixed graph: ParticleNet builds its kNN per block).
 
     Each jet becomes a graph of its real particles, ``x (n, C)`` and ``pos (n, 2)``; jets
@@ -401,7 +401,7 @@ def dense_to_pyg_batch(points: Tensor, features: Tensor, mask: Tensor) -> Any:
     Shapes:
         points: (N, 2, P), features: (N, C, P), mask: (N, 1, P) -> Batch with N graphs
     """
-    from hepml_coffea.representations.graph import to_pyg_batch
+    from hepml_coffea.knn import to_pyg_batch
 
     return to_pyg_batch({"points": points, "features": features, "mask": mask}, k=None)
 

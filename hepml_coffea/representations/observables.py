@@ -14,26 +14,13 @@ from __future__ import annotations
 
 import awkward as ak
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+
+from hepml_coffea.geometry import tau32_ratio
 
 __all__ = ["OBSERVABLE_FIELDS", "tau32_ratio", "build_observables"]
 
 #: fat-jet fields the observables are computed from
 OBSERVABLE_FIELDS: tuple[str, ...] = ("msoftdrop", "tau2", "tau3")
-
-
-def tau32_ratio(tau3: ArrayLike, tau2: ArrayLike) -> NDArray[np.float64]:
-    """tau3 / tau2, NaN where tau2 <= 0 or either input is not finite.
-
-    Shapes:
-        tau3, tau2: (N,) -> (N,)
-    """
-    t3 = np.asarray(tau3, dtype=np.float64)
-    t2 = np.asarray(tau2, dtype=np.float64)
-    ok = np.isfinite(t3) & np.isfinite(t2) & (t2 > 0)
-    out = np.full(np.broadcast(t3, t2).shape, np.nan)
-    np.divide(t3, t2, out=out, where=ok)
-    return out
 
 
 def build_observables(jets: ak.Array) -> dict[str, np.ndarray]:
