@@ -27,7 +27,8 @@ import numpy as np
 
 from hepml_coffea.artifacts import update_artifact
 from hepml_coffea.evaluation.dataset import load_eval_sample
-from hepml_coffea.evaluation.stats import paired_rejection_ratio, rejection_at_efficiency
+from hepml_coffea.evaluation.stats import paired_rejection_ratio
+from hepml_coffea.stats import rejection_at_efficiency
 from hepml_coffea.training.dataset import load_dataset
 from hepml_coffea.training.train import TrainConfig, train_on_dataset
 

@@ -130,14 +130,14 @@ def jets_from_hist(signal: Any, background: Any) -> tuple[np.ndarray, np.ndarray
 
 def rejection_from_hist(signal: Any, background: Any, eff: float) -> dict[str, Any]:
     """Background rejection at signal efficiency ``eff`` from score histograms, with its
-    68 % Clopper-Pearson interval (:func:`hepml_coffea.evaluation.stats.rejection_at_efficiency`
+    68 % Clopper-Pearson interval (:func:`hepml_coffea.stats.rejection_at_efficiency`
     on :func:`jets_from_hist`): the working point is the highest score-bin edge keeping at
     least ``eff`` of the top jets (``signal_efficiency`` is the fraction reached).
 
     Shapes:
         signal, background: (n_bins,) counts -> scalars
     """
-    from hepml_coffea.evaluation.stats import rejection_at_efficiency
+    from hepml_coffea.stats import rejection_at_efficiency
 
     labels, scores = jets_from_hist(signal, background)
     if not labels.any():

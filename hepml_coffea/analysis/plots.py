@@ -2,7 +2,7 @@
 background rejection vs pT, cutflow. ``hepml-coffea plot OUT`` calls :func:`plot_output`.
 
 Each plot is drawn on its own pyplot-free figure inside mplhep's style as a context
-(:func:`hepml_coffea.evaluation.plots.plot_style`); ``draw_*`` functions take the axes.
+(:func:`hepml_coffea.plotstyle.plot_style`); ``draw_*`` functions take the axes.
 matplotlib is imported on the first call, never at import."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import numpy as np
 import hist
 
 from hepml_coffea.analysis.histograms import datasets_of, rejection_from_hist, roc_from_hist, selection_label, signal_background
-from hepml_coffea.evaluation.plots import TAGGER_COLORS, new_figure, plot_style, save_figure
-from hepml_coffea.evaluation.stats import clopper_pearson
+from hepml_coffea.plotstyle import TAGGER_COLORS, new_figure, plot_style, save_figure
+from hepml_coffea.stats import clopper_pearson
 
 __all__ = ["draw_roc", "plot_all", "plot_loss", "plot_output", "plot_roc"]
 

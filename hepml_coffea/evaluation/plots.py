@@ -4,6 +4,8 @@ Every plotting function draws on axes it is given (``draw_*``) or makes its own
 :class:`matplotlib.figure.Figure` (``plot_*``, no pyplot state), always inside
 :func:`plot_style` (mplhep's ROOT style as a context): importing or calling this module never
 selects a backend nor changes matplotlib's global style. matplotlib is imported on the first call.
+The conventions (:func:`plot_style`, :data:`TAGGER_COLORS`, :func:`new_figure`,
+:func:`save_figure`) live in :mod:`hepml_coffea.plotstyle` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from hepml_coffea.evaluation.stats import clopper_pearson
+from hepml_coffea.plotstyle import TAGGER_COLORS, new_figure, plot_style, save_figure
+from hepml_coffea.stats import clopper_pearson
 
 __all__ = [
     "TAGGER_COLORS",
@@ -30,39 +33,6 @@ __all__ = [
     "plot_style",
     "save_figure",
 ]
-
-#: line colours of plots with one line per tagger (matplotlib's tab10: ten distinct colours;
-#: the ROOT style's cycle repeats after six, and seven taggers are shipped)
-TAGGER_COLORS: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                                  "#7f7f7f", "#bcbd22", "#17becf")
-
-
-def plot_style() -> Any:
-    """mplhep's ROOT style as a context manager (``with plot_style(): ...``)."""
-    import matplotlib.style
-    import mplhep
-
-    return matplotlib.style.context(mplhep.style.ROOT)
-
-
-def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (8, 7),
-               squeeze: bool = True) -> tuple[Any, Any]:
-    """A pyplot-free ``Figure`` and its axes (``squeeze`` as in ``Figure.subplots``)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    axes = fig.subplots(nrows, ncols, squeeze=squeeze)
-    return fig, axes
-
-
-def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 80, tight: bool = True) -> Path:
-    """Write ``fig`` to ``path`` (PNG by its suffix) and return the path."""
-    if tight:
-        fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
-
 
 def plot_evaluation(sample: Any, res: Mapping[str, Any], out: Path) -> list[Path]:
     """ROC with bands, rejection vs pT, score distributions, mass sculpting of an

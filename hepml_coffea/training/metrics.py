@@ -49,13 +49,13 @@ def rejection_at(es: np.ndarray, eb: np.ndarray, target: float) -> float:
 def threshold_at(labels: np.ndarray, scores: np.ndarray, target: float) -> float:
     """Score cut whose selection ``score >= cut`` keeps a fraction ``target`` of signal.
 
-    The working point of :func:`hepml_coffea.evaluation.stats.rejection_at_efficiency`: the jets
+    The working point of :func:`hepml_coffea.stats.rejection_at_efficiency`: the jets
     that pass are those at or above the largest score keeping at least ``target`` of the
     signal. The cut is placed midway in the gap below that score (to the next lower score of
     any jet), so the same jets pass here, and a jet sitting exactly on the cut cannot flip
     when another batch size rounds its score differently in the last bit.
     """
-    from hepml_coffea.evaluation.stats import working_point
+    from hepml_coffea.stats import working_point
 
     s = np.asarray(scores, dtype=np.float64)
     sig = s[np.asarray(labels).astype(bool)]

@@ -115,7 +115,7 @@ def test_jets_and_rejection_from_hist_exact():
     # eS = 50 %: the 4th highest top jet sits in bin 7; one QCD jet (bin 8) passes
     r = rejection_from_hist(s, b, 0.5)
     assert (r["n_pass"], r["n_background"], r["rejection"], r["signal_efficiency"]) == (1, 10, 10.0, 0.5)
-    from hepml_coffea.evaluation.stats import clopper_pearson
+    from hepml_coffea.stats import clopper_pearson
 
     lo, hi = clopper_pearson(1, 10)
     assert r["rejection_low"] == pytest.approx(1 / hi) and r["rejection_high"] == pytest.approx(1 / lo)

@@ -54,7 +54,7 @@ def test_rejection_vs_pt_has_clopper_pearson_bars_and_lower_limits(tmp_path, mon
     import matplotlib.axes
     import pytest
 
-    from hepml_coffea.evaluation.stats import clopper_pearson
+    from hepml_coffea.stats import clopper_pearson
 
     seen = {}
     real_errorbar, real_plot = matplotlib.axes.Axes.errorbar, matplotlib.axes.Axes.plot
@@ -90,7 +90,7 @@ def test_roc_band_is_the_clopper_pearson_interval(tmp_path, monkeypatch):
     import matplotlib.axes
     import pytest
 
-    from hepml_coffea.evaluation.stats import clopper_pearson
+    from hepml_coffea.stats import clopper_pearson
 
     bands = []
     real = matplotlib.axes.Axes.fill_between

@@ -7,15 +7,13 @@ import pytest
 from scipy.stats import beta
 
 from hepml_coffea.evaluation.stats import (
-    ONE_SIGMA,
     balanced_accuracy,
-    clopper_pearson,
     delong_auc,
     jensen_shannon,
     mass_sculpting,
-    rejection_at_efficiency,
     rejection_vs_pt,
 )
+from hepml_coffea.stats import ONE_SIGMA, clopper_pearson, rejection_at_efficiency
 from hepml_coffea.training.metrics import auc as trapezoid_auc
 
 
