@@ -16,7 +16,7 @@ Data flow (one module or folder per step; each imports only those above it)::
     evaluation/         statistics, evaluation set + cache, report, plots
     training/           training, fine-tuning, augmentation, distillation (writes artifacts)
     batch/              coffea Runner + executors; local / Dask-CUDA / Slurm / HTCondor clusters; job splitting
-    cli.py, demo.py     the command line and the main job
+    cli/                the command line (sub-commands in three modules) and demo.py, the main job
 """
 
 from __future__ import annotations

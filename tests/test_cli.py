@@ -1,4 +1,4 @@
-"""The command line (``hepml_coffea/cli.py``): thin, one line per error, selection options."""
+"""The command line (``hepml_coffea/cli/``): thin, one line per error, selection options."""
 
 from __future__ import annotations
 

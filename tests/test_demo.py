@@ -1,4 +1,4 @@
-"""The main job (``hepml_coffea/demo.py``): its summary table and one whole run."""
+"""The main job (``hepml_coffea/cli/demo.py``): its summary table and one whole run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import beta
 
-from hepml_coffea.demo import main_job, summary_table
+from hepml_coffea.cli.demo import main_job, summary_table
 from hepml_coffea.analysis.histograms import score_histogram
 from hepml_coffea.selection import Selection
 

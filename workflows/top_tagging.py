@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from hepml_coffea.demo import main_job
+from hepml_coffea.cli.demo import main_job
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
