@@ -1,5 +1,9 @@
 """Per-jet scoring: tagger scores as awkward columns beside ``events.FatJet``.
 
+Why one module of ~630 lines: it is the column API's whole contract in one place (selection,
+None-not-NaN bookkeeping, counts, domain flags, eager and dask-awkward entry points); splitting
+it would scatter the invariants the tests pin.
+
 The one scoring path of the package. :class:`FatJetTagger` (and the one-shot
 :func:`score_fatjets`) takes NanoEvents (any schema; PFNano or NanoAOD v15
 constituents), selects fat jets, gathers their constituents, builds each distinct

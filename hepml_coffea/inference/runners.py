@@ -1,5 +1,8 @@
 """One runner per runtime, behind one protocol; the only place that names a runtime.
 
+Why one module of ~530 lines: the runtimes and the one policy that chooses among them stay
+side by side, so no other module needs to name a runtime.
+
 A :class:`Runner` runs one batch of a tagger's inputs and returns **probabilities**, the
 same convention for every runtime:
 

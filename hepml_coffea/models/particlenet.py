@@ -1,5 +1,8 @@
 """ParticleNet: jet tagging via particle clouds.
 
+Why one module of ~500 lines: the architecture with both its paths (dense kNN for export,
+PyG EdgeConv) and the weaver-compatible state-dict naming belong together.
+
 H. Qu and L. Gouskos, "ParticleNet: Jet Tagging via Particle Clouds",
 Phys. Rev. D 101, 056019 (2020), arXiv:1902.08570.
 

@@ -1,5 +1,8 @@
 """Generate top (ttbar, hadronic W) and QCD jets with Pythia8 + FastJet.
 
+Why one module of ~600 lines: the generation pipeline (Pythia read-out, clustering,
+substructure, truth rows) is one chain whose steps are pinned together bit for bit.
+
 The pipeline per batch of events:
 
 1. Pythia8 at sqrt(s) = 14 TeV (``pythia8mc``), ``PhaseSpace:pTHatMin`` ~ 500 GeV;

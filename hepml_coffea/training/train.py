@@ -1,5 +1,8 @@
 """Train a tagger on generated files and write a self-describing artifact.
 
+Why one module of ~520 lines: :func:`train_on_dataset` is one training loop (bucketing,
+schedule, augmentation, distillation, early stopping, export) that reads best top to bottom.
+
 ``hepml-coffea train --model pfn --signal ttbar_*.root --background qcd_*.root --out DIR``
 calls :func:`train`. Data come through the same constituent, selection, truth and
 representation code as inference; the split is by event number (60/20/20); AdamW
@@ -147,7 +150,7 @@ def _sizes(ds: JetDataset) -> dict[str, int]:
 def _plots(labels: np.ndarray, scores: np.ndarray, history: dict[str, list[float]] | None,
            name: str, tmp: Path) -> dict[str, Path]:
     """ROC and loss PNGs in the scratch folder ``tmp``; save_artifact copies them in."""
-    from hepml_coffea.analysis.plots import plot_loss, plot_roc
+    from hepml_coffea.curveplots import plot_loss, plot_roc
 
     es, eb, _ = roc_curve(labels, scores)
     n_background = int((~np.asarray(labels).astype(bool)).sum())
