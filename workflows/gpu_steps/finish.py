@@ -16,7 +16,7 @@ def finish(results_dir: Path, out: Path) -> list[Path]:
     """From a campaign's files: unpack the artifacts (adding roc.png / loss.png, which are
     not hashed), draw the evaluation ROC overlay and the model-stage throughput, and write
     ``campaign.md`` (the tables for BENCHMARKS.md / TAGGERS.md). Returns the files written."""
-    from hepml_coffea.analysis.plots import plot_loss, plot_roc
+    from hepml_coffea.curveplots import plot_loss, plot_roc
     from hepml_coffea.training.metrics import roc_curve
 
     res = json.loads((results_dir / "results.json").read_text())
