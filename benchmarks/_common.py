@@ -171,8 +171,8 @@ def resolve_taggers(artifacts: str | None = None) -> dict[str, str]:
 
 def load_jets(files: list[str | Path], max_events: int | None = None) -> tuple[ak.Array, ak.Array]:
     """Selected, valid fat jets and their constituents: what the processor scores."""
-    from hepml_coffea.constituents import fatjet_constituents
-    from hepml_coffea.io import read_arrays
+    from hepml_coffea.data.constituents import fatjet_constituents
+    from hepml_coffea.data.io import read_arrays
     from hepml_coffea.selection import Selection
 
     from hepml_coffea.artifacts import load_artifact, shipped_taggers

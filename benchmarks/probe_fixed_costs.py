@@ -80,7 +80,7 @@ def _child(what: str, events_file: str) -> dict[str, float]:
         # one block of one jet through every tagger: the fixed cost of a block
         import numpy as np
 
-        from hepml_coffea.constituents import fatjet_constituents
+        from hepml_coffea.data.constituents import fatjet_constituents
 
         jc = fatjet_constituents(events, cand_fields=tagger.cand_fields, jet_fields=tagger.jet_fields,
                                  sv_fields=tagger.sv_fields)

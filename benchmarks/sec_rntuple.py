@@ -4,7 +4,7 @@ The same generated events are written twice (``_common.write_events``): an uncom
 TTree and an RNTuple. Timed on both, in this process:
 
 * listing the fields (``tree.keys()``) with uproot's own sub-field lookup and with
-  ``hepml_coffea.io``'s index (the cause of the slowness: O(fields^2));
+  ``hepml_coffea.data.io``'s index (the cause of the slowness: O(fields^2));
 * ``hepml_coffea.analysis.summary.constituent_summary`` (what ``hepml-coffea summary`` prints);
 * the processor (all shipped taggers, iterative executor).
 
@@ -25,7 +25,7 @@ def _listing(path: str, upstream: bool) -> float:
     import uproot
     from uproot.behaviors.RNTuple import HasFields
 
-    from hepml_coffea import io as hio
+    from hepml_coffea.data import io as hio
 
     patched = HasFields.__dict__["fields"]
     if upstream and hio._UPSTREAM_FIELDS is not None:
@@ -101,7 +101,7 @@ def markdown(res: dict[str, Any]) -> list[str]:
         out += [
             f"| {src} | list fields, uproot's own lookup | {fmt(lf['ttree'], 2)} | {fmt(lf['rntuple_uproot_lookup'], 2)} | "
             f"{lf['rntuple_uproot_lookup'] / lf['ttree']:.1f} |",
-            f"| | list fields, hepml_coffea.io index | {fmt(lf['ttree'], 2)} | {fmt(lf['rntuple_indexed'], 2)} | "
+            f"| | list fields, hepml_coffea.data.io index | {fmt(lf['ttree'], 2)} | {fmt(lf['rntuple_indexed'], 2)} | "
             f"{lf['rntuple_indexed'] / lf['ttree']:.1f} |",
             f"| | constituent summary | {fmt(s['ttree'], 2)} | {fmt(s['rntuple'], 2)} | {s['rntuple'] / s['ttree']:.2f} |",
             f"| | processor, all taggers (iterative) | {fmt(p['ttree'], 2)} | {fmt(p['rntuple'], 2)} | "

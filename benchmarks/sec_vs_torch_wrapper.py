@@ -20,7 +20,7 @@ from _common import SCORE_ATOL, TARGETS, Context, fmt, log, met, n_entries, set_
 
 import hepml_coffea.representations as R
 from hepml_coffea.artifacts import import_torchscript, load_artifact
-from hepml_coffea.constituents import fatjet_constituents
+from hepml_coffea.data.constituents import fatjet_constituents
 from hepml_coffea.inference.engine import predict
 from hepml_coffea.selection import Selection
 
@@ -98,7 +98,7 @@ def run(ctx: Context) -> dict[str, Any]:
         # the model alone: identical inputs (our builder's) through the wrapper and through our engine
         from coffea.ml_tools.torch_wrapper import torch_wrapper
 
-        from hepml_coffea.io import load_events
+        from hepml_coffea.data.io import load_events
 
         class _Ready(torch_wrapper):  # type: ignore[misc]
             def prepare_awkward(self, *arrays: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

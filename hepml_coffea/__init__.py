@@ -1,17 +1,17 @@
 """hepml_coffea: deep-learning jet taggers inside columnar (coffea) HEP analyses.
 
-Data flow (one module or folder per step; each imports only those above it)::
+Data flow (eight floors; each module or folder imports only those below it)::
 
+    data/               files, filesets, constituents of every NanoAOD flavour, truth, geometry
+    selection.py, knn.py, stats.py, plotstyle.py, errors.py    small leaves
     samples/            Pythia8 + FastJet -> PFNano files (generation; the [generate] extra)
-    io.py, filesets.py  reading NanoAOD / PFNano (TTree or RNTuple), filesets
-    constituents.py     fat jets -> constituents, every NanoAOD flavour;  truth.py: top labels
     representations/    sequences, point clouds, jet images, blocks, expressions (no torch)
     models/             CNN, LSTM, ParticleNet, PFN, cut-based baseline (one file each)
     artifacts/          self-describing, sealed model directories; import (TorchScript, ONNX)
-    weaver/             weaver models in and out (ONNX + preprocess.json)
+    config.py           TaggerConfig, RunConfig
     inference/          runner protocol + one runner per runtime, engine, per-worker cache, Dask plugin
-    config.py           TaggerConfig, RunConfig, ConfigurationError;  selection.py: Selection, TrainingDomain
-    scoring.py          FatJetTagger / score_fatjets: the one scoring path (columnar API, eager or dask-awkward)
+    scoring.py          FatJetTagger / score_fatjets: the one scoring path (eager or dask-awkward)
+    weaver/             weaver models in and out (ONNX + preprocess.json)
     analysis/           TaggerProcessor, histograms, plots, run outputs
     evaluation/         statistics, evaluation set + cache, report, plots
     training/           training, fine-tuning, augmentation, distillation (writes artifacts)
@@ -54,7 +54,7 @@ _LAZY = {
     "Selection": "hepml_coffea.selection",
     "TaggerConfig": "hepml_coffea.config",
     "TaggerProcessor": "hepml_coffea.analysis.processor",
-    "fatjet_constituents": "hepml_coffea.constituents",
+    "fatjet_constituents": "hepml_coffea.data.constituents",
     "generate": "hepml_coffea.samples",
     "get_tagger": "hepml_coffea.inference.engine",
     "import_onnx": "hepml_coffea.artifacts",
@@ -63,7 +63,7 @@ _LAZY = {
     "run_fileset": "hepml_coffea.batch.run",
     "score_fatjets": "hepml_coffea.scoring",
     "shipped_taggers": "hepml_coffea.artifacts",
-    "top_labels": "hepml_coffea.truth",
+    "top_labels": "hepml_coffea.data.truth",
 }
 
 

@@ -34,7 +34,7 @@ import awkward as ak
 import numpy as np
 
 from hepml_coffea.config import ConfigurationError, TaggerConfig
-from hepml_coffea.constituents import JetConstituents, fatjet_constituents
+from hepml_coffea.data.constituents import JetConstituents, fatjet_constituents
 from hepml_coffea.selection import Selection
 
 __all__ = ["FatJetTagger", "JetScores", "StageTimer", "score_fatjets", "STAGES"]

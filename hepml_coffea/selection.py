@@ -24,7 +24,7 @@ class Selection:
     msd_min: float | None = None
     msd_max: float | None = None
 
-    def mask(self, jc: Any) -> np.ndarray:  # jc: hepml_coffea.constituents.JetConstituents
+    def mask(self, jc: Any) -> np.ndarray:  # jc: hepml_coffea.data.constituents.JetConstituents
         """Boolean mask over ``jc``'s jets (NaN kinematics never pass)."""
         return self.jet_mask(jc.jets)
 

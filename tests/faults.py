@@ -7,8 +7,8 @@ import numpy as np
 import uproot
 
 from hepml_coffea.config import RunConfig
-from hepml_coffea.constituents import fatjet_constituents
-from hepml_coffea.io import read_arrays
+from hepml_coffea.data.constituents import fatjet_constituents
+from hepml_coffea.data.io import read_arrays
 from hepml_coffea.batch.run import run_fileset
 from hepml_coffea.selection import Selection
 

@@ -23,11 +23,11 @@ from hepml_coffea.artifacts import (
     update_artifact,
 )
 from hepml_coffea.artifacts.sealing import _combined, _sha256
-from hepml_coffea.constituents import (
+from hepml_coffea.data.constituents import (
     fatjet_constituents,
 )
 from hepml_coffea.inference import engine
-from hepml_coffea.io import read_arrays
+from hepml_coffea.data.io import read_arrays
 from hepml_coffea.models import build_model
 from hepml_coffea.analysis.processor import TaggerProcessor
 from hepml_coffea.representations import InputSpec

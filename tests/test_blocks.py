@@ -10,8 +10,8 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hepml_coffea.constituents import MissingBranchError, fatjet_constituents
-from hepml_coffea.io import read_arrays
+from hepml_coffea.data.constituents import MissingBranchError, fatjet_constituents
+from hepml_coffea.data.io import read_arrays
 from hepml_coffea.representations import BlockSpec, InputSpec, VarSpec, build_blocks
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -86,11 +86,11 @@ def test_sv_block_without_svs_is_refused() -> None:
 
 
 def test_missing_puppi_weight_is_one_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    import hepml_coffea.constituents as C
+    import hepml_coffea.data.constituents as C
 
     C._NOTED.discard("PFCand")
     events = read_arrays(SAMPLES / "nano_tt_v15.root")  # NanoAOD v15 PFCand has no puppiWeight
-    with caplog.at_level(logging.WARNING, logger="hepml_coffea.constituents"):
+    with caplog.at_level(logging.WARNING, logger="hepml_coffea.data.constituents"):
         a = fatjet_constituents(events, cand_fields=("puppiWeight",))
         fatjet_constituents(events, cand_fields=("puppiWeight",))
     assert np.all(ak.to_numpy(ak.flatten(a.cands.puppiWeight)) == 1.0)

@@ -82,7 +82,7 @@ def test_import_torchscript_and_onnx_from_the_cli(byo_files):
     assert "24 of 24 fat jets scored" in r2.stdout
     # the same network through TorchScript and through ONNX Runtime: the same scores
     from hepml_coffea import score_fatjets
-    from hepml_coffea.io import load_events
+    from hepml_coffea.data.io import load_events
 
     events = load_events(PFNANO)
     s = score_fatjets(events, [str(tmp / "recipe-ts"), str(tmp / "recipe-onnx")], device="cpu")

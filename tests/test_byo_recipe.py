@@ -115,9 +115,9 @@ def _coffea_reference(ts_path: Path, pt_fraction_of: str = "sum") -> np.ndarray:
 _FRESH = r"""
 import json, sys
 import numpy as np
-from hepml_coffea.constituents import MissingBranchError, fatjet_constituents
+from hepml_coffea.data.constituents import MissingBranchError, fatjet_constituents
 from hepml_coffea.inference.engine import get_tagger
-from hepml_coffea.io import load_events, read_arrays
+from hepml_coffea.data.io import load_events, read_arrays
 from hepml_coffea.representations import FEATURES, build
 
 artifact, pfnano, v15, out = sys.argv[1:5]

@@ -21,7 +21,7 @@ else:
     dak = pytest.importorskip("dask_awkward")
 
 from hepml_coffea import score_fatjets
-from hepml_coffea.io import load_events
+from hepml_coffea.data.io import load_events
 from hepml_coffea.selection import Selection
 
 SAMPLES = Path(__file__).resolve().parent / "samples"

@@ -25,7 +25,7 @@ def test_finetune_particlenet_jetclass_writes_a_scoring_artifact(ttbar_file: Pat
     """A few steps on the session's small samples: same spec, classes and score; new weights;
     the parent's metrics on the same test jets recorded; the artifact scores through the engine."""
     from hepml_coffea import score_fatjets
-    from hepml_coffea.io import load_events
+    from hepml_coffea.data.io import load_events
 
     out = tmp_path / "ft"
     m = finetune("particlenet-jetclass", [str(ttbar_file)], [str(qcd_file)], str(out), time_budget_s=5, epochs=1,

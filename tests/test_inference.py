@@ -14,12 +14,12 @@ from hepml_coffea.artifacts import (
     import_torchscript,
     load_artifact,
 )
-from hepml_coffea.constituents import (
+from hepml_coffea.data.constituents import (
     fatjet_constituents,
 )
 from hepml_coffea.inference import engine
 from hepml_coffea.inference.engine import get_tagger
-from hepml_coffea.io import read_arrays
+from hepml_coffea.data.io import read_arrays
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -465,8 +465,8 @@ def test_choose_backend_aoti_margin_and_unchosen_package_removed(aoti_rate, chos
 # --------------------------------------------------------------------------- RNTuple field index
 def test_rntuple_field_index_lists_and_reads_the_same(tmp_path) -> None:
 
-    from hepml_coffea import io
-    from hepml_coffea.io import read_arrays
+    from hepml_coffea.data import io
+    from hepml_coffea.data.io import read_arrays
 
     with uproot.open("tests/samples/pfnano.root") as f:
         tree = f["Events"]

@@ -73,7 +73,7 @@ def test_importing_every_module_changes_nothing_in_the_process():
 def test_rntuple_index_is_opt_in_and_restorable():
     from uproot.behaviors.RNTuple import HasFields
 
-    from hepml_coffea import io
+    from hepml_coffea.data import io
 
     io.restore_rntuple_fields()  # an in-process hepml-coffea main() (other tests) installs it: the CLI's choice
     stock = HasFields.__dict__["fields"]

@@ -12,8 +12,8 @@ import pytest
 import uproot
 from faults import collections, run_iterative, write_tree
 
-from hepml_coffea.filesets import FilesetError, check_fileset, load_fileset
-from hepml_coffea.io import load_events
+from hepml_coffea.data.filesets import FilesetError, check_fileset, load_fileset
+from hepml_coffea.data.io import load_events
 from hepml_coffea.analysis.processor import TaggerProcessor
 
 N = 300  # events of the ttbar_file fixture

@@ -13,7 +13,7 @@ from faults import run_iterative
 
 from hepml_coffea.artifacts import save_artifact
 from hepml_coffea.analysis.histograms import CUTFLOW_KEYS
-from hepml_coffea.io import load_events
+from hepml_coffea.data.io import load_events
 from hepml_coffea.models import build_model
 from hepml_coffea.analysis.processor import TaggerProcessor
 from hepml_coffea.representations import InputSpec

@@ -141,7 +141,7 @@ def test_dphi_wrap_range():
     phis = np.array([-3.14, 3.14, 0.0, 1.0, -1.0, np.pi])
     d = R.wrap_phi(phis - (-3.0))
     d32 = R.wrap_phi(np.float32(np.pi) + np.zeros(1000, np.float32) - np.linspace(-1e-6, 1e-6, 1000, dtype=np.float32))
-    # one convention for the whole package (hepml_coffea.geometry.wrap_phi): (-pi, pi]
+    # one convention for the whole package (hepml_coffea.data.geometry.wrap_phi): (-pi, pi]
     assert d32.dtype == np.float32
     assert np.all(d32 > -np.float32(np.pi)) and np.all(d32 <= np.float32(np.pi))
     assert np.all(d > -np.pi) and np.all(d <= np.pi)
@@ -646,8 +646,8 @@ def test_required_fields_and_yaml_roundtrip():
 
 
 def test_expressions_on_real_pfnano_with_extra_branches():
-    from hepml_coffea.constituents import fatjet_constituents
-    from hepml_coffea.io import read_arrays
+    from hepml_coffea.data.constituents import fatjet_constituents
+    from hepml_coffea.data.io import read_arrays
 
     spec = InputSpec(kind="pointcloud", length=50, points=["jet.eta - eta", "wrap_phi(jet.phi - phi)"],
                      features=[VarSpec(e) for e in ["log(pt / sum(pt))", "log1p(abs(d0))", "cand.puppiWeight",

@@ -11,7 +11,7 @@ from faults import (
     collections,
 )
 
-from hepml_coffea.io import load_events
+from hepml_coffea.data.io import load_events
 from hepml_coffea.samples import GenerationConfig, read_metadata
 
 

@@ -27,11 +27,11 @@ from hepml_coffea.artifacts import (
     load_artifact,
 )
 from hepml_coffea.config import ConfigurationError, RunConfig, TaggerConfig
-from hepml_coffea.constituents import (
+from hepml_coffea.data.constituents import (
     fatjet_constituents,
 )
 from hepml_coffea.inference import engine
-from hepml_coffea.io import load_events
+from hepml_coffea.data.io import load_events
 from hepml_coffea.analysis.processor import TaggerProcessor
 from hepml_coffea.batch.run import (
     run_fileset,

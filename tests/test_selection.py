@@ -5,7 +5,7 @@ from __future__ import annotations
 import awkward as ak
 import pytest
 
-from hepml_coffea.constituents import fatjet_constituents
+from hepml_coffea.data.constituents import fatjet_constituents
 from hepml_coffea.selection import Selection
 
 

@@ -16,7 +16,7 @@ import pytest
 import uproot
 
 from hepml_coffea.artifacts import load_artifact, shipped_taggers
-from hepml_coffea.constituents import fatjet_constituents
+from hepml_coffea.data.constituents import fatjet_constituents
 from hepml_coffea.representations import build
 from hepml_coffea.weaver import import_weaver
 from hepml_coffea.weaver.importer import WeaverImportError

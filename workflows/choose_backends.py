@@ -27,8 +27,8 @@ def selected_jets(files: list[str], max_jets: int, cand_fields: tuple[str, ...] 
     """Constituents and fat jets of the first ``max_jets`` selected, valid jets of ``files``
     (the processor's default selection), taken alternately from the files, carrying the
     candidate / jet fields a spec reads (``spec.required_cand_fields()``, ...)."""
-    from hepml_coffea.constituents import fatjet_constituents
-    from hepml_coffea.io import read_arrays
+    from hepml_coffea.data.constituents import fatjet_constituents
+    from hepml_coffea.data.io import read_arrays
     from hepml_coffea.selection import Selection
 
     sel = Selection()

@@ -22,7 +22,7 @@ import numpy as np
 
 from hepml_coffea import RunConfig, Selection, TaggerProcessor, run_fileset, score_fatjets
 from hepml_coffea.cli import quiet_schema_warnings
-from hepml_coffea.io import load_events
+from hepml_coffea.data.io import load_events
 
 SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "samples"
 

@@ -32,7 +32,7 @@ from hepml_coffea.config import TaggerConfig
 from hepml_coffea.analysis.histograms import empty_dataset_output, fill_scores
 from hepml_coffea.scoring import FatJetTagger, JetScores, StageTimer
 from hepml_coffea.selection import Selection
-from hepml_coffea.truth import UNKNOWN, top_labels
+from hepml_coffea.data.truth import UNKNOWN, top_labels
 
 __all__ = ["TaggerProcessor", "DEFAULT_TAGGERS", "bad_input_errors", "is_bad_input"]
 
@@ -55,7 +55,7 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
     from uproot.deserialization import DeserializationError
     from uproot.exceptions import KeyInFileError
 
-    from hepml_coffea.constituents import InvalidAssociationError, MissingBranchError
+    from hepml_coffea.data.constituents import InvalidAssociationError, MissingBranchError
 
     return (MissingBranchError, InvalidAssociationError, OSError, zlib.error, lzma.LZMAError,
             DeserializationError, KeyInFileError)

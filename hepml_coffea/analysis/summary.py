@@ -8,10 +8,10 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from hepml_coffea.constituents import fatjet_constituents
-from hepml_coffea.io import read_arrays
+from hepml_coffea.data.constituents import fatjet_constituents
+from hepml_coffea.data.io import read_arrays
 from hepml_coffea.selection import Selection
-from hepml_coffea.truth import top_labels
+from hepml_coffea.data.truth import top_labels
 
 __all__ = ["constituent_summary"]
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from hepml_coffea.environment import export_lines, worker_env
-from hepml_coffea.filesets import FilesetError, load_fileset
+from hepml_coffea.data.filesets import FilesetError, load_fileset
 from hepml_coffea.analysis.outputs import nonfinite_summary, save_output, stage_report
 
 __all__ = [
@@ -138,7 +138,7 @@ def split_fileset(
     Files keep their order (datasets in order, files of a dataset together); a job
     may hold files of several datasets. Each job fileset is in coffea's form
     ``{dataset: {"files": {path: treename}, "metadata": {...}}}`` with the paths of
-    :func:`hepml_coffea.filesets.load_fileset`, made absolute (URLs kept as they are).
+    :func:`hepml_coffea.data.filesets.load_fileset`, made absolute (URLs kept as they are).
     """
     if (n_jobs is None) == (files_per_job is None):
         msg = "give exactly one of n_jobs or files_per_job"

@@ -1,6 +1,6 @@
 """Running a processor over a fileset: the coffea Runner, its executors and clusters.
 
-* filesets are read and checked by :mod:`hepml_coffea.filesets` (:func:`load_fileset`,
+* filesets are read and checked by :mod:`hepml_coffea.data.filesets` (:func:`load_fileset`,
   :func:`check_fileset`), outputs saved by :mod:`hepml_coffea.analysis.outputs`; both re-exported here.
 * :func:`hepml_coffea.batch.clusters.make_cluster` starts the Dask cluster a
   :class:`~hepml_coffea.config.RunConfig` asks for (local CPU, local GPUs, Slurm,
@@ -19,7 +19,7 @@ from typing import Any
 
 from hepml_coffea.batch.clusters import CLUSTER_EXECUTORS, make_cluster
 from hepml_coffea.config import EXECUTORS, ConfigurationError, RunConfig
-from hepml_coffea.filesets import FilesetError, check_fileset, load_fileset
+from hepml_coffea.data.filesets import FilesetError, check_fileset, load_fileset
 from hepml_coffea.analysis.outputs import nonfinite_summary, save_output, stage_report
 from hepml_coffea.analysis.processor import TaggerProcessor
 

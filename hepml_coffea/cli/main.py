@@ -319,9 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     args.debug = debug
     setup_logging(debug)
     quiet_schema_warnings()
-    from hepml_coffea.io import index_rntuple_fields
+    from hepml_coffea.data.io import index_rntuple_fields
 
-    index_rntuple_fields()  # the command line's own choice (see hepml_coffea.io)
+    index_rntuple_fields()  # the command line's own choice (see hepml_coffea.data.io)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

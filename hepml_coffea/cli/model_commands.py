@@ -48,7 +48,7 @@ def _check_on_bundled_sample(path: Any) -> None:
 
     import numpy as np
 
-    from hepml_coffea.io import load_events
+    from hepml_coffea.data.io import load_events
     from hepml_coffea.scoring import FatJetTagger
 
     sample = resources.files("hepml_coffea") / "data" / "cms_pfnano.root"

@@ -7,7 +7,7 @@ columns; scores come from the scoring API analyses use
 re-evaluations after a retraining only score what changed.
 
 Truth: signal = fully contained top (top and its three quarks within dR < 0.8 of the jet
-axis, :func:`hepml_coffea.truth.top_labels`) or top-only matched (the top within 0.8,
+axis, :func:`hepml_coffea.data.truth.top_labels`) or top-only matched (the top within 0.8,
 :func:`top_only_matched`).
 """
 
@@ -38,12 +38,12 @@ def top_only_matched(events: Any, event_index: np.ndarray, jet_eta: np.ndarray, 
     """Whether a hadronically decaying top quark lies within ``radius`` of each jet axis.
 
     The looser of the two truth definitions (no requirement on the decay quarks); the
-    strict one is :func:`hepml_coffea.truth.top_labels`.
+    strict one is :func:`hepml_coffea.data.truth.top_labels`.
 
     Shapes:
         event_index, jet_eta, jet_phi: (N,) -> (N,) bool
     """
-    from hepml_coffea.truth import TOP, top_labels
+    from hepml_coffea.data.truth import TOP, top_labels
 
     return top_labels(events, event_index, jet_eta, jet_phi, radius=radius, require_quarks=False) == TOP
 
@@ -150,10 +150,10 @@ def load_eval_sample(signal: Sequence[str | os.PathLike[str]], background: Seque
     """
     import awkward as ak
 
-    from hepml_coffea.constituents import fatjet_constituents
-    from hepml_coffea.io import read_arrays
+    from hepml_coffea.data.constituents import fatjet_constituents
+    from hepml_coffea.data.io import read_arrays
     from hepml_coffea.selection import Selection
-    from hepml_coffea.truth import TOP, top_labels
+    from hepml_coffea.data.truth import TOP, top_labels
 
     selection = selection or Selection()
     if not signal or not background:

@@ -164,8 +164,8 @@ def inputs_from_files(artifact: Artifact, files: Any, max_jets: int = PROBE_POOL
     Shapes:
         -> per input name, (n, ...) float32 as the model takes it
     """
-    from hepml_coffea.constituents import fatjet_constituents
-    from hepml_coffea.io import read_arrays
+    from hepml_coffea.data.constituents import fatjet_constituents
+    from hepml_coffea.data.io import read_arrays
     from hepml_coffea.representations import build
     from hepml_coffea.selection import Selection
 

@@ -142,7 +142,7 @@ class TaggerWarmup(WorkerPlugin):  # type: ignore[misc]
         GPU through ``CUDA_VISIBLE_DEVICES`` and ``"auto"`` picks it
     amp : autocast dtype name or ``None``
     backend : execution backend (see :func:`hepml_coffea.inference.engine.get_tagger`)
-    rntuple_index : install :func:`hepml_coffea.io.index_rntuple_fields` in the worker;
+    rntuple_index : install :func:`hepml_coffea.data.io.index_rntuple_fields` in the worker;
         ``None`` (default): do what the process that made the plugin did (the command
         line installs it; a library user who called it gets it on the workers too)
     """
@@ -158,7 +158,7 @@ class TaggerWarmup(WorkerPlugin):  # type: ignore[misc]
         if rntuple_index is None:
             import sys
 
-            io = sys.modules.get("hepml_coffea.io")
+            io = sys.modules.get("hepml_coffea.data.io")
             rntuple_index = bool(io is not None and io.rntuple_index_installed())
         self.rntuple_index = rntuple_index
 
@@ -166,7 +166,7 @@ class TaggerWarmup(WorkerPlugin):  # type: ignore[misc]
         from hepml_coffea.inference.engine import get_tagger, resolve_device
 
         if self.rntuple_index:
-            from hepml_coffea.io import index_rntuple_fields
+            from hepml_coffea.data.io import index_rntuple_fields
 
             index_rntuple_fields()
 

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from hepml_coffea.geometry import tau32_ratio
+from hepml_coffea.data.geometry import tau32_ratio
 
 __all__ = ["CutBasedTopTagger", "tau32_ratio"]
 

@@ -43,7 +43,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hepml_coffea.geometry import wrap_phi
+from hepml_coffea.data.geometry import wrap_phi
 
 
 

@@ -35,9 +35,9 @@ from collections.abc import Callable
 import awkward as ak
 import numpy as np
 
-from hepml_coffea.geometry import energy as _energy
-from hepml_coffea.geometry import starts as _starts
-from hepml_coffea.geometry import wrap_phi
+from hepml_coffea.data.geometry import energy as _energy
+from hepml_coffea.data.geometry import starts as _starts
+from hepml_coffea.data.geometry import wrap_phi
 
 from .expressions import is_identifier, parse_expression
 

@@ -4,7 +4,7 @@ Conventions
 -----------
 * Coordinates per constituent: ``x = deta = eta - eta_jet`` (horizontal),
   ``y = dphi = wrap_phi(phi - phi_jet)`` in ``(-pi, pi]`` (vertical,
-  :func:`hepml_coffea.geometry.wrap_phi`), computed in float64.
+  :func:`hepml_coffea.data.geometry.wrap_phi`), computed in float64.
 * Output ``image[jet, channel, iy, ix]`` with
   ``ix = floor((x + R) / (2R / npix))`` and ``iy = floor((y + R) / (2R / npix))``,
   i.e. pixels cover ``[-R, R)`` on each axis, row index grows with ``y``
@@ -36,8 +36,8 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from hepml_coffea.geometry import starts as _starts
-from hepml_coffea.geometry import wrap_phi
+from hepml_coffea.data.geometry import starts as _starts
+from hepml_coffea.data.geometry import wrap_phi
 
 from . import _kernels
 from .features import FeatureContext

@@ -15,7 +15,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from hepml_coffea.geometry import tau32_ratio
+from hepml_coffea.data.geometry import tau32_ratio
 
 __all__ = ["OBSERVABLE_FIELDS", "tau32_ratio", "build_observables"]
 

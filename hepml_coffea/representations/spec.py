@@ -294,7 +294,7 @@ class InputSpec:
     def required_cand_fields(self) -> tuple[str, ...]:
         """Candidate (PFCands) fields this spec reads, sorted.
 
-        Pass them to :func:`hepml_coffea.constituents.fatjet_constituents` as
+        Pass them to :func:`hepml_coffea.data.constituents.fatjet_constituents` as
         ``cand_fields=`` so the constituents carry every branch the features name
         (``energy`` is always computed there; ``charge`` is inferred from ``pdgId``
         where the file has none). Registered features report the fields they declared.
@@ -313,7 +313,7 @@ class InputSpec:
     def required_sv_fields(self) -> tuple[str, ...]:
         """Secondary-vertex fields the ``sv`` blocks read, sorted (empty: no SVs needed).
 
-        Pass them to :func:`hepml_coffea.constituents.fatjet_svs` as ``fields=``.
+        Pass them to :func:`hepml_coffea.data.constituents.fatjet_svs` as ``fields=``.
         """
         sv: set[str] = set()
         for b in self.blocks:

@@ -22,10 +22,10 @@ def count_window_jets(path: str | os.PathLike[str], process: str, selection: Any
     "ttbar"`` only the truth-matched (fully contained) top jets."""
     import awkward as ak
 
-    from hepml_coffea.constituents import fatjet_constituents
-    from hepml_coffea.io import read_arrays
+    from hepml_coffea.data.constituents import fatjet_constituents
+    from hepml_coffea.data.io import read_arrays
     from hepml_coffea.selection import Selection
-    from hepml_coffea.truth import TOP, top_labels
+    from hepml_coffea.data.truth import TOP, top_labels
 
     selection = selection or Selection()
     ev = read_arrays(path)

@@ -1,8 +1,8 @@
 """Training data: generated files -> selected, labelled jets, split by event number.
 
 Reads through exactly the code the processor uses at inference
-(:func:`hepml_coffea.constituents.fatjet_constituents`, :class:`Selection`,
-:func:`hepml_coffea.truth.top_labels`), then the representations are built by
+(:func:`hepml_coffea.data.constituents.fatjet_constituents`, :class:`Selection`,
+:func:`hepml_coffea.data.truth.top_labels`), then the representations are built by
 :func:`hepml_coffea.representations.build` from the spec saved with the model.
 """
 
@@ -16,11 +16,11 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from hepml_coffea.constituents import fatjet_constituents
-from hepml_coffea.io import read_arrays
+from hepml_coffea.data.constituents import fatjet_constituents
+from hepml_coffea.data.io import read_arrays
 from hepml_coffea.representations import InputSpec, VarSpec
 from hepml_coffea.selection import Selection
-from hepml_coffea.truth import TOP, top_labels
+from hepml_coffea.data.truth import TOP, top_labels
 
 __all__ = ["JetDataset", "load_dataset", "split_of", "standard_spec", "TRAIN", "VAL", "TEST"]
 
@@ -135,7 +135,7 @@ def load_dataset(
     (the first jets in file order, so the cap is deterministic). ``cand_fields`` /
     ``jet_fields``: extra candidate / jet branches to carry, e.g. an artifact spec's
     ``required_cand_fields()`` (a file without one raises
-    :class:`~hepml_coffea.constituents.MissingBranchError` naming it).
+    :class:`~hepml_coffea.data.constituents.MissingBranchError` naming it).
     """
     selection = selection or Selection()
     tagger = None

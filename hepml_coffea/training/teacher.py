@@ -42,7 +42,7 @@ def cached_teacher_scores(data_file: str | os.PathLike[str], jets: Any, events: 
     Parameters
     ----------
     data_file : the generated file the jets come from
-    jets : :class:`~hepml_coffea.constituents.JetConstituents` of the selected jets, read
+    jets : :class:`~hepml_coffea.data.constituents.JetConstituents` of the selected jets, read
         with the teacher's fields
     events : (n,) event number of each jet
     tagger : a one-tagger :class:`~hepml_coffea.scoring.FatJetTagger` (the teacher)

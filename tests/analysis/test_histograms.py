@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hepml_coffea.config import TaggerConfig
-from hepml_coffea.constituents import JetConstituents
+from hepml_coffea.data.constituents import JetConstituents
 from hepml_coffea.analysis.histograms import (
     datasets_of,
     empty_dataset_output,

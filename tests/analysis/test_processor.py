@@ -29,13 +29,13 @@ from hepml_coffea.artifacts import (
     ArtifactError,
 )
 from hepml_coffea.config import RunConfig
-from hepml_coffea.constituents import (
+from hepml_coffea.data.constituents import (
     InvalidAssociationError,
     MissingBranchError,
 )
 from hepml_coffea.analysis.histograms import roc_from_hist
 from hepml_coffea.inference import engine
-from hepml_coffea.io import load_events, read_arrays
+from hepml_coffea.data.io import load_events, read_arrays
 from hepml_coffea.analysis.processor import TaggerProcessor
 from hepml_coffea.batch.run import (
     check_fileset,

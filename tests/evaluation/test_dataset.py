@@ -22,7 +22,7 @@ def _genpart_event():
 
 
 def test_top_only_matching_on_a_hand_made_event():
-    from hepml_coffea.truth import TOP, top_labels
+    from hepml_coffea.data.truth import TOP, top_labels
 
     ev = _genpart_event()
     idx = np.array([0, 0, 0])

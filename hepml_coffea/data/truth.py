@@ -18,7 +18,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from hepml_coffea.geometry import delta_r, offsets
+from hepml_coffea.data.geometry import delta_r, offsets
 
 __all__ = ["NOT_TOP", "TOP", "UNKNOWN", "hadronic_tops", "top_labels"]
 
@@ -119,7 +119,7 @@ def top_labels(
     ----------
     events : NanoEvents (or records) with a ``GenPart`` collection
     event_index, jet_eta, jet_phi : flat per-jet arrays (event index within ``events``)
-    radius : matching radius (0.8), in ``delta_r`` of :mod:`hepml_coffea.geometry`
+    radius : matching radius (0.8), in ``delta_r`` of :mod:`hepml_coffea.data.geometry`
     require_quarks : a top jet must contain the top *and* its b and both W-decay quarks
         (fully contained, the default); ``False`` asks for the top alone (top-only matching)
 

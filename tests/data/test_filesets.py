@@ -1,4 +1,4 @@
-"""Tests of hepml_coffea/filesets.py."""
+"""Tests of hepml_coffea/data/filesets.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Geometry shared by every layer: azimuth wrapping, energies, jagged offsets.
 
-One convention each, used by :mod:`hepml_coffea.constituents`,
-:mod:`hepml_coffea.representations` and :mod:`hepml_coffea.truth`:
+One convention each, used by :mod:`hepml_coffea.data.constituents`,
+:mod:`hepml_coffea.representations` and :mod:`hepml_coffea.data.truth`:
 
 * :func:`wrap_phi`: angles (and angle differences) wrapped into ``(-pi, pi]``, the
   range NanoAOD and ``atan2`` use (an angle of exactly ``-pi`` is written ``+pi``).

@@ -1,4 +1,4 @@
-"""Tests of hepml_coffea.constituents: fat jets -> constituents for every NanoAOD flavour."""
+"""Tests of hepml_coffea.data.constituents: fat jets -> constituents for every NanoAOD flavour."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import uproot
 
-from hepml_coffea.constituents import (
+from hepml_coffea.data.constituents import (
     InvalidAssociationError,
     MissingBranchError,
     detect_flavour,
     fatjet_constituents,
 )
-from hepml_coffea.io import load_events, read_arrays
+from hepml_coffea.data.io import load_events, read_arrays
 
-SAMPLES = Path(__file__).parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def test_our_grouping_equals_coffea(ttbar_file):
@@ -166,7 +166,7 @@ def test_extra_candidate_and_jet_fields_on_request():
     assert ak.to_list(jc.cands.pt[0]) == [30.0, 10.0] and ak.to_list(jc.cands.puppiWeight[0]) == [0.75, 0.25]
     assert ak.to_list(jc.cands.d0[0]) == [-0.2, 0.1]
     assert jc.jets.area.tolist() == [1.5, 2.5]
-    # phi in (-pi, pi] and the energy formula of hepml_coffea.geometry
+    # phi in (-pi, pi] and the energy formula of hepml_coffea.data.geometry
     assert ak.to_list(jc.jets.phi) == [3.1, 3.1]
     np.testing.assert_allclose(ak.to_numpy(jc.cands.energy[0]), [30 * np.cosh(0.2), 10 * np.cosh(0.1)])
     with pytest.raises(MissingBranchError, match="PFCands_dzErr") as ei:

@@ -1,13 +1,13 @@
-"""Tests of hepml_coffea.truth: top-jet truth labels from GenPart."""
+"""Tests of hepml_coffea.data.truth: top-jet truth labels from GenPart."""
 
 from __future__ import annotations
 
 import awkward as ak
 import numpy as np
 
-from hepml_coffea.constituents import fatjet_constituents
-from hepml_coffea.io import read_arrays
-from hepml_coffea.truth import NOT_TOP, TOP, UNKNOWN, top_labels
+from hepml_coffea.data.constituents import fatjet_constituents
+from hepml_coffea.data.io import read_arrays
+from hepml_coffea.data.truth import NOT_TOP, TOP, UNKNOWN, top_labels
 
 
 def _window(jc):

@@ -24,7 +24,7 @@ The output contract, used by :mod:`hepml_coffea.representations`:
 - ``cands``: (n_jets, var) records with ``pt, eta, phi, mass, energy, charge, pdgId``
   (plus ``d0, dz`` where present, plus every branch asked for with ``cand_fields=``,
   e.g. ``InputSpec.required_cand_fields()``), sorted by decreasing pT, phi in
-  (-pi, pi] (:func:`hepml_coffea.geometry.wrap_phi`).
+  (-pi, pi] (:func:`hepml_coffea.data.geometry.wrap_phi`).
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from typing import Any, Literal
 import awkward as ak
 import numpy as np
 
-from hepml_coffea.geometry import energy as _energy
-from hepml_coffea.geometry import offsets as _offsets
-from hepml_coffea.geometry import wrap_phi
+from hepml_coffea.data.geometry import energy as _energy
+from hepml_coffea.data.geometry import offsets as _offsets
+from hepml_coffea.data.geometry import wrap_phi
 
 __all__ = [
     "CAND_ALWAYS",
@@ -369,7 +369,7 @@ def _note_no_puppi(collection: str) -> None:
     if collection in _NOTED:
         return
     _NOTED.add(collection)
-    logging.getLogger("hepml_coffea.constituents").warning(
+    logging.getLogger("hepml_coffea.data.constituents").warning(
         "%s has no puppiWeight branch: every candidate gets PUPPI weight 1 (exact for hepml_coffea's generated "
         "samples, which have no pileup; NanoAOD v15 PFCand stores none)", collection)
 

@@ -1,4 +1,4 @@
-"""Tests of hepml_coffea.geometry: one phi convention, one energy formula, one offsets helper."""
+"""Tests of hepml_coffea.data.geometry: one phi convention, one energy formula, one offsets helper."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hepml_coffea.geometry import delta_r, energy, offsets, starts, wrap_phi
+from hepml_coffea.data.geometry import delta_r, energy, offsets, starts, wrap_phi
 
 
 def test_wrap_phi_range_and_boundaries():
@@ -47,13 +47,13 @@ def test_offsets_and_starts():
     assert offsets(np.array([1, 1], dtype=np.int32)).dtype == np.int64
 
 
-@pytest.mark.parametrize("module", ["hepml_coffea.constituents", "hepml_coffea.truth",
+@pytest.mark.parametrize("module", ["hepml_coffea.data.constituents", "hepml_coffea.data.truth",
                                     "hepml_coffea.representations.features"])
 def test_one_geometry_layer(module):
     import importlib
     import inspect
 
     src = inspect.getsource(importlib.import_module(module))
-    # no private phi wraps or energy formulas left: they import hepml_coffea.geometry
-    assert "hepml_coffea.geometry" in src
+    # no private phi wraps or energy formulas left: they import hepml_coffea.data.geometry
+    assert "hepml_coffea.data.geometry" in src
     assert "np.mod(" not in src and "np.cosh(" not in src
