@@ -88,24 +88,64 @@ def _cmd_slurm_cluster_script(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_split_options(p: Any, nodes: str, unit: str) -> None:
+    """The options ``condor split`` and ``slurm split`` share: fileset, folder, grouping, taggers,
+    run choices and the worker environment."""
+    p.add_argument("fileset", help="fileset JSON")
+    p.add_argument("--outdir", required=True)
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--files-per-job", type=int, default=1)
+    how.add_argument("--n-jobs", type=int, default=None)
+    p.add_argument("--taggers", nargs="+", default=None, help="shipped tagger names or artifact paths")
+    p.add_argument("--chunksize", type=int, default=10000)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--skip-bad-files", action="store_true")
+    _add_run_choices(p)
+    p.add_argument("--python", default=None, help=f"python on the {nodes} (default: hepml-coffea on PATH)")
+    p.add_argument("--env-setup", action="append", default=None, metavar="LINE",
+                   help=f"shell line run before the {unit} (repeatable), e.g. '. /path/venv/bin/activate'")
+
+
+def _add_worker_job_options(p: Any) -> None:
+    """``cluster-script``'s options of one Dask worker job, shared by HTCondor and Slurm."""
+    p.add_argument("--kind", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--cores", type=int, default=1)
+    p.add_argument("--memory", default="4GB")
+    p.add_argument("--gpus", type=int, default=1)
+    p.add_argument("--python", default=None)
+    p.add_argument("--log-directory", default=None)
+    p.add_argument("--env-setup", action="append", default=None, metavar="LINE")
+
+
+def _add_condor_parser(sub: Any) -> None:
+    co = sub.add_parser("condor", help="HTCondor: split a fileset into batch jobs, merge job outputs, "
+                                       "show a Dask worker job")
+    csub = co.add_subparsers(dest="condor_command", required=True)
+    cs = csub.add_parser("split", help="write per-job filesets, run_job.sh and jobs.sub into OUTDIR")
+    _add_split_options(cs, "worker nodes", "job")
+    cs.add_argument("--transfer-taggers", action="store_true",
+                    help="let HTCondor copy the artifact directories into each job")
+    cs.add_argument("--request-cpus", type=int, default=1)
+    cs.add_argument("--request-memory", default="4GB")
+    cs.add_argument("--request-disk", default="4GB")
+    cs.add_argument("--request-gpus", type=int, default=0)
+    cs.set_defaults(func=_cmd_condor_split)
+    cm = csub.add_parser("merge", help="add job outputs (.coffea) into one output")
+    cm.add_argument("outputs", nargs="+")
+    cm.add_argument("--out", required=True)
+    cm.set_defaults(func=_cmd_condor_merge)
+    cc = csub.add_parser("cluster-script", help="print the submit description of one Dask worker job")
+    _add_worker_job_options(cc)
+    cc.add_argument("--disk", default="4GB")
+    cc.set_defaults(func=_cmd_condor_cluster_script)
+
+
 def _add_slurm_parser(sub: Any) -> None:
     sl = sub.add_parser("slurm", help="Slurm: split a fileset into a job array, merge its outputs, "
                                       "show a Dask worker job")
     ssub = sl.add_subparsers(dest="slurm_command", required=True)
     ss = ssub.add_parser("split", help="write per-task filesets and a job array script (sbatch --array) into OUTDIR")
-    ss.add_argument("fileset", help="fileset JSON")
-    ss.add_argument("--outdir", required=True)
-    how = ss.add_mutually_exclusive_group()
-    how.add_argument("--files-per-job", type=int, default=1)
-    how.add_argument("--n-jobs", type=int, default=None)
-    ss.add_argument("--taggers", nargs="+", default=None, help="shipped tagger names or artifact paths")
-    ss.add_argument("--chunksize", type=int, default=10000)
-    ss.add_argument("--device", default="auto")
-    ss.add_argument("--skip-bad-files", action="store_true")
-    _add_run_choices(ss)
-    ss.add_argument("--python", default=None, help="python on the compute nodes (default: hepml-coffea on PATH)")
-    ss.add_argument("--env-setup", action="append", default=None, metavar="LINE",
-                    help="shell line run before the task (repeatable), e.g. '. /path/venv/bin/activate'")
+    _add_split_options(ss, "compute nodes", "task")
     ss.add_argument("--cpus-per-task", type=int, default=1)
     ss.add_argument("--memory", default="4GB")
     ss.add_argument("--walltime", default="01:00:00", help="HH:MM:SS or D-HH:MM:SS")
@@ -123,16 +163,10 @@ def _add_slurm_parser(sub: Any) -> None:
                     help="merge the jobs that finished; the missing ones are listed in the output")
     sm.set_defaults(func=_cmd_slurm_merge)
     sc = ssub.add_parser("cluster-script", help="print the batch script of one Dask worker job")
-    sc.add_argument("--kind", choices=["cpu", "gpu"], default="cpu")
-    sc.add_argument("--cores", type=int, default=1)
-    sc.add_argument("--memory", default="4GB")
+    _add_worker_job_options(sc)
     sc.add_argument("--walltime", default="01:00:00")
     sc.add_argument("--partition", default=None)
     sc.add_argument("--account", default=None)
-    sc.add_argument("--gpus", type=int, default=1)
-    sc.add_argument("--python", default=None)
-    sc.add_argument("--log-directory", default=None)
-    sc.add_argument("--env-setup", action="append", default=None, metavar="LINE")
     sc.set_defaults(func=_cmd_slurm_cluster_script)
 
 

@@ -13,12 +13,7 @@ import logging
 import sys
 from typing import Any
 
-from hepml_coffea.cli.batch_commands import (
-    _add_slurm_parser,
-    _cmd_condor_cluster_script,
-    _cmd_condor_merge,
-    _cmd_condor_split,
-)
+from hepml_coffea.cli.batch_commands import _add_condor_parser, _add_slurm_parser
 from hepml_coffea.cli.commands import (
     _add_run_choices,
     _cmd_demo,
@@ -184,44 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--executor", choices=["iterative", "futures", "dask", "dask-cuda"], default="dask")
     d.set_defaults(func=_cmd_demo)
 
-    co = sub.add_parser("condor", help="HTCondor: split a fileset into batch jobs, merge job outputs, "
-                                       "show a Dask worker job")
-    csub = co.add_subparsers(dest="condor_command", required=True)
-    cs = csub.add_parser("split", help="write per-job filesets, run_job.sh and jobs.sub into OUTDIR")
-    cs.add_argument("fileset", help="fileset JSON")
-    cs.add_argument("--outdir", required=True)
-    how = cs.add_mutually_exclusive_group()
-    how.add_argument("--files-per-job", type=int, default=1)
-    how.add_argument("--n-jobs", type=int, default=None)
-    cs.add_argument("--taggers", nargs="+", default=None, help="shipped tagger names or artifact paths")
-    cs.add_argument("--transfer-taggers", action="store_true",
-                    help="let HTCondor copy the artifact directories into each job")
-    cs.add_argument("--chunksize", type=int, default=10000)
-    cs.add_argument("--device", default="auto")
-    cs.add_argument("--skip-bad-files", action="store_true")
-    _add_run_choices(cs)
-    cs.add_argument("--python", default=None, help="python on the worker nodes (default: hepml-coffea on PATH)")
-    cs.add_argument("--env-setup", action="append", default=None, metavar="LINE",
-                    help="shell line run before the job (repeatable), e.g. '. /path/venv/bin/activate'")
-    cs.add_argument("--request-cpus", type=int, default=1)
-    cs.add_argument("--request-memory", default="4GB")
-    cs.add_argument("--request-disk", default="4GB")
-    cs.add_argument("--request-gpus", type=int, default=0)
-    cs.set_defaults(func=_cmd_condor_split)
-    cm = csub.add_parser("merge", help="add job outputs (.coffea) into one output")
-    cm.add_argument("outputs", nargs="+")
-    cm.add_argument("--out", required=True)
-    cm.set_defaults(func=_cmd_condor_merge)
-    cc = csub.add_parser("cluster-script", help="print the submit description of one Dask worker job")
-    cc.add_argument("--kind", choices=["cpu", "gpu"], default="cpu")
-    cc.add_argument("--cores", type=int, default=1)
-    cc.add_argument("--memory", default="4GB")
-    cc.add_argument("--disk", default="4GB")
-    cc.add_argument("--gpus", type=int, default=1)
-    cc.add_argument("--python", default=None)
-    cc.add_argument("--log-directory", default=None)
-    cc.add_argument("--env-setup", action="append", default=None, metavar="LINE")
-    cc.set_defaults(func=_cmd_condor_cluster_script)
+    _add_condor_parser(sub)
     _add_slurm_parser(sub)
     return p
 
