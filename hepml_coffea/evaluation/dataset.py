@@ -91,10 +91,14 @@ def _code_digest() -> str:
     representations), so cached jets and scores are redone when that code changes."""
     root = Path(__file__).parents[1]  # the package
     h = hashlib.sha256()
-    for f in sorted([root / "constituents.py", root / "truth.py", root / "selection.py",
-                     *(root / "representations").glob("*.py")]):
-        if f.exists():
-            h.update(f.name.encode() + f.read_bytes())
+    files = [root / "data" / "constituents.py", root / "data" / "truth.py", root / "data" / "geometry.py",
+             root / "selection.py", root / "knn.py", *(root / "representations").glob("*.py")]
+    missing = [str(f.relative_to(root)) for f in files if not f.exists()]
+    if missing:  # a moved module must not silently drop out of the cache key
+        msg = f"evaluation cache key: {missing} not found in the package (update _code_digest)"
+        raise RuntimeError(msg)
+    for f in sorted(files):
+        h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()[:16]
 
 
