@@ -117,12 +117,19 @@ def _add_worker_job_options(p: Any) -> None:
     p.add_argument("--env-setup", action="append", default=None, metavar="LINE")
 
 
+def _scheduler_parser(sub: Any, name: str, what: str, split_help: str, nodes: str, unit: str) -> tuple[Any, Any]:
+    """``hepml-coffea condor|slurm``: its sub-command parser and its ``split`` parser with the
+    shared options (:func:`_add_split_options`)."""
+    top = sub.add_parser(name, help=f"{what}, merge its outputs, show a Dask worker job")
+    commands = top.add_subparsers(dest=f"{name}_command", required=True)
+    split = commands.add_parser("split", help=split_help)
+    _add_split_options(split, nodes, unit)
+    return commands, split
+
+
 def _add_condor_parser(sub: Any) -> None:
-    co = sub.add_parser("condor", help="HTCondor: split a fileset into batch jobs, merge job outputs, "
-                                       "show a Dask worker job")
-    csub = co.add_subparsers(dest="condor_command", required=True)
-    cs = csub.add_parser("split", help="write per-job filesets, run_job.sh and jobs.sub into OUTDIR")
-    _add_split_options(cs, "worker nodes", "job")
+    csub, cs = _scheduler_parser(sub, "condor", "HTCondor: split a fileset into batch jobs",
+                                 "write per-job filesets, run_job.sh and jobs.sub into OUTDIR", "worker nodes", "job")
     cs.add_argument("--transfer-taggers", action="store_true",
                     help="let HTCondor copy the artifact directories into each job")
     cs.add_argument("--request-cpus", type=int, default=1)
@@ -141,11 +148,9 @@ def _add_condor_parser(sub: Any) -> None:
 
 
 def _add_slurm_parser(sub: Any) -> None:
-    sl = sub.add_parser("slurm", help="Slurm: split a fileset into a job array, merge its outputs, "
-                                      "show a Dask worker job")
-    ssub = sl.add_subparsers(dest="slurm_command", required=True)
-    ss = ssub.add_parser("split", help="write per-task filesets and a job array script (sbatch --array) into OUTDIR")
-    _add_split_options(ss, "compute nodes", "task")
+    ssub, ss = _scheduler_parser(sub, "slurm", "Slurm: split a fileset into a job array",
+                                 "write per-task filesets and a job array script (sbatch --array) into OUTDIR",
+                                 "compute nodes", "task")
     ss.add_argument("--cpus-per-task", type=int, default=1)
     ss.add_argument("--memory", default="4GB")
     ss.add_argument("--walltime", default="01:00:00", help="HH:MM:SS or D-HH:MM:SS")

@@ -251,7 +251,7 @@ def test_scancel_a_worker_mid_run(slurm_client: tuple[Any, Any], live: dict[str,
 
 
 @pytest.mark.batch
-def test_job_array_fail_refuse_rerun_merge(slurm: None, live: dict[str, Any]) -> None:
+def test_job_array_fail_refuse_rerun_merge(slurm: None, live: dict[str, Any], merge_refused) -> None:
     """A two-task array whose task 1 reads a truncated file: the failure is reported with
     its exit status and log, merge refuses (and merges task 0 alone only when told to);
     after the file is fixed and task 1 resubmitted alone (``sbatch --array=1``), the
@@ -273,12 +273,8 @@ def test_job_array_fail_refuse_rerun_merge(slurm: None, live: dict[str, Any]) ->
     assert rows[1]["state"] == "failed" and rows[1]["exit_status"] == 1, rows[1]
     assert rows[1]["stderr"] == jobdir.resolve() / "logs" / "job_1.err"
     assert "FilesetError" in rows[1]["last_error"] and str(qcd) in rows[1]["last_error"]
-    with pytest.raises(IncompleteJobsError) as err:
-        merge_job_dir(jobdir, out=jobdir / "merged.coffea")
-    msg = str(err.value)
-    assert "1 of 2 job(s)" in msg and "job 1: failed (exit status 1)" in msg
-    assert str(jobdir.resolve() / "logs" / "job_1.err") in msg and "--allow-incomplete" in msg
-    assert not (jobdir / "merged.coffea").exists()
+    merge_refused(jobdir, jobdir / "merged.coffea", "1 of 2 job(s)", "job 1: failed (exit status 1)",
+                  "--allow-incomplete")
 
     config = _config("iterative", live["chunksize"])
     partial = merge_job_dir(jobdir, allow_incomplete=True)
