@@ -11,6 +11,7 @@ import torch
 import yaml
 from torch import Tensor
 
+from hepml_coffea.models.lstm import UnpackedJetLSTM
 from hepml_coffea.models import (
     MODEL_REGISTRY,
     CutBasedTopTagger,
@@ -335,6 +336,54 @@ def test_lstm_bidirectional_and_multilayer_padding() -> None:
     assert a.shape == (4, 2)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
     torch.testing.assert_close(c, a, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("pool", ["mean", "meanmax"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_pooling_ignores_padding(pool: str, bidirectional: bool) -> None:
+    """Pooled outputs: padded length, packing and TorchScript give the same scores; the
+    unpacked (exportable) form agrees for a unidirectional LSTM."""
+    torch.manual_seed(0)
+    model = JetLSTM(hidden=16, bidirectional=bidirectional, dense=[8], pool=pool, reverse=True).eval()
+    _, features, mask = make_jets([25, 4, 1, 0], P=40, seed=4)
+    with torch.inference_mode():
+        a = model(features, mask)
+        b = model(pad_to(features, 100), pad_to(mask, 100))
+        c = torch.jit.script(model)(pad_to(features, 100), pad_to(mask, 100))
+        if not bidirectional:
+            d = UnpackedJetLSTM(model)(pad_to(features, 100), pad_to(mask, 100))
+            torch.testing.assert_close(d, a, rtol=0, atol=1e-5)
+    assert torch.isfinite(a).all()
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    torch.testing.assert_close(c, a, rtol=0, atol=1e-5)
+    assert model.config()["pool"] == pool
+    assert type(model)(**model.config()).head[0].in_features == 16 * (1 + bidirectional) * (1 + (pool == "meanmax"))
+
+
+def test_lstm_pooling_by_hand() -> None:
+    """One jet, identity-like head: the pooled vector is the mean / max of the LSTM's outputs at
+    the real particles only (computed here step by step with the LSTM's own cell)."""
+    torch.manual_seed(3)
+    model = JetLSTM(input_dim=2, hidden=3, dense=[], num_classes=6, pool="meanmax").eval()
+    with torch.no_grad():
+        model.head[0].weight.copy_(torch.eye(6))
+        model.head[0].bias.zero_()
+    features = torch.tensor([[[0.5, -1.0, 2.0, 9.0], [1.0, 0.25, -0.5, 9.0]]])  # (1, 2, 4)
+    mask = torch.tensor([[[1.0, 1.0, 1.0, 0.0]]])
+    cell = torch.nn.LSTMCell(2, 3)
+    cell.weight_ih.data, cell.weight_hh.data = model.lstm.weight_ih_l0.data, model.lstm.weight_hh_l0.data
+    cell.bias_ih.data, cell.bias_hh.data = model.lstm.bias_ih_l0.data, model.lstm.bias_hh_l0.data
+    h = c = torch.zeros(1, 3)
+    outs = []
+    with torch.no_grad():
+        for t in range(3):
+            h, c = cell(features[:, :, t], (h, c))
+            outs.append(h)
+        expected = torch.cat((torch.stack(outs).mean(0), torch.stack(outs).amax(0)), dim=1)
+        got = model(features, mask)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="pool 'sum'"):
+        JetLSTM(pool="sum")
 
 
 # --------------------------------------------------------------------------- training smoke test

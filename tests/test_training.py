@@ -185,6 +185,21 @@ def test_warm_start_continues_from_an_artifact(ttbar_file, qcd_file, tmp_path):
                                                            init_from=str(tmp_path / "parent")))
 
 
+def test_model_options_reach_the_artifact(ttbar_file, qcd_file, tmp_path):
+    """``TrainConfig.model_options`` builds the model with them; the artifact rebuilds the same
+    model (ONNX export included: the pooled LSTM has an unpacked form); unknown options are an error."""
+    ds = load_dataset([ttbar_file], [qcd_file])
+    cfg = TrainConfig(model="lstm", epochs=1, batch_size=64, progress=False, plots=False, seed=5,
+                      model_options={"pool": "meanmax", "hidden": 16})
+    train_on_dataset(ds, tmp_path / "pooled", cfg)
+    art = load_artifact(tmp_path / "pooled")
+    assert art.model.config()["pool"] == "meanmax" and art.model.config()["hidden"] == 16
+    assert (tmp_path / "pooled" / "model.onnx").exists()
+    with pytest.raises(ValueError, match="unknown argument"):
+        train_on_dataset(ds, tmp_path / "bad", TrainConfig(model="pfn", epochs=1, progress=False,
+                                                           model_options={"pool": "mean"}))
+
+
 def test_cli_train_model_choices_follow_the_registry():
     from hepml_coffea.cli import build_parser
     from hepml_coffea.models import MODEL_REGISTRY

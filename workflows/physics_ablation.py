@@ -9,7 +9,8 @@ option differs), then every candidate is scored on the standard evaluation set
 16-50-84 %) with the cut-based baseline and with the ``plain`` variant of the same model and
 cap. Variants: ``plain`` (truth labels), ``reflect`` (deta/dphi sign flips: exact symmetries),
 ``rotate`` (reflections + rotations about the jet axis: approximate), ``distill`` (alpha 0.5,
-T = 2, teacher ``--teacher``), combinations joined with ``+``. Several caps give the learning
+T = 2, teacher ``--teacher``), ``mean`` / ``meanmax`` (LSTM: pool the outputs of every
+particle instead of reading the final hidden state), combinations joined with ``+``. Several caps give the learning
 curve (1/eB at eS = 30 % vs training jets per class).
 
 Writes ``{out}/ablation.json`` and ``{out}/ablation.md`` (the table), logs each training.
@@ -48,14 +49,16 @@ def _cap(ds, cap: int):
     return ds.subset(keep)
 
 
-def _options(variant: str) -> tuple[str, float]:
+def _options(variant: str) -> tuple[str, float, dict]:
     parts = set(variant.split("+"))
-    unknown = parts - {"plain", "reflect", "rotate", "distill"}
+    unknown = parts - {"plain", "reflect", "rotate", "distill", "mean", "meanmax"}
     if unknown:
         msg = f"variant {variant!r}: unknown {sorted(unknown)}"
         raise SystemExit(msg)
     augment = "reflect+rotate" if "rotate" in parts else ("reflect" if "reflect" in parts else "none")
-    return augment, 0.5 if "distill" in parts else 0.0
+    pools = parts & {"mean", "meanmax"}
+    options = {"pool": pools.pop()} if pools else {}
+    return augment, 0.5 if "distill" in parts else 0.0, options
 
 
 def main() -> None:
@@ -92,14 +95,14 @@ def main() -> None:
             ds = _cap(full, cap)
             n_class = int(min(ds.labels.sum(), (ds.labels == 0).sum()))
             for variant in args.variants:
-                augment, distill = _options(variant)
+                augment, distill, options = _options(variant)
                 name = f"{model}-{variant.replace('+', '-')}-{n_class // 1000}k"
                 path = out / name
                 if not (path / "manifest.json").exists():
                     cfg = TrainConfig(model=model, epochs=args.epochs, batch_size=bs, lr=lr, clip_grad=clip,
                                       patience=patience, threads=args.threads, progress=False, plots=False,
                                       onnx=True, augment=augment, distill=distill,
-                                      time_budget_s=args.time_budget)
+                                      time_budget_s=args.time_budget, model_options=options)
                     t1 = time.perf_counter()
                     meta = {"training": {"command": "python workflows/physics_ablation.py " + " ".join(
                         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"

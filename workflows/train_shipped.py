@@ -64,7 +64,11 @@ def main() -> None:
                     help="continue from the shipped artifact's weights (peak learning rate x --lr-scale)")
     ap.add_argument("--lr-scale", type=float, default=0.3, help="learning-rate factor for --init-from-shipped")
     ap.add_argument("--epochs", type=int, default=0, help="override the plan's epochs")
-    ap.add_argument("--time-budget", type=float, default=0.0, help="seconds of training per model (0: no limit)")
+    ap.add_argument("--time-budget", nargs="+", default=["0"],
+                    help="seconds of training per model (0: no limit): one number for every model, or "
+                         "NAME=SECONDS per model (e.g. pfn=3300 cnn=2000)")
+    ap.add_argument("--lstm-pool", default=None, choices=["last", "mean", "meanmax"],
+                    help="how the LSTM turns its outputs into the jet vector (default: the registry's)")
     ap.add_argument("--augment", default="none", choices=["none", "reflect", "reflect+rotate"],
                     help="jet-frame symmetries (sequence / point-cloud models; images are canonicalised)")
     ap.add_argument("--teacher", default=None, help="distil from this tagger (e.g. particlenet); scores cached "
@@ -72,6 +76,7 @@ def main() -> None:
     ap.add_argument("--distill", type=float, default=0.5, help="weight of the teacher term with --teacher")
     ap.add_argument("--max-jets", type=int, default=0, help="cap on jets per class over the plan's (0: all)")
     args = ap.parse_args()
+    budgets = _budgets(args.time_budget, args.models)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # epoch lines of the training
     data = Path(args.data)
     sig = sorted(str(p) for p in data.glob("ttbar_*.root"))
@@ -82,6 +87,8 @@ def main() -> None:
           f"from {len(sig)} + {len(bkg)} files in {time.perf_counter() - t0:.0f} s", flush=True)
     for name in args.models:
         cap, epochs, bs, lr, clip, patience = PLAN[name]
+        budget = budgets[name]
+        options = {"pool": args.lstm_pool} if name == "lstm" and args.lstm_pool else {}
         cap = min(c for c in (cap, args.max_jets) if c) if (cap or args.max_jets) else 0
         sub = _cap(ds, cap)
         images = name == "cnn"
@@ -89,7 +96,7 @@ def main() -> None:
         cfg = TrainConfig(model=name, epochs=args.epochs or epochs, batch_size=bs,
                           lr=lr * (args.lr_scale if init else 1.0), seed=1, threads=args.threads,
                           patience=patience, clip_grad=clip, progress=False, init_from=init,
-                          time_budget_s=args.time_budget,
+                          time_budget_s=budget, model_options=options,
                           augment="none" if images or name == "baseline" else args.augment,
                           distill=args.distill if args.teacher and name != "baseline" else 0.0)
         meta = {
@@ -103,7 +110,8 @@ def main() -> None:
                 "command": f"python workflows/train_shipped.py --data {args.data} --models {name}"
                            + (" --init-from-shipped" if init else "")
                            + (f" --epochs {args.epochs}" if args.epochs else "")
-                           + (f" --time-budget {args.time_budget:g}" if args.time_budget else "")
+                           + (f" --time-budget {budget:g}" if budget else "")
+                           + (f" --lstm-pool {args.lstm_pool}" if options else "")
                            + (f" --augment {args.augment}" if args.augment != "none" else "")
                            + (f" --teacher {args.teacher} --distill {args.distill:g}" if args.teacher else "")
                            + (f" --max-jets {args.max_jets}" if args.max_jets else ""),
@@ -114,6 +122,20 @@ def main() -> None:
         short = {k: metrics[k] for k in ("auc", "accuracy", "rejection_30", "rejection_50", "parameters",
                                          "n_train", "n_test")}
         print(f"{name}: {json.dumps(short)} in {time.perf_counter() - t1:.0f} s", flush=True)
+
+
+def _budgets(items: list[str], models: list[str]) -> dict[str, float]:
+    """``["600"]`` -> every model 600 s; ``["pfn=3300", "cnn=2000"]`` -> per model (others: none)."""
+    if len(items) == 1 and "=" not in items[0]:
+        return {m: float(items[0]) for m in models}
+    out = {m: 0.0 for m in models}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in PLAN:
+            msg = f"--time-budget {item!r}: expected SECONDS or NAME=SECONDS with NAME in {sorted(PLAN)}"
+            raise SystemExit(msg)
+        out[name] = float(value)
+    return out
 
 
 if __name__ == "__main__":

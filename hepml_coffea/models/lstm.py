@@ -33,9 +33,14 @@ from typing import Any, Dict, List, Optional
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["JetLSTM", "UnpackedJetLSTM"]
+__all__ = ["POOLS", "JetLSTM", "UnpackedJetLSTM"]
+
+#: how the per-particle LSTM outputs become one jet vector: the final hidden state
+#: (``"last"``, Egan et al.), or the mean / mean and max of the outputs at every real
+#: particle (``"mean"``, ``"meanmax"``: every step gets a direct gradient)
+POOLS = ("last", "mean", "meanmax")
 
 
 # --------------------------------------------------------------------------- model
@@ -69,6 +74,7 @@ class JetLSTM(nn.Module):
         dense: Optional[List[int]] = None,
         num_classes: int = 2,
         reverse: bool = False,
+        pool: str = "last",
     ) -> None:
         super().__init__()
         dense = [int(d) for d in (dense if dense is not None else [64])]
@@ -80,7 +86,12 @@ class JetLSTM(nn.Module):
             "dense": dense,
             "num_classes": int(num_classes),
             "reverse": bool(reverse),
+            "pool": str(pool),
         }
+        if pool not in POOLS:
+            msg = f"JetLSTM pool {pool!r}: expected one of {POOLS}"
+            raise ValueError(msg)
+        self.pool = str(pool)
         self.reverse = bool(reverse)
         self.bidirectional = bool(bidirectional)
         self.lstm = nn.LSTM(
@@ -91,7 +102,7 @@ class JetLSTM(nn.Module):
             bidirectional=self.bidirectional,
         )
         layers: List[nn.Module] = []
-        fin = int(hidden) * (2 if self.bidirectional else 1)
+        fin = int(hidden) * (2 if self.bidirectional else 1) * (2 if self.pool == "meanmax" else 1)
         for width in dense:
             layers += [nn.Linear(fin, width), nn.ReLU()]
             fin = width
@@ -120,11 +131,29 @@ class JetLSTM(nn.Module):
             x = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, x.shape[2]))
         return x, lengths
 
+    def _pooled(self, out: Tensor, lengths: Tensor) -> Tensor:
+        """Mean (and max) of the outputs at the real particles.
+
+        Shapes:
+            out: (N, P, H'), lengths: (N,) -> (N, H') or (N, 2 H')
+        """
+        steps = torch.arange(out.shape[1], device=out.device).unsqueeze(0)
+        real = (steps < lengths.to(out.device).unsqueeze(1)).unsqueeze(-1)  # (N, P, 1)
+        realf = real.to(out.dtype)
+        mean = (out * realf).sum(dim=1) / realf.sum(dim=1)
+        if self.pool == "mean":
+            return mean
+        peak = torch.where(real, out, torch.full_like(out, -1e4)).amax(dim=1)
+        return torch.cat((mean, peak), dim=1)
+
     def forward(self, features: Tensor, mask: Tensor) -> Tensor:
         x, lengths = self._sequence(features, mask)
         lengths = lengths.cpu()
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        _, (h_n, _) = self.lstm(packed)  # h_n: (num_layers * dirs, N, H), original batch order
+        out_packed, (h_n, _) = self.lstm(packed)  # h_n: (num_layers * dirs, N, H), original batch order
+        if self.pool != "last":
+            out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=x.shape[1])
+            return self.head(self._pooled(out, lengths))
         if self.bidirectional:
             last = torch.cat((h_n[-2], h_n[-1]), dim=1)
         else:
@@ -146,6 +175,8 @@ class JetLSTM(nn.Module):
             raise NotImplementedError(msg)
         x, lengths = self._sequence(features, mask)
         out, _ = self.lstm(x)  # (N, P, H)
+        if self.pool != "last":
+            return self.head(self._pooled(out, lengths))
         at = (lengths - 1).view(-1, 1, 1).expand(-1, 1, out.shape[2])
         return self.head(torch.gather(out, 1, at).squeeze(1))
 

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,9 @@ class TrainConfig:
     distill: float = 0.0
     #: temperature of the distillation term
     distill_temperature: float = 2.0
+    #: constructor arguments over the registry's defaults (e.g. ``{"pool": "meanmax"}`` for
+    #: the LSTM); recorded in the artifact's model config like every other argument
+    model_options: dict[str, Any] = field(default_factory=dict)
 
 
 def model_inputs(built: dict[str, np.ndarray], input_kind: str) -> list[np.ndarray]:
@@ -202,7 +205,7 @@ def train_on_dataset(ds: JetDataset, out: str | os.PathLike[str], cfg: TrainConf
         raise ValueError(msg)
     autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if amp_dtype is not None and device.startswith(
         "cuda") else contextlib.nullcontext
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, **cfg.model_options)
     if cfg.init_from:
         meta["training"]["init_from"] = _warm_start(model, cfg.init_from)
     model = model.to(device)
