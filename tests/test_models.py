@@ -338,13 +338,14 @@ def test_lstm_bidirectional_and_multilayer_padding() -> None:
     torch.testing.assert_close(c, a, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("pool", ["mean", "meanmax"])
+@pytest.mark.parametrize("pool", ["last", "mean", "meanmax"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_lstm_pooling_ignores_padding(pool: str, bidirectional: bool) -> None:
+@pytest.mark.parametrize("embed", [[], [12, 10]])
+def test_lstm_pooling_ignores_padding(pool: str, bidirectional: bool, embed: list) -> None:
     """Pooled outputs: padded length, packing and TorchScript give the same scores; the
     unpacked (exportable) form agrees for a unidirectional LSTM."""
     torch.manual_seed(0)
-    model = JetLSTM(hidden=16, bidirectional=bidirectional, dense=[8], pool=pool, reverse=True).eval()
+    model = JetLSTM(hidden=16, bidirectional=bidirectional, dense=[8], pool=pool, reverse=True, embed=embed).eval()
     _, features, mask = make_jets([25, 4, 1, 0], P=40, seed=4)
     with torch.inference_mode():
         a = model(features, mask)
@@ -356,7 +357,8 @@ def test_lstm_pooling_ignores_padding(pool: str, bidirectional: bool) -> None:
     assert torch.isfinite(a).all()
     torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
     torch.testing.assert_close(c, a, rtol=0, atol=1e-5)
-    assert model.config()["pool"] == pool
+    assert model.config()["pool"] == pool and model.config()["embed"] == embed
+    assert model.lstm.input_size == (embed[-1] if embed else 7)
     assert type(model)(**model.config()).head[0].in_features == 16 * (1 + bidirectional) * (1 + (pool == "meanmax"))
 
 

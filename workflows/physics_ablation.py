@@ -10,7 +10,8 @@ option differs), then every candidate is scored on the standard evaluation set
 cap. Variants: ``plain`` (truth labels), ``reflect`` (deta/dphi sign flips: exact symmetries),
 ``rotate`` (reflections + rotations about the jet axis: approximate), ``distill`` (alpha 0.5,
 T = 2, teacher ``--teacher``), ``mean`` / ``meanmax`` (LSTM: pool the outputs of every
-particle instead of reading the final hidden state), combinations joined with ``+``. Several caps give the learning
+particle instead of reading the final hidden state), ``embed`` (LSTM: a per-particle MLP
+64-64 before it), combinations joined with ``+``. Several caps give the learning
 curve (1/eB at eS = 30 % vs training jets per class).
 
 Writes ``{out}/ablation.json`` and ``{out}/ablation.md`` (the table), logs each training.
@@ -51,13 +52,15 @@ def _cap(ds, cap: int):
 
 def _options(variant: str) -> tuple[str, float, dict]:
     parts = set(variant.split("+"))
-    unknown = parts - {"plain", "reflect", "rotate", "distill", "mean", "meanmax"}
+    unknown = parts - {"plain", "reflect", "rotate", "distill", "mean", "meanmax", "embed"}
     if unknown:
         msg = f"variant {variant!r}: unknown {sorted(unknown)}"
         raise SystemExit(msg)
     augment = "reflect+rotate" if "rotate" in parts else ("reflect" if "reflect" in parts else "none")
     pools = parts & {"mean", "meanmax"}
     options = {"pool": pools.pop()} if pools else {}
+    if "embed" in parts:
+        options["embed"] = [64, 64]
     return augment, 0.5 if "distill" in parts else 0.0, options
 
 

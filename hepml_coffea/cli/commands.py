@@ -71,7 +71,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from hepml_coffea.evaluation.report import format_report
 
     res = run_evaluation(args.data, args.out, taggers=args.taggers, cache=args.cache, device=args.device,
-                         threads=args.threads, update_markdown=args.update_markdown)
+                         threads=args.threads, update_markdown=args.update_markdown, curve=args.curve)
     print(format_report(res))
     return 0
 

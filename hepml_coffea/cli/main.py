@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--cache", default=None, help="folder caching per-file jets and scores (per artifact hash)")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ev.add_argument("--curve", nargs="+", default=None, metavar="ARTIFACT",
+                    help="extra learning-curve points: artifact folders, or folders of them (the shipped "
+                         "taggers trained from scratch are points too); a table and learning_curve.png")
     ev.add_argument("--update-markdown", default=None, metavar="FILE",
                     help="replace the block between the evaluate markers of FILE (e.g. TAGGERS.md) with report.md")
     ev.set_defaults(func=_cmd_evaluate)

@@ -28,12 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from hepml_coffea.evaluation.curve import learning_curve, resolve_curve_args
 from hepml_coffea.evaluation.dataset import EvalSample, artifact_hash, load_eval_sample
 from hepml_coffea.evaluation.report import format_report
 from hepml_coffea.evaluation.report import update_markdown as write_markdown_block
 from hepml_coffea.evaluation.stats import bootstrap_check, mass_sculpting, rejection_vs_pt, tagger_report
 
-__all__ = ["evaluate", "run_evaluation"]
+__all__ = ["evaluate", "run_evaluation", "write_results"]
 
 _log = logging.getLogger(__name__)
 
@@ -76,15 +77,23 @@ def evaluate(sample: EvalSample, out: str | os.PathLike[str] | None = None, *,
         b = res["taggers"][baseline]
         for rep in res["taggers"].values():
             rep["x_baseline"] = {wp: _ratio(rep[wp], b[wp]) for wp in ("eS30", "eS50")}
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(_jsonable(res), indent=1) + "\n")
-        (out / "report.md").write_text(format_report(res))
-        from hepml_coffea.evaluation.plots import plot_evaluation
-
-        plot_evaluation(sample, res, out)
+    write_results(sample, res, out)
     return res
+
+
+def write_results(sample: EvalSample, res: Mapping[str, Any], out: str | os.PathLike[str] | None) -> None:
+    """results.json, report.md and the plots of an :func:`evaluate` result in ``out`` (nothing if None)."""
+    if out is None:
+        return
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(_jsonable(res), indent=1) + "\n")
+    (out / "report.md").write_text(format_report(res))
+    from hepml_coffea.evaluation.plots import plot_evaluation, plot_rejection_curve
+
+    plot_evaluation(sample, res, out)
+    if res.get("learning_curve"):
+        plot_rejection_curve(res["learning_curve"], out / "learning_curve.png")
 
 
 def _ratio(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, float]:
@@ -117,7 +126,8 @@ def _jsonable(x: Any) -> Any:
 
 def run_evaluation(data: str | os.PathLike[str], out: str | os.PathLike[str], *, taggers: Sequence[str] | None = None,
                    cache: str | os.PathLike[str] | None = None, device: str = "cpu", threads: int = 0,
-                   update_markdown: str | os.PathLike[str] | None = None, log: Any = _log.info) -> dict[str, Any]:
+                   update_markdown: str | os.PathLike[str] | None = None, log: Any = _log.info,
+                   curve: Sequence[str] | None = None) -> dict[str, Any]:
     """``hepml-coffea evaluate``: every tagger on ``data/ttbar_*.root`` + ``data/qcd_*.root``.
 
     Parameters
@@ -132,6 +142,10 @@ def run_evaluation(data: str | os.PathLike[str], out: str | os.PathLike[str], *,
         :data:`MARK_END` is replaced by the report (e.g. ``TAGGERS.md``)
     log : progress callable (default: INFO on logger ``hepml_coffea.evaluation.evaluate``;
         ``None`` for silence)
+    curve : extra learning-curve points (artifact folders or folders of them,
+        :func:`~hepml_coffea.evaluation.curve.resolve_curve_args`); with them, ``res["learning_curve"]``
+        holds every point (these and the listed taggers trained from scratch), the report a table and
+        ``out/learning_curve.png`` the plot
     """
     from hepml_coffea.artifacts import shipped_taggers
 
@@ -147,11 +161,21 @@ def run_evaluation(data: str | os.PathLike[str], out: str | os.PathLike[str], *,
         import torch
 
         torch.set_num_threads(int(threads))
+    extra = resolve_curve_args(curve) if curve else []
     t0 = time.perf_counter()
-    sample = load_eval_sample(sig, bkg, names, cache=cache, device=device, log=log)
-    meta = {"command": f"hepml-coffea evaluate --data {data} --out {out}" + (f" --taggers {' '.join(names)}" if taggers else ""),
+    sample = load_eval_sample(sig, bkg, [*names, *extra], cache=cache, device=device, log=log)
+    meta = {"command": f"hepml-coffea evaluate --data {data} --out {out}" + (f" --taggers {' '.join(names)}" if taggers else "")
+            + (f" --curve {' '.join(curve)}" if curve else ""),
             "artifact_hashes": {n: artifact_hash(n) for n in names}, "seconds_scoring": round(time.perf_counter() - t0, 1)}
-    res = evaluate(sample, out, meta=meta)
+    curve_scores = {n: sample.scores.pop(n) for n in extra if n not in names}
+    res = evaluate(sample, None, meta=meta)
+    if curve:
+        use, labels = sample.labels("contained")
+        scores = {n: (sample.scores[n] if n in sample.scores else curve_scores[n])[use] for n in [*names, *extra]}
+        res["learning_curve"] = learning_curve(labels, scores, list(dict.fromkeys([*names, *extra])))
+        if "baseline" in res["taggers"]:
+            res["learning_curve"]["baseline"] = {w: res["taggers"]["baseline"][w] for w in ("eS30", "eS50")}
+    write_results(sample, res, out)
     from hepml_coffea.evaluation.plots import plot_learning_curves
 
     plot_learning_curves(names, Path(out) / "learning_curves.png")

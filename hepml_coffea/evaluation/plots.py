@@ -30,6 +30,7 @@ __all__ = [
     "new_figure",
     "plot_evaluation",
     "plot_learning_curves",
+    "plot_rejection_curve",
     "plot_style",
     "save_figure",
 ]
@@ -139,6 +140,40 @@ def draw_mass_sculpting(axes: Any, res: Mapping[str, Any], names: Sequence[str])
         ax.legend(fontsize=9)
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
+
+
+def plot_rejection_curve(curve: Mapping[str, Any], out: str | os.PathLike[str]) -> Path | None:
+    """1/eB at eS = 30 % vs training jets per model, 68 % CP error bars, the baseline as a band
+    (a :func:`~hepml_coffea.evaluation.curve.learning_curve` result); ``None`` without points."""
+    if not curve.get("models"):
+        return None
+    with plot_style():
+        fig, ax = new_figure()
+        draw_rejection_curve(ax, curve)
+        return save_figure(fig, Path(out))
+
+
+def draw_rejection_curve(ax: Any, curve: Mapping[str, Any], wp: str = "eS30") -> None:
+    """Draw :func:`plot_rejection_curve` on ``ax``."""
+    for (model, points), colour in zip(curve["models"].items(), TAGGER_COLORS * 3):
+        n = np.array([p["n_train"] for p in points], dtype=float)
+        r = np.array([p["report"][wp]["rejection"] for p in points])
+        lo = np.array([p["report"][wp]["rejection_low"] for p in points])
+        hi = np.array([p["report"][wp]["rejection_high"] for p in points])
+        ok = np.isfinite(r)  # no QCD jet passing: only a lower limit, not drawn as a point
+        hi = np.where(np.isfinite(hi), hi, r)
+        ax.errorbar(n[ok], r[ok], yerr=[(r - lo)[ok], (hi - r)[ok]], marker="o", color=colour, label=model,
+                    capsize=3)
+    base = curve.get("baseline")
+    if base and np.isfinite(base[wp]["rejection"]):
+        b = base[wp]
+        ax.axhspan(b["rejection_low"], b["rejection_high"] if np.isfinite(b["rejection_high"]) else b["rejection"],
+                   color="grey", alpha=0.3, label=f"baseline (cut) {b['rejection']:.0f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training jets (training split, both classes)")
+    ax.set_ylabel(f"1/$\\epsilon_B$ at $\\epsilon_S$ = {wp[2:]} %")
+    ax.legend(fontsize=11)
 
 
 def plot_learning_curves(taggers: Sequence[str], out: str | os.PathLike[str]) -> Path | None:

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MARK_BEGIN", "MARK_END", "PUBLISHED", "format_rejection", "format_report", "update_markdown"]
+__all__ = ["MARK_BEGIN", "MARK_END", "PUBLISHED", "format_learning_curve", "format_rejection", "format_report",
+           "update_markdown"]
 
 MARK_BEGIN = "<!-- hepml-coffea evaluate: begin (generated, do not edit) -->"
 MARK_END = "<!-- hepml-coffea evaluate: end -->"
@@ -146,7 +147,36 @@ def format_report(res: Mapping[str, Any]) -> str:
         lo = r["top_only_definition"]
         lines.append(f"| {name} | {r['auc']:.4f} +- {r['auc_err']:.4f} | {lo['auc']:.4f} +- {lo['auc_err']:.4f} "
                      f"| {format_rejection(r['eS50'])} | {format_rejection(lo['eS50'])} | {format_rejection(r['eS30'])} | {format_rejection(lo['eS30'])} |")
+    if res.get("learning_curve"):
+        lines += ["", *format_learning_curve(res["learning_curve"])]
     return "\n".join(lines) + "\n"
+
+
+def format_learning_curve(curve: Mapping[str, Any]) -> list[str]:
+    """Markdown lines of a :func:`~hepml_coffea.evaluation.curve.learning_curve` result."""
+    lines = [
+        ("Learning curve (1/eB on the same evaluation jets vs the jets of each training split, both classes; "
+         "every point trained from scratch; gain per doubling from the previous point, "
+         "(R2 / R1) ^ (1 / log2(n2 / n1)) +- the CP errors: above 1 = still data-limited):"),
+        "",
+        "| tagger | artifact | training jets | AUC | 1/eB @ eS=50% | 1/eB @ eS=30% | gain per doubling (30%) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model, points in curve["models"].items():
+        for p in points:
+            r = p["report"]
+            d = p.get("per_doubling")
+            gain = f"{d['gain']:.2f} +- {d['err']:.2f}" if d else "-"
+            label = Path(str(p["artifact"])).name
+            lines.append(f"| {model} | {label} | {p['n_train']:,} | {r['auc']:.4f} +- {r['auc_err']:.4f} "
+                         f"| {format_rejection(r['eS50'])} | {format_rejection(r['eS30'])} | {gain} |")
+    if curve.get("baseline"):
+        lines += ["", f"(Baseline, no training: 1/eB {format_rejection(curve['baseline']['eS50'])} at eS = 50 %, "
+                      f"{format_rejection(curve['baseline']['eS30'])} at 30 %.)"]
+    if curve.get("skipped"):
+        lines += ["", "Not points (no training of their own, or warm-started from another artifact): "
+                      + ", ".join(Path(str(n)).name for n in curve["skipped"]) + "."]
+    return lines
 
 
 def update_markdown(path: str | os.PathLike[str], res: Mapping[str, Any]) -> None:

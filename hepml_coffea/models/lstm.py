@@ -56,6 +56,8 @@ class JetLSTM(nn.Module):
         num_classes: output logits.
         reverse: read the real particles in increasing pT (hardest last, closest to the
             final hidden state); the shipped tagger uses it.
+        pool: ``"last"`` (final hidden state), ``"mean"`` or ``"meanmax"`` (:data:`POOLS`).
+        embed: widths of a per-particle ReLU MLP applied before the LSTM (none by default).
 
     Shapes:
         features: (N, C, P)
@@ -75,6 +77,7 @@ class JetLSTM(nn.Module):
         num_classes: int = 2,
         reverse: bool = False,
         pool: str = "last",
+        embed: Optional[List[int]] = None,
     ) -> None:
         super().__init__()
         dense = [int(d) for d in (dense if dense is not None else [64])]
@@ -87,6 +90,7 @@ class JetLSTM(nn.Module):
             "num_classes": int(num_classes),
             "reverse": bool(reverse),
             "pool": str(pool),
+            "embed": [int(w) for w in (embed or [])],
         }
         if pool not in POOLS:
             msg = f"JetLSTM pool {pool!r}: expected one of {POOLS}"
@@ -94,8 +98,14 @@ class JetLSTM(nn.Module):
         self.pool = str(pool)
         self.reverse = bool(reverse)
         self.bidirectional = bool(bidirectional)
+        emb: List[nn.Module] = []
+        fin = int(input_dim)
+        for width in self._config["embed"]:
+            emb += [nn.Linear(fin, width), nn.ReLU()]
+            fin = width
+        self.embed = nn.Sequential(*emb)  # per particle, before the LSTM (empty: identity)
         self.lstm = nn.LSTM(
-            input_size=int(input_dim),
+            input_size=fin,
             hidden_size=int(hidden),
             num_layers=int(num_layers),
             batch_first=True,
@@ -122,7 +132,7 @@ class JetLSTM(nn.Module):
         """
         mask = mask.to(features.dtype)
         lengths = mask.sum(dim=(1, 2)).round().clamp_min(1.0).to(torch.int64)
-        x = (features * mask).transpose(1, 2)  # (N, P, C)
+        x = self.embed((features * mask).transpose(1, 2))  # (N, P, C) -> (N, P, C')
         if self.reverse:
             # read the real particles softest first, so the hardest are read last
             steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
