@@ -70,6 +70,9 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["pfn"], choices=sorted(RECIPE))
     ap.add_argument("--variants", nargs="+", default=["plain", "reflect", "distill", "reflect+distill"])
     ap.add_argument("--caps", nargs="+", type=int, default=[0], help="jets per class (0 = all)")
+    ap.add_argument("--files", type=int, default=0,
+                    help="read only the first N files of each process (0 = all; memory: the whole 400k-jet "
+                         "set takes ~12 GB, enough files for the largest cap is what the caps need)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--time-budget", type=float, default=0.0, help="seconds per training (0 = none)")
     ap.add_argument("--teacher", default="particlenet")
@@ -83,8 +86,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = Path(args.data)
-    sig = sorted(str(p) for p in data.glob("ttbar_*.root"))
-    bkg = sorted(str(p) for p in data.glob("qcd_*.root"))
+    sig = sorted(str(p) for p in data.glob("ttbar_*.root"))[:args.files or None]
+    bkg = sorted(str(p) for p in data.glob("qcd_*.root"))[:args.files or None]
     need_teacher = any("distill" in v for v in args.variants)
     t0 = time.perf_counter()
     full = load_dataset(sig, bkg, teacher=args.teacher if need_teacher else None)
