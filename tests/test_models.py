@@ -121,7 +121,9 @@ def test_parameter_counts_pinned() -> None:
     # PFN (100,100,256)/(100,100,100), 7 inputs: 82,858 (reference ~82k).
     assert counts["pfn"] == 82_858
     assert counts["cnn"] == 62_946  # DeepTop-like, 4x(8 ch 4x4) + 3x64 dense on 40x40
-    assert counts["lstm"] == 78_530  # LSTM(7->128) + 64 dense
+    # embed 7->64->64 (4,672) + LSTM(64->128) (99,328) + dense on mean+max 256->64 (16,448) + 64->2 (130)
+    assert counts["lstm"] == 120_578
+    assert count_parameters(build_model("lstm", pool="last", embed=[])) == 78_530  # the paper's form: LSTM(7->128) + 64 dense
 
 
 # --------------------------------------------------------------------------- invariances

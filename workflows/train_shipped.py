@@ -69,6 +69,8 @@ def main() -> None:
                          "NAME=SECONDS per model (e.g. pfn=3300 cnn=2000)")
     ap.add_argument("--lstm-pool", default=None, choices=["last", "mean", "meanmax"],
                     help="how the LSTM turns its outputs into the jet vector (default: the registry's)")
+    ap.add_argument("--lstm-embed", nargs="+", type=int, default=None, metavar="WIDTH",
+                    help="per-particle MLP widths before the LSTM (default: the registry's, none)")
     ap.add_argument("--augment", default="none", choices=["none", "reflect", "reflect+rotate"],
                     help="jet-frame symmetries (sequence / point-cloud models; images are canonicalised)")
     ap.add_argument("--teacher", default=None, help="distil from this tagger (e.g. particlenet); scores cached "
@@ -88,7 +90,11 @@ def main() -> None:
     for name in args.models:
         cap, epochs, bs, lr, clip, patience = PLAN[name]
         budget = budgets[name]
-        options = {"pool": args.lstm_pool} if name == "lstm" and args.lstm_pool else {}
+        options = {}
+        if name == "lstm" and args.lstm_pool:
+            options["pool"] = args.lstm_pool
+        if name == "lstm" and args.lstm_embed:
+            options["embed"] = list(args.lstm_embed)
         cap = min(c for c in (cap, args.max_jets) if c) if (cap or args.max_jets) else 0
         sub = _cap(ds, cap)
         images = name == "cnn"
@@ -111,7 +117,8 @@ def main() -> None:
                            + (" --init-from-shipped" if init else "")
                            + (f" --epochs {args.epochs}" if args.epochs else "")
                            + (f" --time-budget {budget:g}" if budget else "")
-                           + (f" --lstm-pool {args.lstm_pool}" if options else "")
+                           + (f" --lstm-pool {args.lstm_pool}" if "pool" in options else "")
+                           + (f" --lstm-embed {' '.join(map(str, args.lstm_embed))}" if "embed" in options else "")
                            + (f" --augment {args.augment}" if args.augment != "none" else "")
                            + (f" --teacher {args.teacher} --distill {args.distill:g}" if args.teacher else "")
                            + (f" --max-jets {args.max_jets}" if args.max_jets else ""),

@@ -43,8 +43,8 @@ MODEL_REGISTRY: Dict[str, ModelSpec] = {
     "lstm": ModelSpec(
         JetLSTM,
         {"input_dim": 7, "hidden": 128, "num_layers": 1, "bidirectional": False, "dense": [64], "num_classes": 2,
-         "reverse": True, "pool": "last",
-         "embed": []},
+         "reverse": True, "pool": "meanmax",
+         "embed": [64, 64]},
         JetLSTM.input_kind,
     ),
     "particlenet": ModelSpec(
