@@ -14,7 +14,7 @@ at the real particles (``"mean"``, ``"meanmax"``); it feeds a small ReLU MLP and
 a linear output layer.  An optional per-particle ReLU MLP (``embed``) maps the
 inputs before the LSTM.  The registry's ``lstm`` (the shipped tagger since
 session 8) is ``embed=[64, 64], pool="meanmax"``: on 20k jets per class it gave
-1.7x the rejection of the final-state LSTM at eS = 30 % (TAGGERS.md); the
+about 2x the rejection of the final-state LSTM at eS = 30 % (TAGGERS.md); the
 paper's form stays available (``pool="last"``, no ``embed``).  Jets with zero real particles are
 given length 1 (they read one all-zero particle) so the output stays finite.
 
