@@ -200,6 +200,23 @@ def test_model_options_reach_the_artifact(ttbar_file, qcd_file, tmp_path):
                                                            model_options={"pool": "mean"}))
 
 
+def test_cli_train_model_option(ttbar_file, qcd_file, tmp_path, capsys):
+    """--model-option KEY=VALUE (YAML values) reaches the model; a wrong key is a one-line error
+    before any data is read."""
+    rc = cli_main(["train", "--model", "lstm", "--signal", str(ttbar_file), "--background", str(qcd_file),
+                   "--out", str(tmp_path / "paper"), "--epochs", "1", "--model-option", "pool=last",
+                   "--model-option", "embed=[]"])
+    assert rc == 0
+    cfg = load_artifact(tmp_path / "paper").model.config()
+    assert cfg["pool"] == "last" and cfg["embed"] == []
+    capsys.readouterr()
+    rc = cli_main(["train", "--model", "pfn", "--signal", str(ttbar_file), "--background", str(qcd_file),
+                   "--out", str(tmp_path / "bad"), "--model-option", "pool=last"])
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "--model-option pool: not an argument of model 'pfn'" in err and not (tmp_path / "bad").exists()
+
+
 def test_cli_train_model_choices_follow_the_registry():
     from hepml_coffea.cli import build_parser
     from hepml_coffea.models import MODEL_REGISTRY

@@ -60,10 +60,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed, max_jets=args.max_jets, device=args.device, patience=args.patience,
         threads=args.threads, init_from=args.init_from, time_budget_s=args.time_budget or 0.0,
         augment=args.augment, distill=args.distill, distill_temperature=args.temperature,
+        model_options=_model_options(args.model_option, args.model),
     )
     metrics = train(args.signal, args.background, args.out, cfg, teacher=args.teacher)
     print(json.dumps(metrics, indent=2))
     return 0
+
+
+def _model_options(items: list[str], model: str | None) -> dict[str, Any]:
+    """``["pool=last", "embed=[]"]`` -> ``{"pool": "last", "embed": []}`` (values read as YAML),
+    checked against the registry's arguments of ``model`` before any data is read."""
+    import yaml
+
+    from hepml_coffea.config import ConfigurationError
+    from hepml_coffea.models import MODEL_REGISTRY
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            msg = f"--model-option {item!r}: expected KEY=VALUE"
+            raise ConfigurationError(msg)
+        allowed = MODEL_REGISTRY[model].defaults if model in MODEL_REGISTRY else {}
+        if key not in allowed:
+            msg = f"--model-option {key}: not an argument of model {model!r} (allowed: {sorted(allowed)})"
+            raise ConfigurationError(msg)
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--distill", type=float, default=None, help="weight of the teacher term (default 0.5 with "
                    "--teacher, else 0)")
     t.add_argument("--temperature", type=float, default=2.0, help="distillation temperature")
+    t.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="constructor argument over the registry's default, VALUE read as YAML "
+                        "(e.g. pool=last, embed=[]: the paper's LSTM); repeatable")
     t.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("evaluate", help="standard evaluation of taggers on ttbar_*.root / qcd_*.root "
