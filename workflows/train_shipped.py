@@ -1,7 +1,12 @@
 """Train the shipped taggers (the artifacts in ``hepml_coffea/artifacts_data/``).
 
-    python workflows/make_training_set.py --files 12 --events 15000 --out data/train
-    python workflows/train_shipped.py --data data/train --out hepml_coffea/artifacts_data
+    python workflows/make_training_set.py --target-top 200000 --target-qcd 200000 --events 10000 \
+        --workers 2 --out data/train_big --manifest-copy docs/train/data_manifest.json
+    python workflows/train_shipped.py --data data/train_big --models pfn --threads 1 \
+        --time-budget 3600 --out data/candidates_s8
+
+(session 8: the shipped pfn, cnn, lstm and particlenet-lite, one training each, budgets
+in TAGGERS.md; ~3 GB of memory for the 400k jets; then ``workflows/choose_backends.py``).
 
 Continued training of a shipped model on a fresh set (``make_eval_set.py --train`` writes
 one with seeds 5001+/6001+, never used for evaluation):
@@ -33,8 +38,8 @@ from hepml_coffea.training.train import TrainConfig, train_on_dataset
 
 #: model -> (per-class cap, epochs, batch size, learning rate, max gradient norm or 0,
 #: early-stopping patience in epochs; the best-validation weights are kept either way).
-#: The shipped PFN (12 epochs), CNN (6) and LSTM (8) were still improving when they stopped
-#: (see their metrics.json histories): the plan gives them room, early stopping ends them.
+#: On the 400k-jet set a --time-budget ends the slower ones first (the one-cycle schedule then
+#: follows the elapsed time, so it always completes); early stopping ends the others.
 PLAN = {
     "baseline": (0, 1, 256, 1e-3, 0.0, 2),
     "pfn": (0, 40, 256, 1e-3, 1.0, 6),
