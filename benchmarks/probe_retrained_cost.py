@@ -7,7 +7,7 @@ interleaved best of N, in jets per CPU second of this process (robust to other l
 ratio new / old. Inputs are built beforehand for each artifact (same spec for a retraining).
 
     python benchmarks/probe_retrained_cost.py --pairs pfn=data/curve/pfn-80k:pfn \\
-        lstm=OLD_LSTM:lstm [--repeats 5] [--json benchmarks/results/session8_retrained_cost.json]
+        lstm=OLD_LSTM:lstm [--repeats 5] [--files F ...] [--json benchmarks/results/session8_retrained_cost.json]
 """
 
 from __future__ import annotations
@@ -25,14 +25,16 @@ def main() -> None:
     ap.add_argument("--pairs", nargs="+", required=True, metavar="NAME=OLD:NEW")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--max-events", type=int, default=None)
+    ap.add_argument("--files", nargs="+", default=None,
+                    help="ROOT files whose selected jets are scored (default: the benchmark files)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
     from hepml_coffea.inference.engine import get_tagger
 
     set_threads(1)
-    files = bench_files()
-    cands, jets = load_jets([files["ttbar"], files["qcd"]], args.max_events)
+    files = args.files or [str(p) for p in bench_files().values()]
+    cands, jets = load_jets(files, args.max_events)
     rows = []
     for item in args.pairs:
         name, _, rest = item.partition("=")
