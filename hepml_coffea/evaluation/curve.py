@@ -48,8 +48,9 @@ def curve_point(name: str) -> CurvePoint | None:
     if "n_train" not in metrics:
         msg = f"{folder}: metrics.json has no n_train; a learning-curve point must come from hepml-coffea train"
         raise ValueError(msg)
-    return {"artifact": name, "model": str(model), "n_train": int(metrics["n_train"]),
-            "hash": json.loads((folder / "manifest.json").read_text())["hash"]}
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return {"artifact": name, "model": str(model), "n_train": int(metrics["n_train"]), "hash": manifest["hash"],
+            "weights_sha256": manifest.get("files", {}).get("weights.safetensors")}
 
 
 def per_doubling(a: Mapping[str, Any], b: Mapping[str, Any], wp: str = "eS30") -> dict[str, float]:
@@ -74,17 +75,26 @@ def learning_curve(labels: np.ndarray, scores: Mapping[str, np.ndarray], names: 
 
     Returns
     -------
-    ``{"models": {model: [point, ...] sorted by n_train}, "skipped": [name, ...]}``; each point has
+    ``{"models": {model: [point, ...] sorted by n_train}, "skipped": [name, ...], "duplicates":
+    {name: first name with the same weights}}`` (a renamed copy of an artifact is one point); each point has
     ``artifact``, ``n_train``, ``hash``, ``report`` (:func:`tagger_report`: AUC, 1/eB at 30 / 50 %)
     and, from the second point on, ``per_doubling`` (gain at eS = 30 % from the previous point).
     """
     models: dict[str, list[CurvePoint]] = {}
-    skipped = []
+    skipped: list[str] = []
+    seen: dict[str, str] = {}
+    duplicates: dict[str, str] = {}
     for name in names:
         point = curve_point(name)
         if point is None:
             skipped.append(name)
             continue
+        key = f"{point['weights_sha256']}:{point['n_train']}" if point["weights_sha256"] else None
+        if key is not None and key in seen:
+            duplicates[name] = seen[key]
+            continue
+        if key is not None:
+            seen[key] = name
         point["report"] = tagger_report(labels, np.asarray(scores[name], dtype=np.float64))
         models.setdefault(point["model"], []).append(point)
     for points in models.values():
@@ -92,7 +102,7 @@ def learning_curve(labels: np.ndarray, scores: Mapping[str, np.ndarray], names: 
         for prev, cur in zip(points, points[1:]):
             if cur["n_train"] > prev["n_train"]:
                 cur["per_doubling"] = per_doubling(prev, cur)
-    return {"models": dict(sorted(models.items())), "skipped": skipped}
+    return {"models": dict(sorted(models.items())), "skipped": skipped, "duplicates": duplicates}
 
 
 def resolve_curve_args(items: Sequence[str]) -> list[str]:

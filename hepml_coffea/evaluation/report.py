@@ -173,6 +173,9 @@ def format_learning_curve(curve: Mapping[str, Any]) -> list[str]:
     if curve.get("baseline"):
         lines += ["", f"(Baseline, no training: 1/eB {format_rejection(curve['baseline']['eS50'])} at eS = 50 %, "
                       f"{format_rejection(curve['baseline']['eS30'])} at 30 %.)"]
+    if curve.get("duplicates"):
+        lines += ["", "Same weights as a point above (one point each): " + ", ".join(
+            f"{Path(str(n)).name} = {Path(str(f)).name}" for n, f in curve["duplicates"].items()) + "."]
     if curve.get("skipped"):
         lines += ["", "Not points (no training of their own, or warm-started from another artifact): "
                       + ", ".join(Path(str(n)).name for n in curve["skipped"]) + "."]

@@ -60,9 +60,10 @@ def test_points_grouped_sorted_and_skipped(tiny_artifacts, tmp_path):
     rng = np.random.default_rng(3)
     labels = np.r_[np.ones(400), np.zeros(2000)].astype(int)
     good = labels * 1.5 + rng.normal(0, 1, len(labels))
-    names = [str(pfn_big), str(pfn_small), str(warm), str(tiny_artifacts["lstm"])]
+    same = _copy_with(tiny_artifacts["lstm"], tmp_path / "lstm-renamed")  # same weights, another name
+    names = [str(pfn_big), str(pfn_small), str(warm), str(tiny_artifacts["lstm"]), str(same)]
     scores = {str(pfn_big): good, str(pfn_small): good + rng.normal(0, 1, len(labels)), str(warm): good,
-              str(tiny_artifacts["lstm"]): good}
+              str(tiny_artifacts["lstm"]): good, str(same): good}
     curve = learning_curve(labels, scores, names)
     assert sorted(curve["models"]) == ["lstm", "pfn"]
     pfn = curve["models"]["pfn"]
@@ -70,6 +71,7 @@ def test_points_grouped_sorted_and_skipped(tiny_artifacts, tmp_path):
     assert "per_doubling" not in pfn[0] and pfn[1]["per_doubling"]["doublings"] == pytest.approx(2.0)
     assert pfn[1]["per_doubling"]["gain"] > 1  # the less noisy scores reject more
     assert curve["skipped"] == [str(warm)]
+    assert curve["duplicates"] == {str(same): str(tiny_artifacts["lstm"])} and len(curve["models"]["lstm"]) == 1
 
 
 def test_resolve_curve_args(tiny_artifacts, tmp_path):
