@@ -523,7 +523,7 @@ def test_shipped_taggers_onnx_equals_torch_on_real_jets() -> None:
                 np.testing.assert_allclose(tagger.predict(x), ref, rtol=0, atol=1e-5)
             np.testing.assert_allclose(eager.predict(x), ref, rtol=0, atol=1e-6)
     # what the artifacts record (workflows/choose_backends.py, BENCHMARKS.md)
-    assert chosen == {"pfn": "onnxruntime", "cnn": "aoti", "lstm": "onnxruntime", "particlenet-lite": "aoti"}
+    assert chosen == {"pfn": "onnxruntime", "cnn": "aoti", "lstm": "compile", "particlenet-lite": "aoti"}
 
 
 def test_predict_rejects_mismatched_inputs_and_outputs():
