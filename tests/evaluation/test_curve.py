@@ -74,6 +74,19 @@ def test_points_grouped_sorted_and_skipped(tiny_artifacts, tmp_path):
     assert curve["duplicates"] == {str(same): str(tiny_artifacts["lstm"])} and len(curve["models"]["lstm"]) == 1
 
 
+def test_point_without_training_size_is_an_error(tiny_artifacts, tmp_path):
+    """An artifact that does not record its training size cannot be placed on the curve: one line
+    naming the file, not a silent point at 0 jets."""
+    from hepml_coffea.artifacts import update_artifact
+
+    dst = _copy_with(tiny_artifacts["pfn"], tmp_path / "pfn-nosize")
+    m = json.loads((dst / "metrics.json").read_text())
+    del m["n_train"]
+    update_artifact(dst, files={"metrics.json": json.dumps(m).encode()})
+    with pytest.raises(ValueError, match="metrics.json has no n_train"):
+        curve_point(str(dst))
+
+
 def test_resolve_curve_args(tiny_artifacts, tmp_path):
     (tmp_path / "pts").mkdir()
     _copy_with(tiny_artifacts["pfn"], tmp_path / "pts" / "b")
