@@ -6,7 +6,7 @@
         --time-budget 3600 --out data/candidates_s8
 
 (session 8: the shipped pfn, cnn, lstm and particlenet-lite, one training each, budgets
-in TAGGERS.md; ~3 GB of memory for the 400k jets; then ``workflows/choose_backends.py``).
+in TAGGERS.md; ~4.5 GB of memory per training on the 400k jets; then ``workflows/choose_backends.py``).
 
 Continued training of a shipped model on a fresh set (``make_eval_set.py --train`` writes
 one with seeds 5001+/6001+, never used for evaluation):
