@@ -21,7 +21,7 @@ import numpy as np
 
 from hepml_coffea.evaluation.stats import tagger_report
 
-__all__ = ["CurvePoint", "curve_point", "learning_curve", "per_doubling"]
+__all__ = ["CurvePoint", "curve_point", "learning_curve", "per_doubling", "resolve_curve_args"]
 
 CurvePoint = dict[str, Any]
 
